@@ -1,1 +1,37 @@
-//! Placeholder.
+//! Wire types of the Prefactor HTTP API and PFID identifiers. No I/O.
+//!
+//! The shapes follow the API notes (part A): envelopes, agent instances, spans, agents, the
+//! `agent_schema_version` document and the control signal. Parsing is lenient: unknown fields
+//! from a server are ignored, so a newer server never breaks an older SDK.
+//!
+//! ```
+//! use prefactor_protocol::{AgentSpan, SuccessResponse};
+//!
+//! let body = r#"{"status":"success","details":{"type":"agent_span","id":"s1",
+//!     "agent_instance_id":"i1","schema_name":"agent:llm","status":"active","new_field":1},
+//!     "control":{"terminate":true,"reason":"stop"}}"#;
+//! let response: SuccessResponse<AgentSpan> = serde_json::from_str(body)?;
+//! assert_eq!(response.details.schema_name, "agent:llm");
+//! assert!(response.control.unwrap().terminate);
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+mod agent;
+mod envelope;
+mod instance;
+mod pfid;
+mod schema;
+mod span;
+mod status;
+
+pub use agent::{Agent, AvailableActions, CreateAgentDetails, CreateAgentRequest, InstanceCounts};
+pub use envelope::{Control, ErrorResponse, ListResponse, Pagination, PingDetails, Sorting, SuccessResponse};
+pub use instance::{
+    AgentInstance, AgentVersionSpec, FinishInstanceRequest, RecordQualityRequest, RegisterInstanceRequest, SpanCounts,
+    StartInstanceRequest, TerminateInstanceRequest,
+};
+pub use pfid::{PFID_LEN, Pfid, PfidError, PfidStr};
+pub use schema::{AgentSchemaVersion, QualitySchema, SpanTypeSchema};
+pub use span::{AgentSpan, CreateSpanDetails, CreateSpanRequest, FinishSpanRequest};
+pub use status::{AgentLifecycleStatus, AgentStatus, FinishStatus, InstancePurpose, SortDirection};

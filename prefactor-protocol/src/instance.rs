@@ -1,0 +1,161 @@
+//! Agent instances: the resource (A9.1) and its lifecycle requests (A8.2–A8.7).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::schema::AgentSchemaVersion;
+use crate::status::{AgentStatus, FinishStatus, InstancePurpose};
+
+/// One run of an agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentInstance {
+    /// Always `"agent_instance"`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Instance id.
+    pub id: String,
+    /// Owning account.
+    pub account_id: String,
+    /// Agent this is a run of.
+    pub agent_id: String,
+    /// Code version.
+    pub agent_version_id: String,
+    /// Environment.
+    pub environment_id: String,
+    /// Deployment.
+    pub agent_deployment_id: String,
+    /// Current status.
+    pub status: AgentStatus,
+    /// Why it runs.
+    #[serde(default)]
+    pub purpose: Option<InstancePurpose>,
+    /// Creation time.
+    pub inserted_at: String,
+    /// Last change.
+    pub updated_at: String,
+    /// Start time.
+    #[serde(default)]
+    pub started_at: Option<String>,
+    /// Finish time.
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    /// Operator's reason, when terminated.
+    #[serde(default)]
+    pub termination_reason: Option<String>,
+    /// Span counts by status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_counts: Option<SpanCounts>,
+    /// Recorded quality payloads by quality schema name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality_payloads: Option<Map<String, Value>>,
+    /// Rendered quality templates by quality schema name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality_summaries: Option<BTreeMap<String, String>>,
+}
+
+/// Span counts of an instance; `finished` = complete + failed + cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct SpanCounts {
+    pub total: u64,
+    pub pending: u64,
+    pub active: u64,
+    pub complete: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub finished: u64,
+}
+
+/// The `agent_version` object of a register request (A10.6).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AgentVersionSpec {
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The version's identity within the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_identifier: Option<String>,
+    /// Description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Body of `POST /api/v1/agent_instance/register`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RegisterInstanceRequest {
+    /// Code version.
+    #[serde(default)]
+    pub agent_version: AgentVersionSpec,
+    /// Span and quality schemas of this run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_schema_version: Option<AgentSchemaVersion>,
+    /// Agent; required with account-scoped tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// Environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_id: Option<String>,
+    /// Client-chosen instance id (a PFID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Idempotency key (≤ 64 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Whether the deployment's pinned version moves to this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_current_version: Option<bool>,
+    /// Why it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<InstancePurpose>,
+}
+
+/// Body of `POST /api/v1/agent_instance/{id}/start`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StartInstanceRequest {
+    /// Start time (RFC 3339); server "now" when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    /// Idempotency key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// Body of `POST /api/v1/agent_instance/{id}/finish`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FinishInstanceRequest {
+    /// Final status; `complete` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<FinishStatus>,
+    /// Finish time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    /// Idempotency key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// Body of `POST /api/v1/agent_instance/{id}/record_quality`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordQualityRequest {
+    /// A quality schema name of the instance's schema version.
+    pub name: String,
+    /// The payload; null removes the stored one. Always serialized.
+    #[serde(default)]
+    pub payload: Option<Value>,
+    /// Idempotency key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// Body of `POST /api/v1/agent_instance/{id}/terminate` (an operator action).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TerminateInstanceRequest {
+    /// Why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Idempotency key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
