@@ -86,14 +86,14 @@ pub struct CreateSpanDetails {
     /// Client-chosen span id (a PFID).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// Parent span id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Parent span id; serialized as null for a root span.
+    #[serde(default)]
     pub parent_span_id: Option<String>,
     /// Start time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
-    /// Finish time, for spans created already finished.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Finish time, for spans created already finished; serialized as null for open spans.
+    #[serde(default)]
     pub finished_at: Option<String>,
     /// Asks the backend to encode sensitive content.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -22,10 +22,7 @@ fn reference_vectors_from_the_notes() {
 
 #[test]
 fn out_of_range_parts_are_rejected() {
-    assert_eq!(
-        Pfid::from_parts(1 << 48, 0, [0; 10]),
-        Err(PfidError::TimestampOutOfRange { timestamp_ms: 1 << 48 })
-    );
+    assert_eq!(Pfid::from_parts(1 << 48, 0, [0; 10]), Err(PfidError::TimestampOutOfRange { timestamp_ms: 1 << 48 }));
     assert_eq!(Pfid::from_parts(0, 1 << 30, [0; 10]), Err(PfidError::PartitionOutOfRange { partition: 1 << 30 }));
 }
 
