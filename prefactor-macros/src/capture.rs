@@ -1,0 +1,95 @@
+//! Code generation for what a span records: the payload (arguments + fields) and the
+//! result (return value, error, status).
+
+use crate::model::{FnModel, OutputShape};
+use crate::span_options::{ErrorRendering, SpanOptions};
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::LitStr;
+
+/// A closure `|| -> Result<Payload, Error>` serializing the captured arguments and fields.
+pub(crate) fn payload_closure(model: &FnModel, options: &SpanOptions) -> TokenStream {
+    let field_names: Vec<&str> = options.fields.iter().map(|field| field.key.as_str()).collect();
+    let mut entries = Vec::new();
+    let mut bindings = Vec::new();
+    if options.skip_all.is_none() {
+        for arg in &model.args {
+            let skipped = options.skip.iter().any(|ident| *ident == arg.name);
+            if skipped || field_names.contains(&arg.name.as_str()) {
+                continue;
+            }
+            let key = LitStr::new(&arg.name, arg.span);
+            let ident = &arg.ident;
+            entries.push(quote_spanned! {arg.span=> ::prefactor::__private::arg(#key, &#ident) });
+        }
+    }
+    for (index, field) in options.fields.iter().enumerate() {
+        let binding = syn::Ident::new(&format!("__pf_field_{index}"), Span::mixed_site());
+        let value = &field.value;
+        let key = LitStr::new(&field.key, field.key_span);
+        bindings.push(quote! { let #binding = #value; });
+        entries.push(quote_spanned! {field.key_span=> ::prefactor::__private::field(#key, &#binding) });
+    }
+    let map = nest_entries(entries);
+    quote! {
+        || {
+            #(#bindings)*
+            ::prefactor::__private::Payload::from_serialize(&::prefactor::__private::ArgMap(#map))
+        }
+    }
+}
+
+/// Entries as nested tuples of at most 8 (the facade implements the map for tuples up to 8).
+fn nest_entries(mut entries: Vec<TokenStream>) -> TokenStream {
+    const WIDTH: usize = 8;
+    while entries.len() > WIDTH {
+        entries = entries.chunks(WIDTH).map(|chunk| quote! { (#(#chunk,)*) }).collect();
+    }
+    quote! { (#(#entries,)*) }
+}
+
+/// A closure `|span: SpanGuard, output: &Output|` that finishes the span from the output.
+pub(crate) fn finish_closure(model: &FnModel, options: &SpanOptions) -> TokenStream {
+    let ret_span = return_span(model);
+    let body = match &model.output {
+        OutputShape::Unit => quote! { ::prefactor::__private::complete(__pf_span, ::core::option::Option::None) },
+        OutputShape::Value(_) if options.skip_ret => {
+            quote! { ::prefactor::__private::complete(__pf_span, ::core::option::Option::None) }
+        }
+        OutputShape::Value(_) => {
+            let value = quote_spanned! {ret_span=> ::prefactor::__private::result_value(__pf_out) };
+            quote! { ::prefactor::__private::complete(__pf_span, #value) }
+        }
+        OutputShape::Result { ok_is_unit, .. } => {
+            let ok_payload = if *ok_is_unit || options.skip_ret {
+                quote! { ::core::option::Option::None }
+            } else {
+                quote_spanned! {ret_span=> ::prefactor::__private::result_value(__pf_ok) }
+            };
+            let error_payload = match options.err {
+                ErrorRendering::Display => quote_spanned! {ret_span=> ::prefactor::__private::error_display(__pf_err) },
+                ErrorRendering::Debug => quote_spanned! {ret_span=> ::prefactor::__private::error_debug(__pf_err) },
+            };
+            quote! {
+                match __pf_out {
+                    ::core::result::Result::Ok(__pf_ok) => ::prefactor::__private::complete(__pf_span, #ok_payload),
+                    ::core::result::Result::Err(__pf_err) => ::prefactor::__private::fail(__pf_span, #error_payload),
+                }
+            }
+        }
+    };
+    quote! {
+        |__pf_span: ::prefactor::__private::SpanGuard, __pf_out| {
+            let _ = &__pf_out;
+            #body
+        }
+    }
+}
+
+/// Where errors about the return value point: the declared return type.
+pub(crate) fn return_span(model: &FnModel) -> Span {
+    match &model.item.sig.output {
+        syn::ReturnType::Type(_, ty) => syn::spanned::Spanned::span(&**ty),
+        syn::ReturnType::Default => model.item.sig.ident.span(),
+    }
+}

@@ -1,0 +1,82 @@
+//! Expansion of `#[span(...)]`: the original function with a span around its body.
+
+use crate::body::{allow_lints, async_block, body_closure};
+use crate::capture::{finish_closure, payload_closure};
+use crate::model::{Execution, FnModel};
+use crate::register::registration;
+use crate::span_options::SpanOptions;
+use proc_macro2::TokenStream;
+use quote::{ToTokens, quote};
+use syn::LitStr;
+
+pub(crate) fn expand_span(model: &FnModel, options: &SpanOptions) -> TokenStream {
+    let registration = registration(model, options);
+    let start = span_start(model, options);
+    let finish = finish_closure(model, options);
+    let lints = allow_lints();
+    let body = match &model.execution {
+        Execution::Sync => {
+            let closure = body_closure(model, &model.item.body);
+            quote! {
+                #registration
+                #lints
+                let __pf_span = #start;
+                let __pf_enter = ::prefactor::__private::enter_span(&__pf_span);
+                #lints
+                let __pf_out = ::prefactor::__private::call_once(#closure);
+                ::prefactor::__private::finish_sync(__pf_span, __pf_enter, &__pf_out, #finish);
+                __pf_out
+            }
+        }
+        Execution::Async => {
+            let instrumented = instrumented_async(model, &model.item.body, &start, &finish);
+            quote! { #registration #instrumented }
+        }
+        Execution::ReturnsAsyncBlock { prefix, wrap_in_box_pin, block } => {
+            let inner: TokenStream = block.stmts.iter().map(ToTokens::to_token_stream).collect();
+            let instrumented = instrumented_async(model, &inner, &start, &finish);
+            let future = quote! { async move { #instrumented } };
+            let future = if *wrap_in_box_pin {
+                quote! { ::std::boxed::Box::pin(#future) }
+            } else {
+                future
+            };
+            quote! { #registration #(#prefix)* #future }
+        }
+    };
+    rebuild(model, body)
+}
+
+fn instrumented_async(model: &FnModel, body: &TokenStream, start: &TokenStream, finish: &TokenStream) -> TokenStream {
+    let future = async_block(model, body);
+    let lints = allow_lints();
+    quote! {
+        #lints
+        let __pf_span = #start;
+        let __pf_future = #future;
+        match __pf_span {
+            ::core::option::Option::Some(__pf_span) => {
+                ::prefactor::__private::instrument_span(__pf_span, __pf_future, #finish).await
+            }
+            ::core::option::Option::None => __pf_future.await,
+        }
+    }
+}
+
+/// `start_span(schema, name, payload-closure)`: `None` (nothing built) without a client.
+fn span_start(model: &FnModel, options: &SpanOptions) -> TokenStream {
+    let schema = &options.schema;
+    let name = options.name.clone().unwrap_or_else(|| LitStr::new(&model.name().to_string(), model.name().span()));
+    let payload = payload_closure(model, options);
+    quote! { ::prefactor::__private::start_span(#schema, #name, #payload) }
+}
+
+/// The function with its body replaced (attributes, visibility and signature untouched).
+pub(crate) fn rebuild(model: &FnModel, body: TokenStream) -> TokenStream {
+    let attrs = &model.item.attrs;
+    let vis = &model.item.vis;
+    let sig = &model.item.sig;
+    let mut group = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, body);
+    group.set_span(model.item.brace_span);
+    quote! { #(#attrs)* #vis #sig #group }
+}

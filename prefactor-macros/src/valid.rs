@@ -1,0 +1,50 @@
+//! Cross-checks between the options and the function, all reported together.
+
+use crate::errors::Errors;
+use crate::model::FnModel;
+use crate::span_options::SpanOptions;
+use crate::suggest::closest;
+use std::collections::BTreeSet;
+
+/// Checks that apply to any function a prefactor attribute is put on.
+pub(crate) fn check_fn_shape(model: &FnModel, attribute: &str, errors: &mut Errors) {
+    let sig = &model.item.sig;
+    if let Some(constness) = &sig.constness {
+        errors.at(constness.span, format!("`#[prefactor::{attribute}]` cannot be used on a `const fn`"));
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.at_tokens(variadic, format!("`#[prefactor::{attribute}]` cannot be used on a variadic function"));
+    }
+}
+
+/// Checks `skip(...)` and `fields(...)` against the function's arguments.
+pub(crate) fn check_span_options(model: &FnModel, options: &SpanOptions, errors: &mut Errors) {
+    let arg_names: Vec<&str> = model.args.iter().map(|arg| arg.name.as_str()).collect();
+    let mut seen = BTreeSet::new();
+    for ident in &options.skip {
+        let name = ident.to_string();
+        if !seen.insert(name.clone()) {
+            errors.at(ident.span(), format!("`{name}` is listed twice in `skip`"));
+            continue;
+        }
+        if name == "self" {
+            if !model.has_receiver {
+                errors.at(ident.span(), "this function has no `self` argument");
+            }
+            continue;
+        }
+        if !arg_names.contains(&name.as_str()) {
+            let mut message = format!("cannot skip `{name}`: the function has no argument with that name");
+            if let Some(hint) = closest(&name, &arg_names) {
+                message.push_str(&format!("; did you mean `{hint}`?"));
+            }
+            errors.at(ident.span(), message);
+        }
+    }
+    let mut field_keys = BTreeSet::new();
+    for field in &options.fields {
+        if !field_keys.insert(field.key.clone()) {
+            errors.at(field.key_span, format!("duplicate field `{}`", field.key));
+        }
+    }
+}
