@@ -1,0 +1,62 @@
+//! Command line of the `prefactor-server` binary.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+
+use crate::config::{DEFAULT_MAX_BODY_BYTES, DbLocation, ServerConfig};
+
+/// Bounded request log of the binary (visible at `GET /__admin/requests`).
+const CLI_RECORD_CAPACITY: usize = 10_000;
+
+/// A local Prefactor-compatible API server on SQLite.
+#[derive(Debug, Parser)]
+#[command(name = "prefactor-server", version, about)]
+pub struct Cli {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub listen: SocketAddr,
+    /// SQLite database file, or `:memory:`.
+    #[arg(long, default_value = "prefactor.db")]
+    pub db: String,
+    /// Accepted bearer token (repeatable). Without any, one is generated and printed.
+    #[arg(long = "token", env = "PREFACTOR_SERVER_TOKEN", value_delimiter = ',')]
+    pub tokens: Vec<String>,
+    /// Reject register with a missing or unknown agent_id instead of creating the agent.
+    #[arg(long)]
+    pub strict_agents: bool,
+    /// Do not validate span and quality payloads against their JSON Schemas.
+    #[arg(long)]
+    pub no_validation: bool,
+    /// Largest accepted request body in bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Tokio worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+}
+
+impl Cli {
+    /// The server configuration these flags describe.
+    ///
+    /// ```
+    /// use clap::Parser;
+    /// use prefactor_server::cli::Cli;
+    /// let cli = Cli::parse_from(["prefactor-server", "--db", ":memory:", "--token", "a", "--token", "b"]);
+    /// let config = cli.into_config();
+    /// assert_eq!(config.tokens, vec!["a", "b"]);
+    /// assert_eq!(config.db, prefactor_server::DbLocation::Memory);
+    /// ```
+    pub fn into_config(self) -> ServerConfig {
+        ServerConfig {
+            listen: self.listen,
+            db: DbLocation::from_cli(&self.db),
+            tokens: self.tokens.into_iter().filter(|t| !t.is_empty()).collect(),
+            strict_agents: self.strict_agents,
+            validate_schemas: !self.no_validation,
+            max_body_bytes: self.max_body_bytes,
+            record_capacity: CLI_RECORD_CAPACITY,
+            worker_threads: self.workers.max(1),
+        }
+    }
+}

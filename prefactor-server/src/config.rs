@@ -1,0 +1,139 @@
+//! Server configuration: where to listen, where to store data, which tokens to accept.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Default request body limit (2 MiB): large enough for any span payload the SDKs produce,
+/// small enough that a runaway client cannot exhaust memory.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// Default capacity of the in-memory request log used by tests (`LocalServer::requests`).
+pub const DEFAULT_RECORD_CAPACITY: usize = 100_000;
+
+/// Where the SQLite database lives.
+///
+/// ```
+/// use prefactor_server::DbLocation;
+/// let location = DbLocation::Path("prefactor.db".into());
+/// assert!(matches!(location, DbLocation::Path(_)));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum DbLocation {
+    /// A fresh SQLite file in a temporary directory, deleted on shutdown.
+    #[default]
+    Temp,
+    /// A private in-memory database (lost on shutdown; no WAL, reads share the writer connection).
+    Memory,
+    /// A SQLite file at this path (created when missing, migrated on start).
+    Path(PathBuf),
+}
+
+impl DbLocation {
+    /// Parses the CLI form: `:memory:` means [`DbLocation::Memory`], anything else is a file path.
+    ///
+    /// ```
+    /// use prefactor_server::DbLocation;
+    /// assert_eq!(DbLocation::from_cli(":memory:"), DbLocation::Memory);
+    /// assert_eq!(DbLocation::from_cli("x.db"), DbLocation::Path("x.db".into()));
+    /// ```
+    pub fn from_cli(value: &str) -> DbLocation {
+        if value == ":memory:" { DbLocation::Memory } else { DbLocation::Path(PathBuf::from(value)) }
+    }
+}
+
+/// Everything [`crate::LocalServer::start`] needs. Public fields plus `with_*` builders.
+///
+/// ```
+/// use prefactor_server::{DbLocation, ServerConfig};
+/// let config = ServerConfig::default()
+///     .with_token("secret")
+///     .with_db(DbLocation::Memory)
+///     .with_strict_agents(true);
+/// assert_eq!(config.tokens, vec!["secret".to_string()]);
+/// assert!(config.validate_schemas);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to bind; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Database location.
+    pub db: DbLocation,
+    /// Accepted bearer tokens; empty means one random token is generated at start.
+    pub tokens: Vec<String>,
+    /// When true, register with an unknown or missing `agent_id` is rejected instead of
+    /// creating the agent.
+    pub strict_agents: bool,
+    /// When true, span payloads are validated against the span type's JSON Schemas.
+    pub validate_schemas: bool,
+    /// Largest accepted request body in bytes; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// How many requests the in-memory request log keeps (0 disables recording).
+    pub record_capacity: usize,
+    /// Tokio worker threads of the server runtime.
+    pub worker_threads: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            db: DbLocation::Temp,
+            tokens: Vec::new(),
+            strict_agents: false,
+            validate_schemas: true,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            record_capacity: DEFAULT_RECORD_CAPACITY,
+            worker_threads: 2,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Sets the listen address.
+    pub fn with_listen(mut self, listen: SocketAddr) -> Self {
+        self.listen = listen;
+        self
+    }
+
+    /// Sets the database location.
+    pub fn with_db(mut self, db: DbLocation) -> Self {
+        self.db = db;
+        self
+    }
+
+    /// Adds one accepted bearer token.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.tokens.push(token.into());
+        self
+    }
+
+    /// Turns strict agent handling on or off.
+    pub fn with_strict_agents(mut self, strict: bool) -> Self {
+        self.strict_agents = strict;
+        self
+    }
+
+    /// Turns payload validation on or off.
+    pub fn with_validate_schemas(mut self, validate: bool) -> Self {
+        self.validate_schemas = validate;
+        self
+    }
+
+    /// Sets the request body limit in bytes.
+    pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// Sets the request log capacity (0 disables recording).
+    pub fn with_record_capacity(mut self, capacity: usize) -> Self {
+        self.record_capacity = capacity;
+        self
+    }
+
+    /// Sets the number of tokio worker threads.
+    pub fn with_worker_threads(mut self, threads: usize) -> Self {
+        self.worker_threads = threads.max(1);
+        self
+    }
+}

@@ -1,0 +1,206 @@
+//! The `agent_instances` table.
+
+use std::collections::BTreeMap;
+
+use prefactor_protocol::{AgentInstance, AgentStatus, InstancePurpose, SpanCounts};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::{Map, Value};
+
+use crate::db::meta::LocalAccount;
+use crate::db::spans;
+use crate::error::ApiError;
+
+/// One stored instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceRow {
+    /// Instance id.
+    pub id: String,
+    /// Owning agent.
+    pub agent_id: String,
+    /// Code version.
+    pub agent_version_id: String,
+    /// Schema version used to validate its spans.
+    pub schema_version_id: Option<String>,
+    /// Environment (echoed from register).
+    pub environment_id: String,
+    /// Lifecycle status.
+    pub status: AgentStatus,
+    /// live / smoke_test / eval.
+    pub purpose: InstancePurpose,
+    /// Stored `update_current_version` flag.
+    pub update_current_version: bool,
+    /// Why it was terminated.
+    pub termination_reason: Option<String>,
+    /// Quality payloads by name.
+    pub quality_payloads: Map<String, Value>,
+    /// Rendered quality summaries by name.
+    pub quality_summaries: BTreeMap<String, String>,
+    /// Creation time.
+    pub inserted_at: String,
+    /// Last change time.
+    pub updated_at: String,
+    /// Start time.
+    pub started_at: Option<String>,
+    /// Finish / termination time.
+    pub finished_at: Option<String>,
+}
+
+const COLUMNS: &str = "id, agent_id, agent_version_id, schema_version_id, environment_id, status, \
+    purpose, update_current_version, termination_reason, quality_payloads, quality_summaries, \
+    inserted_at, updated_at, started_at, finished_at";
+
+/// Inserts a new instance row.
+pub fn insert(conn: &Connection, row: &InstanceRow) -> Result<(), ApiError> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO agent_instances ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+    ))?
+    .execute(params![
+        row.id,
+        row.agent_id,
+        row.agent_version_id,
+        row.schema_version_id,
+        row.environment_id,
+        row.status.as_str(),
+        purpose_str(row.purpose),
+        row.update_current_version,
+        row.termination_reason,
+        Value::Object(row.quality_payloads.clone()).to_string(),
+        serde_json::to_string(&row.quality_summaries).map_err(ApiError::internal)?,
+        row.inserted_at,
+        row.updated_at,
+        row.started_at,
+        row.finished_at
+    ])?;
+    Ok(())
+}
+
+/// Writes back the mutable columns of `row`.
+pub fn update(conn: &Connection, row: &InstanceRow) -> Result<(), ApiError> {
+    conn.prepare_cached(
+        "UPDATE agent_instances SET status = ?2, termination_reason = ?3, quality_payloads = ?4,
+             quality_summaries = ?5, updated_at = ?6, started_at = ?7, finished_at = ?8
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        row.id,
+        row.status.as_str(),
+        row.termination_reason,
+        Value::Object(row.quality_payloads.clone()).to_string(),
+        serde_json::to_string(&row.quality_summaries).map_err(ApiError::internal)?,
+        row.updated_at,
+        row.started_at,
+        row.finished_at
+    ])?;
+    Ok(())
+}
+
+/// Reads one instance.
+pub fn find(conn: &Connection, id: &str) -> Result<Option<InstanceRow>, ApiError> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM agent_instances WHERE id = ?1"))?
+        .query_row(params![id], instance_from_row)
+        .optional()?)
+}
+
+/// Reads one instance or answers 404.
+pub fn get(conn: &Connection, id: &str) -> Result<InstanceRow, ApiError> {
+    find(conn, id)?.ok_or_else(|| ApiError::not_found(format!("agent instance {id} not found")))
+}
+
+/// One page of instances (optionally of one agent), newest first by id, and the total.
+pub fn list(
+    conn: &Connection,
+    agent_id: Option<&str>,
+    offset: u64,
+    limit: u64,
+    ascending: bool,
+) -> Result<(Vec<InstanceRow>, u64), ApiError> {
+    let order = if ascending { "ASC" } else { "DESC" };
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM agent_instances WHERE (?1 IS NULL OR agent_id = ?1)
+         ORDER BY id {order} LIMIT ?2 OFFSET ?3"
+    ))?;
+    let rows = statement
+        .query_map(params![agent_id, limit as i64, offset as i64], instance_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    let total: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM agent_instances WHERE (?1 IS NULL OR agent_id = ?1)")?
+        .query_row(params![agent_id], |row| row.get(0))?;
+    Ok((rows, total as u64))
+}
+
+/// The wire resource of `row`, with span counts read from the spans table.
+pub fn to_resource(conn: &Connection, account: &LocalAccount, row: InstanceRow) -> Result<AgentInstance, ApiError> {
+    let span_counts: SpanCounts = spans::counts(conn, &row.id)?;
+    Ok(AgentInstance {
+        type_: "agent_instance".to_string(),
+        id: row.id,
+        account_id: account.account_id.clone(),
+        agent_id: row.agent_id,
+        agent_version_id: row.agent_version_id,
+        environment_id: row.environment_id,
+        agent_deployment_id: account.deployment_id.clone(),
+        status: row.status,
+        purpose: Some(row.purpose),
+        inserted_at: row.inserted_at,
+        updated_at: row.updated_at,
+        started_at: row.started_at,
+        finished_at: row.finished_at,
+        termination_reason: row.termination_reason,
+        span_counts: Some(span_counts),
+        quality_payloads: Some(row.quality_payloads),
+        quality_summaries: Some(row.quality_summaries),
+    })
+}
+
+fn instance_from_row(row: &Row<'_>) -> rusqlite::Result<InstanceRow> {
+    let status: String = row.get(5)?;
+    let purpose: String = row.get(6)?;
+    let payloads: String = row.get(9)?;
+    let summaries: String = row.get(10)?;
+    Ok(InstanceRow {
+        id: row.get(0)?,
+        agent_id: row.get(1)?,
+        agent_version_id: row.get(2)?,
+        schema_version_id: row.get(3)?,
+        environment_id: row.get(4)?,
+        status: parse_status(&status),
+        purpose: parse_purpose(&purpose),
+        update_current_version: row.get(7)?,
+        termination_reason: row.get(8)?,
+        quality_payloads: serde_json::from_str(&payloads).unwrap_or_default(),
+        quality_summaries: serde_json::from_str(&summaries).unwrap_or_default(),
+        inserted_at: row.get(11)?,
+        updated_at: row.get(12)?,
+        started_at: row.get(13)?,
+        finished_at: row.get(14)?,
+    })
+}
+
+/// Reads a stored status; unknown text (impossible unless the file was edited) reads as pending.
+pub fn parse_status(text: &str) -> AgentStatus {
+    match text {
+        "active" => AgentStatus::Active,
+        "complete" => AgentStatus::Complete,
+        "failed" => AgentStatus::Failed,
+        "cancelled" => AgentStatus::Cancelled,
+        "terminated" => AgentStatus::Terminated,
+        _ => AgentStatus::Pending,
+    }
+}
+
+fn parse_purpose(text: &str) -> InstancePurpose {
+    match text {
+        "smoke_test" => InstancePurpose::SmokeTest,
+        "eval" => InstancePurpose::Eval,
+        _ => InstancePurpose::Live,
+    }
+}
+
+fn purpose_str(purpose: InstancePurpose) -> &'static str {
+    match purpose {
+        InstancePurpose::Live => "live",
+        InstancePurpose::SmokeTest => "smoke_test",
+        InstancePurpose::Eval => "eval",
+    }
+}

@@ -1,0 +1,106 @@
+//! Schema migrations, applied in order at start; `PRAGMA user_version` records how many ran.
+
+use rusqlite::Connection;
+
+/// Each entry is one migration; never edit a released entry, append a new one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE agents (
+    id                  TEXT PRIMARY KEY,
+    name                TEXT NOT NULL,
+    description         TEXT,
+    external_identifier TEXT UNIQUE,
+    status              TEXT NOT NULL,
+    owner_person_id     TEXT,
+    risk_profile_id     TEXT,
+    team_id             TEXT,
+    inserted_at         TEXT NOT NULL,
+    updated_at          TEXT NOT NULL
+);
+
+CREATE TABLE agent_versions (
+    id                  TEXT PRIMARY KEY,
+    agent_id            TEXT NOT NULL,
+    name                TEXT,
+    external_identifier TEXT,
+    description         TEXT,
+    inserted_at         TEXT NOT NULL
+);
+CREATE INDEX agent_versions_by_identifier ON agent_versions (agent_id, external_identifier);
+
+CREATE TABLE schema_versions (
+    id                  TEXT PRIMARY KEY,
+    agent_id            TEXT NOT NULL,
+    external_identifier TEXT,
+    document            TEXT NOT NULL,
+    inserted_at         TEXT NOT NULL
+);
+CREATE INDEX schema_versions_by_identifier ON schema_versions (agent_id, external_identifier);
+
+CREATE TABLE agent_instances (
+    id                     TEXT PRIMARY KEY,
+    agent_id               TEXT NOT NULL,
+    agent_version_id       TEXT NOT NULL,
+    schema_version_id      TEXT,
+    environment_id         TEXT NOT NULL,
+    status                 TEXT NOT NULL,
+    purpose                TEXT NOT NULL,
+    update_current_version INTEGER NOT NULL,
+    termination_reason     TEXT,
+    quality_payloads       TEXT NOT NULL DEFAULT '{}',
+    quality_summaries      TEXT NOT NULL DEFAULT '{}',
+    inserted_at            TEXT NOT NULL,
+    updated_at             TEXT NOT NULL,
+    started_at             TEXT,
+    finished_at            TEXT
+);
+CREATE INDEX agent_instances_by_agent ON agent_instances (agent_id, id);
+
+CREATE TABLE agent_spans (
+    id                 TEXT PRIMARY KEY,
+    agent_instance_id  TEXT NOT NULL,
+    parent_span_id     TEXT,
+    schema_name        TEXT NOT NULL,
+    status             TEXT NOT NULL,
+    payload            TEXT NOT NULL,
+    result_payload     TEXT,
+    sensitive_encoding INTEGER,
+    started_at         TEXT NOT NULL,
+    finished_at        TEXT,
+    inserted_at        TEXT NOT NULL,
+    updated_at         TEXT NOT NULL
+);
+CREATE INDEX agent_spans_by_instance ON agent_spans (agent_instance_id, started_at, id);
+CREATE INDEX agent_spans_by_status ON agent_spans (agent_instance_id, status);
+
+CREATE TABLE idempotency_keys (
+    method       TEXT NOT NULL,
+    path         TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    request_hash INTEGER NOT NULL,
+    status       INTEGER NOT NULL,
+    body         TEXT NOT NULL,
+    inserted_at  TEXT NOT NULL,
+    PRIMARY KEY (method, path, key)
+) WITHOUT ROWID;
+"#];
+
+/// Brings the database schema up to date inside one transaction.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let applied: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let applied = usize::try_from(applied).unwrap_or(0);
+    if applied >= MIGRATIONS.len() {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        tracing::info!(migration = index + 1, "applying database migration");
+        tx.execute_batch(sql)?;
+    }
+    tx.execute_batch(&format!("PRAGMA user_version = {}", MIGRATIONS.len()))?;
+    tx.commit()
+}

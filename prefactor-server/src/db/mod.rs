@@ -1,0 +1,134 @@
+//! SQLite storage: one writer thread (group commit, see [`writer`]) plus a small pool of read
+//! connections (WAL lets readers run beside the writer). Repositories are one module per table.
+
+pub mod agent_versions;
+pub mod agents;
+pub mod idempotency;
+pub mod instances;
+pub mod meta;
+pub mod migrations;
+pub mod schema_versions;
+pub mod spans;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{ApiError, ServerError};
+pub use writer::Writer;
+
+/// Opened database: the writer, the read pool and the writer thread's handle.
+pub struct Database {
+    /// Cheap-to-clone access for handlers.
+    pub db: Db,
+    /// Joined on shutdown so the last commit finishes before the file is removed.
+    pub writer_thread: JoinHandle<()>,
+    /// The local account's ids.
+    pub account: meta::LocalAccount,
+}
+
+/// Access to the database from handlers.
+#[derive(Clone)]
+pub struct Db {
+    writer: Writer,
+    reads: Option<Arc<ReadPool>>,
+}
+
+/// Read connections, opened on demand and reused.
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// Opens (creating and migrating) the database. `path == None` means a private in-memory
+/// database, which has no read pool: reads then run on the writer connection.
+pub fn open(path: Option<&Path>) -> Result<Database, ServerError> {
+    let mut conn = match path {
+        Some(path) => Connection::open(path)?,
+        None => Connection::open_in_memory()?,
+    };
+    configure_writer(&conn, path.is_some())?;
+    migrations::migrate(&mut conn)?;
+    meta::ensure_local_account(&conn)?;
+    let account = meta::load_local_account(&conn).map_err(|error| ServerError::Database(error.message))?;
+    let (writer, writer_thread) = Writer::spawn(conn)?;
+    let reads = path.map(|path| Arc::new(ReadPool { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) }));
+    Ok(Database { db: Db { writer, reads }, writer_thread, account })
+}
+
+/// WAL with `synchronous=NORMAL`: a commit is durable against process crashes (the WAL is
+/// written before we answer) and the database cannot be corrupted by power loss; only the
+/// last transactions before an OS crash may be lost. That is the usual trade-off for a local
+/// development server and it is what makes group commit fast.
+fn configure_writer(conn: &Connection, is_file: bool) -> rusqlite::Result<()> {
+    if is_file {
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+    }
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL;
+         PRAGMA busy_timeout = 5000;
+         PRAGMA cache_size = -16000;
+         PRAGMA temp_store = MEMORY;",
+    )
+}
+
+impl Db {
+    /// Runs `work` in the next group-committed write transaction.
+    pub async fn write<R, F>(&self, work: F) -> Result<R, ApiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, ApiError> + Send + 'static,
+    {
+        self.writer.write(work).await
+    }
+
+    /// Blocking variant of [`Db::write`] for the sync `LocalServer` API.
+    pub fn write_blocking<R, F>(&self, work: F) -> Result<R, ApiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, ApiError> + Send + 'static,
+    {
+        self.writer.write_blocking(work)
+    }
+
+    /// Runs a read-only `work` on a pooled read connection (on the blocking thread pool).
+    pub async fn read<R, F>(&self, work: F) -> Result<R, ApiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, ApiError> + Send + 'static,
+    {
+        let Some(pool) = self.reads.clone() else {
+            return self.writer.write(work).await;
+        };
+        tokio::task::spawn_blocking(move || pool.run(work))
+            .await
+            .map_err(|error| ApiError::internal(format!("read task failed: {error}")))?
+    }
+}
+
+impl ReadPool {
+    fn run<R>(&self, work: impl FnOnce(&Connection) -> Result<R, ApiError>) -> Result<R, ApiError> {
+        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => self.open_reader()?,
+        };
+        let result = work(&conn);
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(conn);
+        }
+        result
+    }
+
+    fn open_reader(&self) -> Result<Connection, ApiError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.execute_batch("PRAGMA busy_timeout = 5000;")?;
+        Ok(conn)
+    }
+}

@@ -1,0 +1,182 @@
+//! The `agent_spans` table.
+
+use prefactor_protocol::{AgentStatus, SpanCounts};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::Value;
+
+use crate::db::instances::parse_status;
+use crate::error::ApiError;
+
+/// One stored span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanRow {
+    /// Span id.
+    pub id: String,
+    /// Owning instance.
+    pub agent_instance_id: String,
+    /// Parent span in the same instance.
+    pub parent_span_id: Option<String>,
+    /// Span type name.
+    pub schema_name: String,
+    /// Lifecycle status.
+    pub status: AgentStatus,
+    /// Inputs.
+    pub payload: Value,
+    /// Outputs.
+    pub result_payload: Option<Value>,
+    /// The TS-only flag, stored and echoed nowhere else.
+    pub sensitive_encoding: Option<bool>,
+    /// Start time.
+    pub started_at: String,
+    /// End time (set for terminal spans).
+    pub finished_at: Option<String>,
+    /// Creation time.
+    pub inserted_at: String,
+    /// Last change time.
+    pub updated_at: String,
+}
+
+const COLUMNS: &str = "id, agent_instance_id, parent_span_id, schema_name, status, payload, \
+    result_payload, sensitive_encoding, started_at, finished_at, inserted_at, updated_at";
+
+/// Inserts a span.
+pub fn insert(conn: &Connection, span: &SpanRow) -> Result<(), ApiError> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO agent_spans ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    ))?
+    .execute(params![
+        span.id,
+        span.agent_instance_id,
+        span.parent_span_id,
+        span.schema_name,
+        span.status.as_str(),
+        span.payload.to_string(),
+        span.result_payload.as_ref().map(Value::to_string),
+        span.sensitive_encoding,
+        span.started_at,
+        span.finished_at,
+        span.inserted_at,
+        span.updated_at
+    ])?;
+    Ok(())
+}
+
+/// Writes the finish columns of `span`.
+pub fn update_finish(conn: &Connection, span: &SpanRow) -> Result<(), ApiError> {
+    conn.prepare_cached(
+        "UPDATE agent_spans SET status = ?2, result_payload = ?3, finished_at = ?4, updated_at = ?5,
+             sensitive_encoding = ?6
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        span.id,
+        span.status.as_str(),
+        span.result_payload.as_ref().map(Value::to_string),
+        span.finished_at,
+        span.updated_at,
+        span.sensitive_encoding
+    ])?;
+    Ok(())
+}
+
+/// Reads one span.
+pub fn find(conn: &Connection, id: &str) -> Result<Option<SpanRow>, ApiError> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM agent_spans WHERE id = ?1"))?
+        .query_row(params![id], span_from_row)
+        .optional()?)
+}
+
+/// The instance a span belongs to, if the span exists.
+pub fn instance_of(conn: &Connection, id: &str) -> Result<Option<String>, ApiError> {
+    Ok(conn
+        .prepare_cached("SELECT agent_instance_id FROM agent_spans WHERE id = ?1")?
+        .query_row(params![id], |row| row.get(0))
+        .optional()?)
+}
+
+/// Sort orders of span lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanOrder {
+    /// `started_at`, then id.
+    StartedAt,
+    /// id (= creation time order for server ids).
+    Id,
+    /// `inserted_at`, then id.
+    InsertedAt,
+}
+
+impl SpanOrder {
+    fn sql(self) -> &'static str {
+        match self {
+            SpanOrder::StartedAt => "started_at {dir}, id {dir}",
+            SpanOrder::Id => "id {dir}",
+            SpanOrder::InsertedAt => "inserted_at {dir}, id {dir}",
+        }
+    }
+}
+
+/// One page of an instance's spans and the total count.
+pub fn list(
+    conn: &Connection,
+    instance_id: &str,
+    order: SpanOrder,
+    ascending: bool,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<SpanRow>, u64), ApiError> {
+    let direction = if ascending { "ASC" } else { "DESC" };
+    let order_by = order.sql().replace("{dir}", direction);
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM agent_spans WHERE agent_instance_id = ?1 ORDER BY {order_by} LIMIT ?2 OFFSET ?3"
+    ))?;
+    let rows = statement
+        .query_map(params![instance_id, limit as i64, offset as i64], span_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    let total: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM agent_spans WHERE agent_instance_id = ?1")?
+        .query_row(params![instance_id], |row| row.get(0))?;
+    Ok((rows, total as u64))
+}
+
+/// Span counts of an instance by status.
+pub fn counts(conn: &Connection, instance_id: &str) -> Result<SpanCounts, ApiError> {
+    let mut counts = SpanCounts::default();
+    let mut statement =
+        conn.prepare_cached("SELECT status, COUNT(*) FROM agent_spans WHERE agent_instance_id = ?1 GROUP BY status")?;
+    let rows = statement
+        .query_map(params![instance_id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64)))?;
+    for row in rows {
+        let (status, count) = row?;
+        counts.total += count;
+        match parse_status(&status) {
+            AgentStatus::Pending => counts.pending += count,
+            AgentStatus::Active => counts.active += count,
+            AgentStatus::Complete => counts.complete += count,
+            AgentStatus::Failed => counts.failed += count,
+            AgentStatus::Cancelled | AgentStatus::Terminated => counts.cancelled += count,
+        }
+    }
+    counts.finished = counts.complete + counts.failed + counts.cancelled;
+    Ok(counts)
+}
+
+fn span_from_row(row: &Row<'_>) -> rusqlite::Result<SpanRow> {
+    let status: String = row.get(4)?;
+    let payload: String = row.get(5)?;
+    let result: Option<String> = row.get(6)?;
+    Ok(SpanRow {
+        id: row.get(0)?,
+        agent_instance_id: row.get(1)?,
+        parent_span_id: row.get(2)?,
+        schema_name: row.get(3)?,
+        status: parse_status(&status),
+        payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
+        result_payload: result.and_then(|text| serde_json::from_str(&text).ok()),
+        sensitive_encoding: row.get(7)?,
+        started_at: row.get(8)?,
+        finished_at: row.get(9)?,
+        inserted_at: row.get(10)?,
+        updated_at: row.get(11)?,
+    })
+}

@@ -1,0 +1,209 @@
+//! Fault injection, a feature of the server (not a mock): rules make matching requests answer
+//! with a chosen status/body, or wait before being handled, so SDK failure handling can be
+//! tested against real HTTP. Managed via [`crate::LocalServer::add_fault`] or
+//! `POST /__admin/faults` / `DELETE /__admin/faults`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// One fault rule.
+///
+/// ```
+/// use prefactor_server::FaultRule;
+/// let rule = FaultRule::status("/api/v1/agent_spans/*/finish", 503).times(2);
+/// assert!(rule.matches("POST", "/api/v1/agent_spans/abc/finish"));
+/// assert!(!rule.matches("POST", "/api/v1/agent_spans"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultRule {
+    /// HTTP method to match (case-insensitive); `None` matches any.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Path prefix, or a pattern with `*` wildcards matched segment by segment
+    /// (`/api/v1/agent_spans/*/finish`); a pattern must match every segment of the path.
+    pub path: String,
+    /// Answer with this status instead of handling the request (`None` = handle normally).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Raw body sent with `status` (default: a JSON error object); may be non-JSON.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Content type of `body` (default `application/json`).
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// Sets `Retry-After: <seconds>`.
+    #[serde(default)]
+    pub retry_after: Option<u64>,
+    /// Wait this long before answering (or before handling, when `status` is `None`).
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    /// Apply to the next N matching requests only; `None` = until cleared.
+    #[serde(default)]
+    pub times: Option<u32>,
+}
+
+impl FaultRule {
+    /// A rule answering `status` for requests whose path matches `path` (any method).
+    pub fn status(path: &str, status: u16) -> FaultRule {
+        FaultRule { path: path.to_string(), status: Some(status), ..FaultRule::default() }
+    }
+
+    /// A rule delaying requests whose path matches `path` by `delay_ms`.
+    pub fn delay(path: &str, delay_ms: u64) -> FaultRule {
+        FaultRule { path: path.to_string(), delay_ms: Some(delay_ms), ..FaultRule::default() }
+    }
+
+    /// Restricts the rule to one method.
+    pub fn method(mut self, method: &str) -> FaultRule {
+        self.method = Some(method.to_string());
+        self
+    }
+
+    /// Sends this raw body with this content type.
+    pub fn body(mut self, body: &str, content_type: &str) -> FaultRule {
+        self.body = Some(body.to_string());
+        self.content_type = Some(content_type.to_string());
+        self
+    }
+
+    /// Applies the rule to the next `n` matching requests only.
+    pub fn times(mut self, n: u32) -> FaultRule {
+        self.times = Some(n);
+        self
+    }
+
+    /// Adds a `Retry-After` header.
+    pub fn retry_after(mut self, seconds: u64) -> FaultRule {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// True when the rule applies to this request.
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        let method_matches = self.method.as_deref().is_none_or(|wanted| wanted.eq_ignore_ascii_case(method));
+        method_matches && path_matches(&self.path, path)
+    }
+}
+
+fn path_matches(pattern: &str, path: &str) -> bool {
+    if !pattern.contains('*') {
+        return path.starts_with(pattern);
+    }
+    let wanted: Vec<&str> = pattern.trim_end_matches('/').split('/').collect();
+    let actual: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    wanted.len() == actual.len() && wanted.iter().zip(&actual).all(|(wanted, actual)| segment_matches(wanted, actual))
+}
+
+/// Glob match of one segment where `*` matches any run of characters.
+fn segment_matches(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || !text[first.len()..].ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The active rules, shared by the server and its [`crate::LocalServer`] handle.
+#[derive(Clone, Default)]
+pub struct Faults {
+    rules: Arc<Mutex<Vec<FaultRule>>>,
+}
+
+impl Faults {
+    /// Adds a rule; rules are tried in the order added.
+    pub fn add(&self, rule: FaultRule) {
+        if let Ok(mut rules) = self.rules.lock() {
+            rules.push(rule);
+        }
+    }
+
+    /// Removes every rule.
+    pub fn clear(&self) {
+        if let Ok(mut rules) = self.rules.lock() {
+            rules.clear();
+        }
+    }
+
+    /// The first rule matching the request, consuming one of its `times`.
+    fn take_match(&self, method: &str, path: &str) -> Option<FaultRule> {
+        let mut rules = self.rules.lock().ok()?;
+        let index = rules.iter().position(|rule| rule.matches(method, path))?;
+        let rule = rules[index].clone();
+        if let Some(times) = rules[index].times.as_mut() {
+            *times = times.saturating_sub(1);
+            if *times == 0 {
+                rules.remove(index);
+            }
+        }
+        Some(rule)
+    }
+}
+
+/// Middleware applying the first matching rule (admin routes are never faulted).
+pub async fn inject_faults(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path.starts_with("/__admin") {
+        return next.run(request).await;
+    }
+    let Some(rule) = state.faults.take_match(request.method().as_str(), path) else {
+        return next.run(request).await;
+    };
+    tracing::debug!(path, status = ?rule.status, delay_ms = ?rule.delay_ms, "injecting fault");
+    if let Some(delay) = rule.delay_ms {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    match rule.status {
+        None => next.run(request).await,
+        Some(status) => fault_response(&rule, status),
+    }
+}
+
+fn fault_response(rule: &FaultRule, status: u16) -> Response {
+    let status_code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = rule.body.clone().unwrap_or_else(|| {
+        ApiError::new(status, default_code(status), format!("injected fault ({status})")).to_json().to_string()
+    });
+    let mut response = (status_code, body).into_response();
+    let content_type = rule.content_type.as_deref().unwrap_or("application/json");
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    if let Some(seconds) = rule.retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+fn default_code(status: u16) -> &'static str {
+    match status {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        409 => "conflict",
+        422 => "validation_error",
+        429 => "rate_limited",
+        500..=599 => "server_error",
+        _ => "injected_fault",
+    }
+}

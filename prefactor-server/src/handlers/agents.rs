@@ -1,0 +1,100 @@
+//! Agent endpoints: `POST /api/v1/agent`, `GET /api/v1/agent`, `GET /api/v1/agent/{id}`.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use prefactor_protocol::{CreateAgentRequest, SortDirection, Sorting};
+
+use super::listing::{QueryPairs, list_answer, page_request, sorting};
+use super::{idempotent_write, respond, success};
+use crate::body::{decode, parse_object};
+use crate::db::agents::{self, NewAgent};
+use crate::error::ApiError;
+use crate::ids::{parse_path_id, parse_pfid};
+use crate::state::AppState;
+use crate::timestamps::now_utc;
+
+/// `POST /api/v1/agent` (wrapped). `external_identifier` is unique per account (422 if taken).
+pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    respond(create_inner(state, headers, body).await)
+}
+
+async fn create_inner(state: AppState, headers: HeaderMap, body: Bytes) -> Result<(u16, String), ApiError> {
+    let value = parse_object(&body)?;
+    let request: CreateAgentRequest = decode(&value)?;
+    let details = request.details;
+    if details.name.trim().is_empty() {
+        return Err(ApiError::validation("details.name", "must not be empty"));
+    }
+    let client_id = details.id.as_deref().map(|id| parse_pfid("details.id", id)).transpose()?;
+    let account = state.account.clone();
+    idempotent_write(&state, "POST", "/api/v1/agent", &headers, &value, move |conn| {
+        let id = match client_id {
+            Some(id) if agents::exists(conn, &id)? => {
+                return Err(ApiError::conflict(format!("agent {id} already exists")));
+            }
+            Some(id) => id,
+            None => account.new_id(),
+        };
+        if let Some(external) = &details.external_identifier
+            && agents::external_identifier_taken(conn, external)?
+        {
+            return Err(ApiError::validation(
+                "details.external_identifier",
+                format!("'{external}' has already been taken by another agent"),
+            ));
+        }
+        let agent = NewAgent {
+            id: id.clone(),
+            name: details.name,
+            description: details.description,
+            external_identifier: details.external_identifier,
+            owner_person_id: details.owner_person_id,
+            risk_profile_id: details.risk_profile_id,
+            team_id: details.team_id,
+        };
+        agents::insert(conn, &agent, &now_utc())?;
+        let created = agents::find(conn, &id)?.ok_or_else(|| ApiError::internal("agent vanished after insert"))?;
+        success(created, None)
+    })
+    .await
+}
+
+/// `GET /api/v1/agent/{id}`, with `instance_counts`.
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let result = async {
+        let id = parse_path_id("agent", &id)?;
+        state
+            .db
+            .read(move |conn| {
+                let agent =
+                    agents::find(conn, &id)?.ok_or_else(|| ApiError::not_found(format!("agent {id} not found")))?;
+                success(agent, None)
+            })
+            .await
+    };
+    respond(result.await)
+}
+
+/// `GET /api/v1/agent`: newest first by id (`sorting=id` for oldest first).
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<QueryPairs>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let result = async {
+        let Query(query) = query.map_err(|error| ApiError::validation("query", error.body_text()))?;
+        let page = page_request(&query)?;
+        let default = Sorting { field: "id".to_string(), direction: SortDirection::Desc };
+        let order = sorting(&query, &["id"], default)?;
+        let ascending = order.direction == SortDirection::Asc;
+        state
+            .db
+            .read(move |conn| {
+                let (rows, total) = agents::list(conn, page.offset, page.page_size, ascending)?;
+                list_answer(rows, page, total, order)
+            })
+            .await
+    };
+    respond(result.await)
+}

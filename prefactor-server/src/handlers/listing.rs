@@ -1,0 +1,115 @@
+//! List query parameters (`pagination[offset]`, `pagination[page_size]`, `sorting`) and the
+//! list envelope's `pagination` / `sorting` objects.
+
+use prefactor_protocol::{ListResponse, Pagination, SortDirection, Sorting};
+use serde::Serialize;
+
+use crate::db::idempotency::StoredAnswer;
+use crate::error::ApiError;
+
+/// Largest page (as the real API).
+pub const MAX_PAGE_SIZE: u64 = 100;
+/// Page size when none is asked for: the maximum, because local tests usually want everything.
+pub const DEFAULT_PAGE_SIZE: u64 = 100;
+
+/// Query parameters as (name, value) pairs.
+pub type QueryPairs = Vec<(String, String)>;
+
+/// The value of parameter `name`, if present.
+pub fn param<'a>(query: &'a QueryPairs, name: &str) -> Option<&'a str> {
+    query.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+}
+
+/// A requested page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// 0-based offset of the first item.
+    pub offset: u64,
+    /// Items per page, 1..=100.
+    pub page_size: u64,
+}
+
+/// Reads `pagination[offset]` and `pagination[page_size]`.
+///
+/// ```
+/// use prefactor_server::handlers::listing::page_request;
+/// let query = vec![("pagination[page_size]".to_string(), "101".to_string())];
+/// assert_eq!(page_request(&query).unwrap_err().status, 422);
+/// ```
+pub fn page_request(query: &QueryPairs) -> Result<PageRequest, ApiError> {
+    let number = |name: &str, default: u64| -> Result<u64, ApiError> {
+        match param(query, name) {
+            None => Ok(default),
+            Some(text) => text
+                .parse::<u64>()
+                .map_err(|_| ApiError::validation(name, format!("'{text}' is not a non-negative integer"))),
+        }
+    };
+    let offset = number("pagination[offset]", 0)?;
+    let page_size = number("pagination[page_size]", DEFAULT_PAGE_SIZE)?;
+    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+        return Err(ApiError::validation(
+            "pagination[page_size]",
+            format!("must be between 1 and {MAX_PAGE_SIZE} (got {page_size})"),
+        ));
+    }
+    Ok(PageRequest { offset, page_size })
+}
+
+/// Reads `sorting` (`field` or `-field`), allowing only `allowed` fields.
+pub fn sorting(query: &QueryPairs, allowed: &[&str], default: Sorting) -> Result<Sorting, ApiError> {
+    let Some(text) = param(query, "sorting") else {
+        return Ok(default);
+    };
+    let (field, direction) = match text.strip_prefix('-') {
+        Some(field) => (field, SortDirection::Desc),
+        None => (text.strip_prefix('+').unwrap_or(text), SortDirection::Asc),
+    };
+    if !allowed.contains(&field) {
+        return Err(ApiError::validation(
+            "sorting",
+            format!("cannot sort by '{field}'; allowed: {}", allowed.join(", ")),
+        ));
+    }
+    Ok(Sorting { field: field.to_string(), direction })
+}
+
+/// The `pagination` object for a page of `returned` items out of `total`.
+///
+/// ```
+/// use prefactor_server::handlers::listing::{pagination, PageRequest};
+/// let page = pagination(PageRequest { offset: 20, page_size: 20 }, 42, 20);
+/// assert_eq!((page.item_start, page.item_end, page.page_index, page.page_count), (21, 40, 2, 3));
+/// assert_eq!((page.next_page_offset, page.previous_page_offset), (Some(40), Some(0)));
+/// ```
+pub fn pagination(page: PageRequest, total: u64, returned: u64) -> Pagination {
+    let PageRequest { offset, page_size } = page;
+    Pagination {
+        item_count: total,
+        item_start: if returned == 0 { 0 } else { offset + 1 },
+        item_end: offset + returned,
+        page_count: total.div_ceil(page_size),
+        page_index: offset / page_size + 1,
+        page_offset: offset,
+        page_size,
+        next_page_offset: (offset + page_size < total).then_some(offset + page_size),
+        previous_page_offset: (offset > 0).then(|| offset.saturating_sub(page_size)),
+    }
+}
+
+/// Serializes a list envelope.
+pub fn list_answer<T: Serialize>(
+    rows: Vec<T>,
+    page: PageRequest,
+    total: u64,
+    sorting: Sorting,
+) -> Result<StoredAnswer, ApiError> {
+    let returned = rows.len() as u64;
+    let envelope = ListResponse {
+        status: "success".to_string(),
+        summaries: rows,
+        pagination: Some(pagination(page, total, returned)),
+        sorting: Some(sorting),
+    };
+    Ok((200, serde_json::to_string(&envelope).map_err(ApiError::internal)?))
+}

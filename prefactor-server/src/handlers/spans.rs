@@ -1,0 +1,323 @@
+//! Agent span endpoints: create, finish, list.
+//!
+//! State machine: a span is created `pending`, `active`, or already terminal (`complete`,
+//! `failed`, `cancelled`, with `finished_at` defaulting to now). Finish moves `active` or
+//! `pending` to any finish status: `pending -> complete|failed` is allowed too, because the
+//! SDKs deliver create and finish through independent queues and refusing would only lose
+//! data. Finishing a terminal span is 409 `invalid_action`. Spans may be created on pending,
+//! finished or terminated instances (the SDKs can produce those orders); once the instance is
+//! terminated every create/finish answer carries `control: {terminate: true, reason}`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use prefactor_protocol::{
+    AgentSpan, AgentStatus, Control, CreateSpanDetails, CreateSpanRequest, FinishSpanRequest, FinishStatus,
+    SortDirection, Sorting,
+};
+use rusqlite::Connection;
+use serde_json::{Map, Value};
+
+use super::instances::compiled_for;
+use super::listing::{QueryPairs, list_answer, page_request, param, sorting};
+use super::{client_time, idempotent_write, respond, success};
+use crate::body::{decode, json_kind, parse_object};
+use crate::db::instances::{self, InstanceRow};
+use crate::db::spans::{self, SpanOrder, SpanRow};
+use crate::error::ApiError;
+use crate::ids::{parse_path_id, parse_pfid};
+use crate::state::AppState;
+use crate::timestamps::now_utc;
+use crate::validation::{CompiledSchemaVersion, check};
+
+/// `POST /api/v1/agent_spans` (wrapped body).
+pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    respond(create_inner(state, headers, body).await)
+}
+
+async fn create_inner(state: AppState, headers: HeaderMap, body: Bytes) -> Result<(u16, String), ApiError> {
+    let value = parse_object(&body)?;
+    let request: CreateSpanRequest = decode(&value)?;
+    let checked = CheckedCreate::from_details(request.details)?;
+    let writer_state = state.clone();
+    idempotent_write(&state, "POST", "/api/v1/agent_spans", &headers, &value, move |conn| {
+        create_in_tx(conn, &writer_state, checked)
+    })
+    .await
+}
+
+/// A create request with ids, timestamps and payload shapes checked.
+struct CheckedCreate {
+    span: SpanRow,
+    client_id: bool,
+}
+
+impl CheckedCreate {
+    fn from_details(details: CreateSpanDetails) -> Result<Self, ApiError> {
+        let instance_id = parse_pfid("details.agent_instance_id", &details.agent_instance_id)?;
+        let id = details.id.as_deref().map(|id| parse_pfid("details.id", id)).transpose()?;
+        let parent =
+            details.parent_span_id.as_deref().map(|id| parse_pfid("details.parent_span_id", id)).transpose()?;
+        if details.status == AgentStatus::Terminated {
+            return Err(ApiError::validation(
+                "details.status",
+                "a span cannot be created as terminated (use pending, active, complete, failed or cancelled)",
+            ));
+        }
+        if details.schema_name.trim().is_empty() {
+            return Err(ApiError::validation("details.schema_name", "must not be empty"));
+        }
+        let payload = object_or_empty("details.payload", details.payload)?;
+        let result_payload = match details.result_payload {
+            None | Some(Value::Null) => None,
+            Some(other) => Some(object_or_empty("details.result_payload", other)?),
+        };
+        let now = now_utc();
+        let started_at = client_time("details.started_at", details.started_at.as_deref())?;
+        let finished_at = client_time("details.finished_at", details.finished_at.as_deref())?;
+        let finished_at =
+            if details.status.is_terminal() { Some(finished_at.unwrap_or_else(|| now.clone())) } else { None };
+        let client_id = id.is_some();
+        Ok(CheckedCreate {
+            span: SpanRow {
+                id: id.unwrap_or_default(),
+                agent_instance_id: instance_id,
+                parent_span_id: parent,
+                schema_name: details.schema_name,
+                status: details.status,
+                payload,
+                result_payload,
+                sensitive_encoding: details.sensitive_encoding,
+                started_at: started_at.unwrap_or_else(|| now.clone()),
+                finished_at,
+                inserted_at: now.clone(),
+                updated_at: now,
+            },
+            client_id,
+        })
+    }
+}
+
+/// Payloads are JSON objects; `null` is read as `{}`.
+fn object_or_empty(field: &str, value: Value) -> Result<Value, ApiError> {
+    match value {
+        Value::Null => Ok(Value::Object(Map::new())),
+        Value::Object(map) => Ok(Value::Object(map)),
+        other => Err(ApiError::validation(field, format!("must be a JSON object, got {}", json_kind(&other)))),
+    }
+}
+
+fn create_in_tx(conn: &Connection, state: &AppState, checked: CheckedCreate) -> Result<(u16, String), ApiError> {
+    let mut span = checked.span;
+    let instance = instances::get(conn, &span.agent_instance_id)?;
+    let compiled = compiled_for(conn, state, instance.schema_version_id.as_deref())?;
+    validate_create(state, compiled.as_deref(), &span)?;
+    if let Some(parent) = &span.parent_span_id
+        && spans::instance_of(conn, parent)?.as_deref() != Some(span.agent_instance_id.as_str())
+    {
+        return Err(ApiError::validation(
+            "details.parent_span_id",
+            format!("span {parent} does not exist in agent instance {}", span.agent_instance_id),
+        ));
+    }
+    if checked.client_id {
+        if spans::find(conn, &span.id)?.is_some() {
+            return Err(ApiError::conflict(format!("agent span {} already exists", span.id)));
+        }
+    } else {
+        span.id = state.account.new_id();
+    }
+    spans::insert(conn, &span)?;
+    answer(state, &instance, compiled.as_deref(), span)
+}
+
+fn validate_create(state: &AppState, compiled: Option<&CompiledSchemaVersion>, span: &SpanRow) -> Result<(), ApiError> {
+    if !state.options.validate_schemas {
+        return Ok(());
+    }
+    let Some(compiled) = compiled.filter(|c| c.declares_span_types()) else {
+        return Ok(());
+    };
+    let Some(span_type) = compiled.span_types.get(&span.schema_name) else {
+        let mut known: Vec<&str> = compiled.span_types.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        return Err(ApiError::validation(
+            "details.schema_name",
+            format!(
+                "'{}' is not a span type of the instance's schema version (declared: {})",
+                span.schema_name,
+                known.join(", ")
+            ),
+        ));
+    };
+    if let Some(validator) = &span_type.params {
+        check(validator, &span.payload, "details.payload")?;
+    }
+    if let (Some(validator), Some(result)) = (&span_type.result, &span.result_payload) {
+        check(validator, result, "details.result_payload")?;
+    }
+    Ok(())
+}
+
+/// The success answer for a span, with summary and, for a terminated instance, `control`.
+fn answer(
+    state: &AppState,
+    instance: &InstanceRow,
+    compiled: Option<&CompiledSchemaVersion>,
+    span: SpanRow,
+) -> Result<(u16, String), ApiError> {
+    let control = (instance.status == AgentStatus::Terminated)
+        .then(|| Control { terminate: true, reason: instance.termination_reason.clone() });
+    success(to_resource(state, &instance.agent_id, compiled, span, true), control)
+}
+
+/// The wire resource of a span; `with_summary` renders the span type's template.
+fn to_resource(
+    state: &AppState,
+    agent_id: &str,
+    compiled: Option<&CompiledSchemaVersion>,
+    span: SpanRow,
+    with_summary: bool,
+) -> AgentSpan {
+    let span_type = compiled.and_then(|c| c.span_types.get(&span.schema_name));
+    let summary = span_type
+        .filter(|_| with_summary)
+        .and_then(|t| t.template.as_ref())
+        .and_then(|template| template.render(&span.payload, span.result_payload.as_ref()));
+    AgentSpan {
+        type_: "agent_span".to_string(),
+        id: span.id,
+        agent_instance_id: span.agent_instance_id,
+        schema_name: span.schema_name,
+        status: span.status,
+        payload: span.payload,
+        account_id: Some(state.account.account_id.clone()),
+        agent_id: Some(agent_id.to_string()),
+        parent_span_id: span.parent_span_id,
+        schema_title: span_type.map(|t| t.title.clone()),
+        summary,
+        result_payload: span.result_payload,
+        started_at: Some(span.started_at),
+        inserted_at: Some(span.inserted_at),
+        updated_at: Some(span.updated_at),
+        finished_at: span.finished_at,
+    }
+}
+
+/// `POST /api/v1/agent_spans/{id}/finish` (flat body).
+pub async fn finish(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(finish_inner(state, id, headers, body).await)
+}
+
+async fn finish_inner(state: AppState, id: String, headers: HeaderMap, body: Bytes) -> Result<(u16, String), ApiError> {
+    let id = parse_path_id("agent span", &id)?;
+    let value = parse_object(&body)?;
+    let request: FinishSpanRequest = decode(&value)?;
+    let finished_at = client_time("timestamp", request.timestamp.as_deref())?;
+    let result_payload = match request.result_payload {
+        None | Some(Value::Null) => None,
+        Some(other) => Some(object_or_empty("result_payload", other)?),
+    };
+    let status = AgentStatus::from(request.status.unwrap_or(FinishStatus::Complete));
+    let sensitive_encoding = request.sensitive_encoding;
+    let writer_state = state.clone();
+    let path = format!("/api/v1/agent_spans/{id}/finish");
+    idempotent_write(&state, "POST", &path, &headers, &value, move |conn| {
+        let mut span =
+            spans::find(conn, &id)?.ok_or_else(|| ApiError::not_found(format!("agent span {id} not found")))?;
+        if span.status.is_terminal() {
+            return Err(ApiError::invalid_action(format!("Span is already finished ({})", span.status.as_str())));
+        }
+        let instance = instances::get(conn, &span.agent_instance_id)?;
+        let compiled = compiled_for(conn, &writer_state, instance.schema_version_id.as_deref())?;
+        if let Some(result) = &result_payload {
+            validate_result(&writer_state, compiled.as_deref(), &span.schema_name, result)?;
+        }
+        let now = now_utc();
+        span.status = status;
+        if result_payload.is_some() {
+            span.result_payload = result_payload;
+        }
+        if sensitive_encoding.is_some() {
+            span.sensitive_encoding = sensitive_encoding;
+        }
+        span.finished_at = Some(finished_at.unwrap_or_else(|| now.clone()));
+        span.updated_at = now;
+        spans::update_finish(conn, &span)?;
+        answer(&writer_state, &instance, compiled.as_deref(), span)
+    })
+    .await
+}
+
+fn validate_result(
+    state: &AppState,
+    compiled: Option<&CompiledSchemaVersion>,
+    schema_name: &str,
+    result: &Value,
+) -> Result<(), ApiError> {
+    if !state.options.validate_schemas {
+        return Ok(());
+    }
+    let validator = compiled.and_then(|c| c.span_types.get(schema_name)).and_then(|t| t.result.as_ref());
+    match validator {
+        Some(validator) => check(validator, result, "result_payload"),
+        None => Ok(()),
+    }
+}
+
+/// `GET /api/v1/agent_spans?agent_instance_id=..&include_summaries=true&pagination[..]&sorting=..`.
+/// Default order: `started_at` ascending, then id (a trace reads top to bottom).
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<QueryPairs>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let result = async {
+        let Query(query) = query.map_err(|error| ApiError::validation("query", error.body_text()))?;
+        let instance_id = param(&query, "agent_instance_id")
+            .ok_or_else(|| ApiError::validation("agent_instance_id", "is required"))?;
+        let instance_id = parse_pfid("agent_instance_id", instance_id)?;
+        let include_summaries = match param(&query, "include_summaries") {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(ApiError::validation("include_summaries", format!("must be true or false, got '{other}'")));
+            }
+        };
+        let page = page_request(&query)?;
+        let default = Sorting { field: "started_at".to_string(), direction: SortDirection::Asc };
+        let order = sorting(&query, &["started_at", "id", "inserted_at"], default)?;
+        let span_order = match order.field.as_str() {
+            "id" => SpanOrder::Id,
+            "inserted_at" => SpanOrder::InsertedAt,
+            _ => SpanOrder::StartedAt,
+        };
+        let ascending = order.direction == SortDirection::Asc;
+        let reader_state = state.clone();
+        state
+            .db
+            .read(move |conn| {
+                let instance = instances::get(conn, &instance_id)?;
+                let compiled: Option<Arc<CompiledSchemaVersion>> =
+                    compiled_for(conn, &reader_state, instance.schema_version_id.as_deref())?;
+                let (rows, total) =
+                    spans::list(conn, &instance_id, span_order, ascending, page.offset, page.page_size)?;
+                let resources: Vec<AgentSpan> = rows
+                    .into_iter()
+                    .map(|span| {
+                        to_resource(&reader_state, &instance.agent_id, compiled.as_deref(), span, include_summaries)
+                    })
+                    .collect();
+                list_answer(resources, page, total, order)
+            })
+            .await
+    };
+    respond(result.await)
+}

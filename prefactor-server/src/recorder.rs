@@ -1,0 +1,150 @@
+//! The request log: every request the server handled (except `/__admin`), in arrival order,
+//! in a bounded ring, so tests can assert exact wire shapes. The same middleware buffers the
+//! body once, enforcing the size limit (413) before any handler runs.
+//!
+//! Headers are kept verbatim (including `Authorization`) because tests assert what the SDK
+//! sends; the log lives only in memory of the process that started the server and is never
+//! written to logs.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// One handled request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    /// HTTP method, e.g. `POST`.
+    pub method: String,
+    /// Path without query, e.g. `/api/v1/agent_spans`.
+    pub path: String,
+    /// Raw query string, if any.
+    pub query: Option<String>,
+    /// Headers in arrival order (names lowercase).
+    pub headers: Vec<(String, String)>,
+    /// Parsed JSON body; a non-JSON body is kept as a JSON string; `None` when empty.
+    pub body: Option<Value>,
+    /// Status code of the answer.
+    pub status: u16,
+}
+
+impl RecordedRequest {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+    }
+}
+
+/// The bounded request log.
+#[derive(Clone)]
+pub struct Recorder {
+    inner: Arc<RecorderInner>,
+}
+
+struct RecorderInner {
+    capacity: usize,
+    next_sequence: AtomicU64,
+    entries: Mutex<VecDeque<(u64, RecordedRequest)>>,
+}
+
+impl Recorder {
+    /// A log keeping the last `capacity` requests (0 disables recording).
+    pub fn new(capacity: usize) -> Recorder {
+        Recorder {
+            inner: Arc::new(RecorderInner {
+                capacity,
+                next_sequence: AtomicU64::new(0),
+                entries: Mutex::new(VecDeque::new()),
+            }),
+        }
+    }
+
+    /// True when requests are recorded.
+    pub fn enabled(&self) -> bool {
+        self.inner.capacity > 0
+    }
+
+    /// Snapshot in arrival order.
+    pub fn snapshot(&self) -> Vec<RecordedRequest> {
+        let Ok(entries) = self.inner.entries.lock() else {
+            return Vec::new();
+        };
+        let mut sorted: Vec<&(u64, RecordedRequest)> = entries.iter().collect();
+        sorted.sort_by_key(|(sequence, _)| *sequence);
+        sorted.into_iter().map(|(_, entry)| entry.clone()).collect()
+    }
+
+    /// Forgets every recorded request.
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.inner.entries.lock() {
+            entries.clear();
+        }
+    }
+
+    fn arrival(&self) -> u64 {
+        self.inner.next_sequence.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn push(&self, sequence: u64, entry: RecordedRequest) {
+        if let Ok(mut entries) = self.inner.entries.lock() {
+            while entries.len() >= self.inner.capacity {
+                entries.pop_front();
+            }
+            entries.push_back((sequence, entry));
+        }
+    }
+}
+
+/// Middleware: buffer the body (413 over the limit) and record the request and its status.
+pub async fn buffer_and_record(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let recorder = &state.recorder;
+    let record = recorder.enabled() && !request.uri().path().starts_with("/__admin");
+    let sequence = recorder.arrival();
+    let (parts, body) = request.into_parts();
+    let pending = record.then(|| RecordedRequest {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+            .collect(),
+        body: None,
+        status: 0,
+    });
+    let limit = state.options.max_body_bytes;
+    let (body, response) = match to_bytes(body, limit).await {
+        Ok(bytes) => {
+            let body = if record { recorded_body(&bytes) } else { None };
+            let request = Request::from_parts(parts, Body::from(bytes));
+            (body, next.run(request).await)
+        }
+        Err(_) => {
+            let error =
+                ApiError::new(413, "payload_too_large", format!("request body exceeds the limit of {limit} bytes"));
+            (None, error.into_response())
+        }
+    };
+    if let Some(mut entry) = pending {
+        entry.body = body;
+        entry.status = response.status().as_u16();
+        recorder.push(sequence, entry);
+    }
+    response
+}
+
+fn recorded_body(bytes: &[u8]) -> Option<Value> {
+    if bytes.is_empty() {
+        return None;
+    }
+    Some(serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned())))
+}

@@ -1,0 +1,49 @@
+//! Routes and middleware order: request log + body limit (outermost), bearer auth, fault
+//! injection, then the handler. Unknown routes and wrong methods answer JSON 404 / 405.
+
+use axum::Router;
+use axum::http::{Method, Uri};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::auth::require_bearer;
+use crate::error::ApiError;
+use crate::faults::inject_faults;
+use crate::handlers::{admin, agents, instances, ping, spans};
+use crate::recorder::buffer_and_record;
+use crate::state::AppState;
+
+/// The complete application.
+pub fn build(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/ping", get(ping::ping))
+        .route("/api/v1/agent_instance/register", post(instances::register))
+        .route("/api/v1/agent_instance", get(instances::list))
+        .route("/api/v1/agent_instance/{id}", get(instances::get))
+        .route("/api/v1/agent_instance/{id}/start", post(instances::start))
+        .route("/api/v1/agent_instance/{id}/finish", post(instances::finish))
+        .route("/api/v1/agent_instance/{id}/record_quality", post(instances::record_quality))
+        .route("/api/v1/agent_instance/{id}/terminate", post(instances::terminate))
+        .route("/api/v1/agent_spans", post(spans::create).get(spans::list))
+        .route("/api/v1/agent_spans/{id}/finish", post(spans::finish))
+        .route("/api/v1/agent", post(agents::create).get(agents::list))
+        .route("/api/v1/agent/{id}", get(agents::get))
+        .route("/__admin/faults", post(admin::add_fault).delete(admin::clear_faults))
+        .route("/__admin/requests", get(admin::requests).delete(admin::clear_requests))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), inject_faults))
+        .layer(from_fn_with_state(state.clone(), require_bearer))
+        .layer(from_fn_with_state(state.clone(), buffer_and_record))
+        .with_state(state)
+}
+
+async fn unknown_route(method: Method, uri: Uri) -> Response {
+    ApiError::not_found(format!("no route for {method} {}", uri.path())).into_response()
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    ApiError::new(405, "method_not_allowed", format!("method {method} is not allowed on {}", uri.path()))
+        .into_response()
+}

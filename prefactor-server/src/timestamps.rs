@@ -1,0 +1,49 @@
+//! Timestamps: the server writes UTC `YYYY-MM-DDTHH:MM:SS.ffffffZ` (fixed width, so text order
+//! equals time order in SQLite); clients may send RFC 3339 with any offset, or no offset
+//! (Python naive datetimes), which is read as UTC.
+
+use time::format_description::BorrowedFormatItem;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+
+const OUTPUT: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+
+const NAIVE: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]");
+
+/// Formats an instant in the server's output form.
+///
+/// ```
+/// use prefactor_server::timestamps::format_utc;
+/// let at = time::macros::datetime!(2026-08-04 06:55:41.1234 +02:00);
+/// assert_eq!(format_utc(at), "2026-08-04T04:55:41.123400Z");
+/// ```
+pub fn format_utc(at: OffsetDateTime) -> String {
+    at.to_offset(UtcOffset::UTC).format(OUTPUT).unwrap_or_else(|_| "1970-01-01T00:00:00.000000Z".to_string())
+}
+
+/// The current time in the server's output form.
+pub fn now_utc() -> String {
+    format_utc(OffsetDateTime::now_utc())
+}
+
+/// Parses a client timestamp and renders it in the server's output form.
+///
+/// ```
+/// use prefactor_server::timestamps::normalize_client_timestamp;
+/// assert_eq!(normalize_client_timestamp("2026-08-04T06:55:41.123Z").unwrap(), "2026-08-04T06:55:41.123000Z");
+/// assert_eq!(normalize_client_timestamp("2026-08-04T08:55:41+02:00").unwrap(), "2026-08-04T06:55:41.000000Z");
+/// assert_eq!(normalize_client_timestamp("2026-08-04T06:55:41.5").unwrap(), "2026-08-04T06:55:41.500000Z");
+/// assert!(normalize_client_timestamp("yesterday").is_err());
+/// ```
+pub fn normalize_client_timestamp(text: &str) -> Result<String, String> {
+    if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(format_utc(at));
+    }
+    match PrimitiveDateTime::parse(text, NAIVE) {
+        Ok(naive) => Ok(format_utc(naive.assume_utc())),
+        Err(_) => Err(format!("'{text}' is not an ISO 8601 / RFC 3339 timestamp (e.g. 2026-08-04T06:55:41.123Z)")),
+    }
+}

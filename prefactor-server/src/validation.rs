@@ -1,0 +1,175 @@
+//! Compiled schema versions: per span type its title, JSON Schema validators (the `jsonschema`
+//! crate) and summary template; per quality schema its validator and template.
+//!
+//! Compiling a JSON Schema is far more expensive than validating with it, so each schema
+//! version is compiled once and cached by id ([`SchemaCache`]); schema versions are immutable
+//! once stored, so the cache never needs invalidation.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use jsonschema::Validator;
+use prefactor_protocol::AgentSchemaVersion;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::template::SummaryTemplate;
+
+/// One span type of a schema version.
+#[derive(Debug)]
+pub struct CompiledSpanType {
+    /// `title`, defaulting to the span type name.
+    pub title: String,
+    /// Validates `payload` (None when the span type has no params schema).
+    pub params: Option<Validator>,
+    /// Validates `result_payload`.
+    pub result: Option<Validator>,
+    /// Renders `summary`.
+    pub template: Option<SummaryTemplate>,
+}
+
+/// One quality schema of a schema version.
+#[derive(Debug)]
+pub struct CompiledQuality {
+    /// Validates the quality payload.
+    pub schema: Option<Validator>,
+    /// Renders `quality_summaries[name]`.
+    pub template: Option<SummaryTemplate>,
+}
+
+/// A schema version ready for validation and rendering.
+#[derive(Debug, Default)]
+pub struct CompiledSchemaVersion {
+    /// Span types by name.
+    pub span_types: HashMap<String, CompiledSpanType>,
+    /// Quality schemas by name.
+    pub quality: HashMap<String, CompiledQuality>,
+}
+
+impl CompiledSchemaVersion {
+    /// True when the version declares span types, which makes unknown span names an error.
+    pub fn declares_span_types(&self) -> bool {
+        !self.span_types.is_empty()
+    }
+
+    /// Compiles a document. With `with_validators == false` only titles and templates are kept.
+    /// Errors name the failing place in the document, e.g.
+    /// `agent_schema_version.span_type_schemas[0].params_schema`.
+    ///
+    /// ```
+    /// use prefactor_server::validation::CompiledSchemaVersion;
+    /// let document = serde_json::from_value(serde_json::json!({
+    ///     "external_identifier": "v1",
+    ///     "span_type_schemas": [{"name": "agent:llm", "params_schema": {"type": "object"}}]
+    /// })).unwrap();
+    /// let compiled = CompiledSchemaVersion::compile(&document, true).unwrap();
+    /// assert_eq!(compiled.span_types["agent:llm"].title, "agent:llm");
+    /// ```
+    pub fn compile(document: &AgentSchemaVersion, with_validators: bool) -> Result<Self, ApiError> {
+        let mut compiled = CompiledSchemaVersion::default();
+        let compile = |schema: Option<&Value>, path: String| -> Result<Option<Validator>, ApiError> {
+            match schema {
+                Some(schema) if with_validators => compile_validator(schema, &path).map(Some),
+                _ => Ok(None),
+            }
+        };
+        if let Some(types) = document.span_type_schemas.as_ref().filter(|t| !t.is_empty()) {
+            for (index, span_type) in types.iter().enumerate() {
+                let at = format!("agent_schema_version.span_type_schemas[{index}]");
+                if compiled.span_types.contains_key(&span_type.name) {
+                    return Err(ApiError::validation(
+                        &format!("{at}.name"),
+                        format!("span type '{}' is declared twice", span_type.name),
+                    ));
+                }
+                let entry = CompiledSpanType {
+                    title: span_type.title.clone().unwrap_or_else(|| span_type.name.clone()),
+                    params: compile(Some(&span_type.params_schema), format!("{at}.params_schema"))?,
+                    result: compile(span_type.result_schema.as_ref(), format!("{at}.result_schema"))?,
+                    template: span_type.template.as_deref().and_then(SummaryTemplate::parse),
+                };
+                compiled.span_types.insert(span_type.name.clone(), entry);
+            }
+        } else if let Some(params) = &document.span_schemas {
+            // Legacy flat maps, used only when the rich form is absent (A10).
+            let results = document.span_result_schemas.as_ref();
+            for (name, schema) in params {
+                let result = results.and_then(|r| r.get(name));
+                let entry = CompiledSpanType {
+                    title: name.clone(),
+                    params: compile(Some(schema), format!("agent_schema_version.span_schemas.{name}"))?,
+                    result: compile(result, format!("agent_schema_version.span_result_schemas.{name}"))?,
+                    template: None,
+                };
+                compiled.span_types.insert(name.clone(), entry);
+            }
+        }
+        for (index, quality) in document.quality_schemas.iter().flatten().enumerate() {
+            let at = format!("agent_schema_version.quality_schemas[{index}]");
+            let entry = CompiledQuality {
+                schema: compile(Some(&quality.schema), format!("{at}.schema"))?,
+                template: quality.template.as_deref().and_then(SummaryTemplate::parse),
+            };
+            compiled.quality.insert(quality.name.clone(), entry);
+        }
+        Ok(compiled)
+    }
+}
+
+fn compile_validator(schema: &Value, path: &str) -> Result<Validator, ApiError> {
+    jsonschema::validator_for(schema)
+        .map_err(|error| ApiError::validation(path, format!("is not a valid JSON Schema: {error}")))
+}
+
+/// Checks `instance` against `validator`; errors are keyed by `field` plus the JSON pointer
+/// of the failing value, e.g. `payload/model`.
+///
+/// ```
+/// use prefactor_server::validation::check;
+/// use serde_json::json;
+/// let validator = jsonschema::validator_for(&json!({"properties": {"model": {"type": "string"}}})).unwrap();
+/// let error = check(&validator, &json!({"model": 3}), "payload").unwrap_err();
+/// assert!(error.errors.unwrap().contains_key("payload/model"));
+/// ```
+pub fn check(validator: &Validator, instance: &Value, field: &str) -> Result<(), ApiError> {
+    let items: Vec<(String, String)> = validator
+        .iter_errors(instance)
+        .map(|error| {
+            let pointer = error.instance_path().to_string();
+            (format!("{field}{pointer}"), error.to_string())
+        })
+        .collect();
+    if items.is_empty() {
+        return Ok(());
+    }
+    let summary = format!(
+        "{field} does not match its schema: {}",
+        items.iter().map(|(path, message)| format!("{path}: {message}")).collect::<Vec<_>>().join("; ")
+    );
+    Err(ApiError::validation_map(summary, items))
+}
+
+/// Compiled schema versions by id.
+#[derive(Default, Clone)]
+pub struct SchemaCache {
+    entries: Arc<Mutex<HashMap<String, Arc<CompiledSchemaVersion>>>>,
+}
+
+impl SchemaCache {
+    /// The compiled version `id`, compiling `load()`'s document on a cache miss.
+    pub fn get_or_compile(
+        &self,
+        id: &str,
+        with_validators: bool,
+        load: impl FnOnce() -> Result<AgentSchemaVersion, ApiError>,
+    ) -> Result<Arc<CompiledSchemaVersion>, ApiError> {
+        if let Some(found) = self.entries.lock().ok().and_then(|e| e.get(id).cloned()) {
+            return Ok(found);
+        }
+        let compiled = Arc::new(CompiledSchemaVersion::compile(&load()?, with_validators)?);
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.insert(id.to_string(), compiled.clone());
+        }
+        Ok(compiled)
+    }
+}
