@@ -59,9 +59,15 @@ pub(crate) struct ParsedOption {
 #[derive(Default)]
 pub(crate) struct ParsedOptions {
     entries: Vec<ParsedOption>,
+    written: Vec<String>,
 }
 
 impl ParsedOptions {
+    /// Whether the user wrote the option at all (even with an ill-shaped value).
+    pub(crate) fn was_written(&self, name: &str) -> bool {
+        self.written.iter().any(|written| written == name)
+    }
+
     pub(crate) fn get(&self, name: &str) -> Option<&ParsedOption> {
         self.entries.iter().find(|entry| entry.key == name)
     }
@@ -144,10 +150,11 @@ pub(crate) fn parse_options(tokens: TokenStream, table: &[OptionSpec], errors: &
             errors.at(option.key.span(), unknown_option_message(&name, table));
             continue;
         };
-        if parsed.get(spec.name).is_some() {
+        if parsed.was_written(spec.name) {
             errors.at(option.key.span(), format!("duplicate option `{name}`"));
             continue;
         }
+        parsed.written.push(name.clone());
         if let Some(value) = shape_value(spec, &option, errors) {
             parsed.entries.push(ParsedOption { key: option.key, value });
         }
@@ -186,7 +193,9 @@ fn shape_value(spec: &OptionSpec, option: &RawOption, errors: &mut Errors) -> Op
             None
         }
         (OptionKind::Idents, RawValue::Paren(tokens, _)) => {
-            match Punctuated::<Ident, Token![,]>::parse_terminated.parse2(tokens.clone()) {
+            let parser =
+                |input: ParseStream| Punctuated::<Ident, Token![,]>::parse_terminated_with(input, Ident::parse_any);
+            match parser.parse2(tokens.clone()) {
                 Ok(idents) => Some(OptionValue::Idents(idents.into_iter().collect())),
                 Err(error) => {
                     errors.push(error);
@@ -243,6 +252,9 @@ impl Parse for FieldEntry {
             let ident = Ident::parse_any(input)?;
             (ident.unraw().to_string(), ident.span())
         };
+        if !input.peek(Token![=]) {
+            return Err(syn::Error::new(key_span, format!("expected `{key} = <expression>`")));
+        }
         input.parse::<Token![=]>()?;
         let value = input.parse()?;
         Ok(FieldEntry { key, key_span, value })

@@ -30,22 +30,12 @@ pub(crate) fn payload_closure(model: &FnModel, options: &SpanOptions) -> TokenSt
         bindings.push(quote! { let #binding = #value; });
         entries.push(quote_spanned! {field.key_span=> ::prefactor::__private::field(#key, &#binding) });
     }
-    let map = nest_entries(entries);
     quote! {
         || {
             #(#bindings)*
-            ::prefactor::__private::Payload::from_serialize(&::prefactor::__private::ArgMap(#map))
+            ::prefactor::__private::payload_of(&[#(#entries),*])
         }
     }
-}
-
-/// Entries as nested tuples of at most 8 (the facade implements the map for tuples up to 8).
-fn nest_entries(mut entries: Vec<TokenStream>) -> TokenStream {
-    const WIDTH: usize = 8;
-    while entries.len() > WIDTH {
-        entries = entries.chunks(WIDTH).map(|chunk| quote! { (#(#chunk,)*) }).collect();
-    }
-    quote! { (#(#entries,)*) }
 }
 
 /// A closure `|span: SpanGuard, output: &Output|` that finishes the span from the output.

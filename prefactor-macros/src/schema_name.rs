@@ -10,7 +10,7 @@ pub(crate) fn schema_name_problem(name: &str) -> Option<String> {
     }
     let segments: Vec<&str> = name.split(':').collect();
     if segments.len() < 2 {
-        return Some(format!("schema name `{name}` has no namespace; expected `namespace:kind`, e.g. `agent:{name}`"));
+        return Some(format!("schema name `{name}` has no namespace; expected `namespace:kind`, e.g. `agent:llm`"));
     }
     if segments.iter().any(|segment| segment.is_empty()) {
         return Some(format!("schema name `{name}` has an empty segment; expected `namespace:kind[:sub]`"));

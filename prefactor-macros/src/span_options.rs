@@ -52,7 +52,7 @@ impl SpanOptions {
                     errors.at(lit.span(), problem);
                 }
             }
-            None if parsed.get("schema").is_none() => {
+            None if !parsed.was_written("schema") => {
                 errors.at(
                     attr_span,
                     "missing required option `schema`, e.g. `#[prefactor::span(schema = \"agent:llm\")]`",
