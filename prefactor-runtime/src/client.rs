@@ -1,0 +1,543 @@
+//! `Client`: the entry point. Owns the queue and the worker thread; everything else is cheap
+//! handles onto it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use prefactor_protocol::{AgentSchemaVersion, FinishStatus, InstancePurpose, Pfid, RegisterInstanceRequest};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::blocking::block_on;
+use crate::close_report::CloseReport;
+use crate::config::Config;
+use crate::context::current_parent;
+use crate::error::Error;
+use crate::ids::{InstanceId, SpanId};
+use crate::instance::{AgentInstanceHandle, InstanceState};
+use crate::instance_manager::InstanceManager;
+use crate::operation::{Op, SpanCreate, SpanEnd, SpanFinish};
+use crate::payload::Payload;
+use crate::schema_registry::SchemaRegistry;
+use crate::span_guard::SpanGuard;
+use crate::stats::{Counters, Stats};
+use crate::transport::Transport;
+use crate::worker::{self, Command, Worker};
+
+/// The agent version of an instance (`name`, `external_identifier`, `description`).
+pub use prefactor_protocol::AgentVersionSpec as AgentVersion;
+
+/// Options of [`Client::create_agent_instance`]. Unset ids fall back to the config (agent,
+/// environment) or are generated (instance id).
+///
+/// ```
+/// use prefactor_runtime::{AgentVersion, CreateInstance, InstancePurpose};
+///
+/// let options = CreateInstance {
+///     agent_version: AgentVersion { name: Some("Support bot".into()), external_identifier: Some("v2".into()), description: None },
+///     purpose: Some(InstancePurpose::Eval),
+///     ..CreateInstance::default()
+/// };
+/// assert!(options.instance_id.is_none());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct CreateInstance {
+    /// The agent; defaults to the config's `agent_id` (omit with deployment-scoped tokens).
+    pub agent_id: Option<String>,
+    /// The code version of the agent.
+    pub agent_version: AgentVersion,
+    /// An explicit schema document; by default the client's registry is used.
+    pub agent_schema_version: Option<AgentSchemaVersion>,
+    /// A caller-chosen instance id; by default a new PFID.
+    pub instance_id: Option<InstanceId>,
+    /// External identifier of the schema version; by default a content hash.
+    pub external_schema_version_id: Option<String>,
+    /// The environment; defaults to the config's `environment_id`.
+    pub environment_id: Option<String>,
+    /// Why this instance runs (`live` by default on the server).
+    pub purpose: Option<InstancePurpose>,
+}
+
+/// State shared between the callers and the worker.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) counters: Counters,
+    latched: AtomicBool,
+    auth_failure: OnceLock<Error>,
+    first_error: Mutex<Option<Error>>,
+    closed: AtomicBool,
+    warned_full: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn is_latched(&self) -> bool {
+        self.latched.load(Ordering::Acquire)
+    }
+
+    /// Stops all sending after a 401/403 (the token will not become valid by retrying).
+    pub(crate) fn latch(&self, error: Error) {
+        if self.auth_failure.set(error.clone()).is_ok() {
+            tracing::error!(error = %error, "prefactor: the API token was rejected; telemetry is disabled for this client");
+        }
+        self.latched.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn record_error(&self, error: &Error) {
+        let mut first = lock(&self.first_error);
+        if first.is_none() {
+            *first = Some(error.clone());
+        }
+    }
+
+    /// The close report given how many enqueued operations reached a final state.
+    pub(crate) fn report(&self, settled: u64, timed_out: bool) -> CloseReport {
+        let stats = self.counters.snapshot();
+        let undelivered = stats.enqueued.saturating_sub(settled);
+        CloseReport {
+            stats,
+            delivered: stats.sent,
+            failed: stats.failed,
+            dropped: stats.dropped,
+            undelivered,
+            lost: stats.failed + stats.dropped + undelivered,
+            timed_out,
+            first_error: lock(&self.first_error).clone(),
+            auth_failure: self.auth_failure.get().cloned(),
+        }
+    }
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of our short critical sections cannot leave the data
+    // inconsistent, so a poisoned lock is still usable.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    New,
+    Initializing,
+    Ready,
+    Closed,
+}
+
+struct WorkerLink {
+    ops: mpsc::Sender<Op>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+struct ClientInner {
+    shared: Arc<Shared>,
+    partition: u32,
+    lifecycle: Mutex<Lifecycle>,
+    link: OnceLock<WorkerLink>,
+    registry: OnceLock<SchemaRegistry>,
+    instances: Mutex<HashMap<InstanceId, Weak<InstanceState>>>,
+    open_spans: Mutex<HashMap<SpanId, Arc<InstanceState>>>,
+}
+
+/// The Prefactor client. `Send + Sync`, and cloning is cheap (all clones share one queue and
+/// one worker).
+///
+/// No method waits on the network except `initialize`, `flush`, `close` and `shutdown` (and
+/// their `_blocking` forms). The worker runs on its own thread with its own small runtime, so
+/// the client works the same from async code and from plain synchronous code.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use prefactor_runtime::{Client, Config, CreateInstance, FinishStatus};
+///
+/// # fn main() -> Result<(), prefactor_runtime::Error> {
+/// let client = Client::new(Config::from_env()?.build()?)?;
+/// client.initialize_blocking()?;
+/// let instance = client.create_agent_instance(CreateInstance::default())?;
+/// instance.start();
+/// drop(instance.span("agent:step", None, None)); // completes on drop
+/// instance.finish(FinishStatus::Complete);
+/// client.flush_blocking(Duration::from_secs(5))?;
+/// let report = client.close_blocking()?;
+/// assert!(report.is_clean());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<ClientInner>,
+}
+
+impl Client {
+    /// Creates a client. Nothing is sent until [`initialize`](Client::initialize).
+    pub fn new(config: Config) -> Result<Client, Error> {
+        // Ids share the agent's partition when the agent id is a PFID (as the API expects
+        // client-supplied ids to), otherwise one random partition per client.
+        let partition = config
+            .agent_id()
+            .and_then(|id| id.parse::<Pfid>().ok())
+            .map_or_else(Pfid::random_partition, |pfid| pfid.partition());
+        // Validate what the worker will need now, so `new` reports bad header values.
+        Transport::new(&config)?;
+        let shared = Arc::new(Shared {
+            config,
+            counters: Counters::default(),
+            latched: AtomicBool::new(false),
+            auth_failure: OnceLock::new(),
+            first_error: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            warned_full: AtomicBool::new(false),
+        });
+        Ok(Client {
+            inner: Arc::new(ClientInner {
+                shared,
+                partition,
+                lifecycle: Mutex::new(Lifecycle::New),
+                link: OnceLock::new(),
+                registry: OnceLock::new(),
+                instances: Mutex::new(HashMap::new()),
+                open_spans: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Validates the token (`GET /api/v1/ping`), merges the explicit and the statically
+    /// declared schemas, and starts the worker. A second call is
+    /// [`Error::AlreadyInitialized`]; after a failure the client can be initialized again.
+    pub async fn initialize(&self) -> Result<(), Error> {
+        {
+            let mut lifecycle = lock(&self.inner.lifecycle);
+            match *lifecycle {
+                Lifecycle::New => *lifecycle = Lifecycle::Initializing,
+                Lifecycle::Closed => return Err(Error::Closed),
+                Lifecycle::Initializing | Lifecycle::Ready => return Err(Error::AlreadyInitialized),
+            }
+        }
+        let result = self.start_worker().await;
+        *lock(&self.inner.lifecycle) = if result.is_ok() { Lifecycle::Ready } else { Lifecycle::New };
+        if let Err(err) = &result {
+            tracing::warn!(error = %err, "prefactor: initialization failed");
+        }
+        result
+    }
+
+    /// [`initialize`](Client::initialize) for synchronous programs (blocks this thread).
+    pub fn initialize_blocking(&self) -> Result<(), Error> {
+        block_on(self.initialize())
+    }
+
+    async fn start_worker(&self) -> Result<(), Error> {
+        let config = &self.inner.shared.config;
+        let mut registry = config.schema_registry().cloned().unwrap_or_default();
+        registry.merge(&SchemaRegistry::from_static()?)?;
+        let transport = Transport::new(config)?;
+        let (ops_tx, ops_rx) = mpsc::channel(config.queue_capacity());
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        worker::spawn(Worker::new(self.inner.shared.clone(), transport, ops_rx, commands_rx))?;
+        let (reply, answer) = oneshot::channel();
+        commands_tx.send(Command::Ping { reply }).map_err(|_| Error::WorkerGone)?;
+        answer.await.map_err(|_| Error::WorkerGone)??;
+        tracing::debug!(schemas = registry.len(), "prefactor: client initialized");
+        let _ = self.inner.registry.set(registry);
+        let _ = self.inner.link.set(WorkerLink { ops: ops_tx, commands: commands_tx });
+        Ok(())
+    }
+
+    fn ready_link(&self) -> Result<&WorkerLink, Error> {
+        if self.inner.shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        self.inner.link.get().ok_or(Error::NotInitialized)
+    }
+
+    /// Waits until every operation queued before this call is delivered or has failed, or the
+    /// timeout passes ([`Error::Timeout`]).
+    pub async fn flush(&self, timeout: Duration) -> Result<(), Error> {
+        let link = self.ready_link()?;
+        let target = self.inner.shared.counters.enqueued.load(Ordering::Acquire);
+        let (reply, answer) = oneshot::channel();
+        let deadline = Instant::now() + timeout;
+        link.commands.send(Command::Flush { target, deadline, reply }).map_err(|_| Error::WorkerGone)?;
+        answer.await.map_err(|_| Error::WorkerGone)?
+    }
+
+    /// [`flush`](Client::flush) for synchronous programs.
+    pub fn flush_blocking(&self, timeout: Duration) -> Result<(), Error> {
+        block_on(self.flush(timeout))
+    }
+
+    /// Delivers everything queued (up to the config's `close_timeout`), stops the worker and
+    /// reports. `Ok` when nothing was lost; otherwise [`Error::TelemetryLost`] with the
+    /// report (failures, drops, an auth failure, what was still queued at the deadline).
+    /// Closing a client that was never initialized is a no-op; closing twice is
+    /// [`Error::Closed`].
+    pub async fn close(&self) -> Result<CloseReport, Error> {
+        self.shutdown(self.inner.shared.config.close_timeout()).await
+    }
+
+    /// [`close`](Client::close) for synchronous programs.
+    pub fn close_blocking(&self) -> Result<CloseReport, Error> {
+        block_on(self.close())
+    }
+
+    /// [`close`](Client::close) with an explicit deadline; returns within `timeout` (plus the
+    /// time to cancel requests in flight).
+    pub async fn shutdown(&self, timeout: Duration) -> Result<CloseReport, Error> {
+        {
+            let mut lifecycle = lock(&self.inner.lifecycle);
+            match *lifecycle {
+                Lifecycle::Closed => return Err(Error::Closed),
+                Lifecycle::New | Lifecycle::Initializing => {
+                    *lifecycle = Lifecycle::Closed;
+                    self.inner.shared.closed.store(true, Ordering::Release);
+                    return Ok(self.inner.shared.report(0, false));
+                }
+                Lifecycle::Ready => *lifecycle = Lifecycle::Closed,
+            }
+        }
+        self.inner.shared.closed.store(true, Ordering::Release);
+        let report = match self.inner.link.get() {
+            Some(link) => {
+                let (reply, answer) = oneshot::channel();
+                let deadline = Instant::now() + timeout;
+                match link.commands.send(Command::Shutdown { deadline, reply }) {
+                    Ok(()) => answer.await.ok(),
+                    Err(_) => None,
+                }
+            }
+            None => None,
+        };
+        let report = report.unwrap_or_else(|| self.inner.shared.report(0, false));
+        if report.is_clean() {
+            Ok(report)
+        } else {
+            tracing::warn!(%report, "prefactor: client closed with telemetry lost");
+            Err(Error::TelemetryLost(Box::new(report)))
+        }
+    }
+
+    /// [`shutdown`](Client::shutdown) for synchronous programs.
+    pub fn shutdown_blocking(&self, timeout: Duration) -> Result<CloseReport, Error> {
+        block_on(self.shutdown(timeout))
+    }
+
+    /// Whether [`initialize`](Client::initialize) succeeded and the client is not closed.
+    pub fn is_initialized(&self) -> bool {
+        *lock(&self.inner.lifecycle) == Lifecycle::Ready
+    }
+
+    /// Whether the client was closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// The delivery counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.shared.counters.snapshot()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.shared.config
+    }
+
+    /// The PFID partition of ids generated by this client.
+    pub fn partition(&self) -> u32 {
+        self.inner.partition
+    }
+
+    fn ensure_usable(&self) -> Result<(), Error> {
+        self.ready_link()?;
+        match self.inner.shared.auth_failure.get() {
+            Some(err) => Err(err.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Registers an agent instance. The register request is queued (the instance id is
+    /// generated here), so this returns at once and spans can be opened immediately.
+    pub fn create_agent_instance(&self, options: CreateInstance) -> Result<AgentInstanceHandle, Error> {
+        self.ensure_usable()?;
+        let config = &self.inner.shared.config;
+        let id = options.instance_id.unwrap_or_else(|| InstanceId::generate(self.inner.partition));
+        let schema = match options.agent_schema_version {
+            Some(mut doc) => {
+                if doc.external_identifier.is_none() {
+                    doc.external_identifier = options.external_schema_version_id.clone();
+                }
+                Some(doc)
+            }
+            None => {
+                let registry = self.schema_registry();
+                (!registry.is_empty())
+                    .then(|| registry.to_agent_schema_version(options.external_schema_version_id.as_deref()))
+            }
+        };
+        let request = RegisterInstanceRequest {
+            agent_version: options.agent_version,
+            agent_schema_version: schema,
+            agent_id: options.agent_id.or_else(|| config.agent_id().map(str::to_owned)),
+            environment_id: options.environment_id.or_else(|| config.environment_id().map(str::to_owned)),
+            id: Some(id.to_string()),
+            idempotency_key: Some(format!("register-{id}")),
+            update_current_version: None,
+            purpose: options.purpose,
+        };
+        let state = self.instance_state(id);
+        self.enqueue(Op::Register { instance: state.clone(), request: Box::new(request) });
+        Ok(AgentInstanceHandle { client: self.clone(), state })
+    }
+
+    /// The shared state of an instance, created for ids this client has not seen.
+    pub(crate) fn instance_state(&self, id: InstanceId) -> Arc<InstanceState> {
+        let mut instances = lock(&self.inner.instances);
+        if let Some(state) = instances.get(&id).and_then(Weak::upgrade) {
+            return state;
+        }
+        instances.retain(|_, weak| weak.strong_count() > 0);
+        let state = Arc::new(InstanceState::new(id));
+        instances.insert(id, Arc::downgrade(&state));
+        state
+    }
+
+    pub(crate) fn known_instances(&self) -> Vec<Arc<InstanceState>> {
+        lock(&self.inner.instances).values().filter_map(Weak::upgrade).collect()
+    }
+
+    /// A handle for an instance by id (one created earlier, or registered elsewhere).
+    pub fn instance(&self, id: InstanceId) -> AgentInstanceHandle {
+        AgentInstanceHandle { client: self.clone(), state: self.instance_state(id) }
+    }
+
+    /// Queues a span create (status `active`) and returns its id. `parent_span_id: None` uses
+    /// the current context's span when it belongs to this instance. Finish it with
+    /// [`finish_span`](Client::finish_span). Prefer [`span`](Client::span), which cannot be
+    /// left unfinished.
+    pub fn create_span(
+        &self,
+        instance_id: InstanceId,
+        schema_name: &str,
+        parent_span_id: Option<SpanId>,
+        payload: Option<Payload>,
+    ) -> Result<SpanId, Error> {
+        self.ensure_usable()?;
+        let instance = self.instance_state(instance_id);
+        let id = SpanId::generate(self.inner.partition);
+        lock(&self.inner.open_spans).insert(id, instance.clone());
+        self.enqueue(Op::CreateSpan(SpanCreate {
+            instance,
+            id,
+            parent: parent_span_id.or_else(|| current_parent(instance_id)),
+            schema: Arc::from(schema_name),
+            payload,
+            started_at: SystemTime::now(),
+            end: None,
+            weight: 1,
+        }));
+        Ok(id)
+    }
+
+    /// Queues the finish (`complete`) of a span made by [`create_span`](Client::create_span).
+    pub fn finish_span(&self, span_id: SpanId, result_payload: Option<Payload>) -> Result<(), Error> {
+        self.finish_span_with_status(span_id, FinishStatus::Complete, result_payload)
+    }
+
+    /// Queues the finish of a span with an explicit status. A 409 (already finished) counts as
+    /// done.
+    pub fn finish_span_with_status(
+        &self,
+        span_id: SpanId,
+        status: FinishStatus,
+        result_payload: Option<Payload>,
+    ) -> Result<(), Error> {
+        self.ensure_usable()?;
+        let instance = lock(&self.inner.open_spans).remove(&span_id);
+        let end = SpanEnd { status, result: result_payload, at: SystemTime::now() };
+        self.enqueue(Op::FinishSpan(SpanFinish { instance, id: span_id, end }));
+        Ok(())
+    }
+
+    /// Opens a span (started at once) whose guard finishes it when dropped.
+    pub fn span(
+        &self,
+        instance_id: InstanceId,
+        schema_name: &str,
+        parent_span_id: Option<SpanId>,
+        payload: Option<Payload>,
+    ) -> SpanGuard {
+        let parent = parent_span_id.or_else(|| current_parent(instance_id));
+        SpanGuard::open(self.clone(), self.instance_state(instance_id), schema_name, parent, payload, true)
+    }
+
+    /// Manages instances by id.
+    pub fn instance_manager(&self) -> InstanceManager {
+        InstanceManager::new(self.clone())
+    }
+
+    /// The merged registry (explicit + statically declared) once initialized; before that,
+    /// the explicit one from the config.
+    pub fn schema_registry(&self) -> &SchemaRegistry {
+        static EMPTY: OnceLock<SchemaRegistry> = OnceLock::new();
+        self.inner
+            .registry
+            .get()
+            .or_else(|| self.inner.shared.config.schema_registry())
+            .unwrap_or_else(|| EMPTY.get_or_init(SchemaRegistry::new))
+    }
+
+    /// Whether both handles share one client.
+    pub(crate) fn same_as(&self, other: &Client) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    pub(crate) fn new_span_id(&self) -> SpanId {
+        SpanId::generate(self.inner.partition)
+    }
+
+    /// Puts an operation in the queue without ever waiting. Returns false (and counts a drop)
+    /// when the queue is full, the client is not initialized or closed, or the token was
+    /// rejected.
+    pub(crate) fn enqueue(&self, op: Op) -> bool {
+        let shared = &*self.inner.shared;
+        let weight = op.weight();
+        if shared.is_latched() || shared.closed.load(Ordering::Relaxed) {
+            Counters::add(&shared.counters.dropped, weight);
+            return false;
+        }
+        let Some(link) = self.inner.link.get() else {
+            Counters::add(&shared.counters.dropped, weight);
+            tracing::debug!("prefactor: operation dropped, the client is not initialized");
+            return false;
+        };
+        match link.ops.try_send(op) {
+            Ok(()) => {
+                Counters::add(&shared.counters.enqueued, weight);
+                true
+            }
+            Err(TrySendError::Full(_)) => {
+                Counters::add(&shared.counters.dropped, weight);
+                if !shared.warned_full.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        capacity = shared.config.queue_capacity(),
+                        "prefactor: queue full, dropping operations (counted in stats().dropped)"
+                    );
+                }
+                false
+            }
+            Err(TrySendError::Closed(_)) => {
+                Counters::add(&shared.counters.dropped, weight);
+                false
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.inner.shared.config)
+            .field("lifecycle", &*lock(&self.inner.lifecycle))
+            .field("stats", &self.stats())
+            .finish()
+    }
+}

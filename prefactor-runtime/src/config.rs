@@ -1,0 +1,421 @@
+//! `Config` and its builder: API endpoint, credentials, HTTP, queue and termination settings.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::schema_registry::SchemaRegistry;
+
+/// The `X-Prefactor-SDK` entry of this crate.
+pub const SDK_HEADER_ENTRY: &str = concat!("prefactor-rs@", env!("CARGO_PKG_VERSION"));
+
+/// Client settings. Build one with [`Config::builder`] or [`Config::from_env`].
+///
+/// `Debug` never shows the token.
+///
+/// ```
+/// use std::time::Duration;
+/// use prefactor_runtime::Config;
+///
+/// let config = Config::builder()
+///     .api_url("http://127.0.0.1:8080")
+///     .api_token("secret-token")
+///     .max_retries(5)
+///     .termination_poll_interval(Duration::from_secs(10))
+///     .build()
+///     .unwrap();
+/// assert_eq!(config.max_retries(), 5);
+/// assert!(!format!("{config:?}").contains("secret-token"));
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    api_url: String,
+    api_token: String,
+    agent_id: Option<String>,
+    environment_id: Option<String>,
+    request_timeout: Duration,
+    connect_timeout: Duration,
+    max_retries: u32,
+    initial_retry_delay: Duration,
+    max_retry_delay: Duration,
+    retry_multiplier: f64,
+    queue_capacity: usize,
+    concurrency: usize,
+    termination_poll_interval: Duration,
+    close_timeout: Duration,
+    schema_registry: Option<SchemaRegistry>,
+    sdk_header_entries: Vec<String>,
+}
+
+impl Config {
+    /// A builder with the defaults: 30 s request timeout, 10 s connect timeout, 3 retries with
+    /// delays from 1 s doubling up to 60 s, a queue of 65 536 operations, 8 concurrent requests,
+    /// a 30 s termination poll and a 30 s close deadline.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::default()
+    }
+
+    /// A builder filled from the environment (see [`ConfigBuilder::from_env_with`] for the
+    /// variables). Unset variables keep their defaults; `build()` then checks the result.
+    ///
+    /// ```
+    /// let builder = prefactor_runtime::Config::from_env().unwrap();
+    /// let _config = builder.api_url("http://127.0.0.1:1").api_token("t").build().unwrap();
+    /// ```
+    pub fn from_env() -> Result<ConfigBuilder, Error> {
+        ConfigBuilder::default().from_env_with(|key| std::env::var(key).ok())
+    }
+
+    /// The API base URL (without `/api/v1`, without trailing slash).
+    pub fn api_url(&self) -> &str {
+        &self.api_url
+    }
+    pub(crate) fn api_token(&self) -> &str {
+        &self.api_token
+    }
+    /// The default agent id for new instances.
+    pub fn agent_id(&self) -> Option<&str> {
+        self.agent_id.as_deref()
+    }
+    /// The default environment id for new instances.
+    pub fn environment_id(&self) -> Option<&str> {
+        self.environment_id.as_deref()
+    }
+    /// Total time allowed for one HTTP attempt.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+    /// Time allowed to open a connection.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+    /// Extra attempts after the first one for transient failures.
+    pub fn max_retries(&self) -> u32 {
+        self.max_retries
+    }
+    /// Delay before the first retry.
+    pub fn initial_retry_delay(&self) -> Duration {
+        self.initial_retry_delay
+    }
+    /// Upper bound of any retry delay (also caps `Retry-After`).
+    pub fn max_retry_delay(&self) -> Duration {
+        self.max_retry_delay
+    }
+    /// Growth factor of the retry delay.
+    pub fn retry_multiplier(&self) -> f64 {
+        self.retry_multiplier
+    }
+    /// Maximum number of queued operations; more are dropped and counted.
+    pub fn queue_capacity(&self) -> usize {
+        self.queue_capacity
+    }
+    /// Maximum number of requests in flight.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+    /// How often live instances are polled for termination.
+    pub fn termination_poll_interval(&self) -> Duration {
+        self.termination_poll_interval
+    }
+    /// Deadline used by `close()`.
+    pub fn close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
+    /// The explicit schema registry, if any.
+    pub fn schema_registry(&self) -> Option<&SchemaRegistry> {
+        self.schema_registry.as_ref()
+    }
+    /// The full `X-Prefactor-SDK` header: extra entries first, this crate last.
+    pub fn sdk_header(&self) -> String {
+        let mut entries: Vec<&str> = Vec::new();
+        for entry in self.sdk_header_entries.iter().map(String::as_str).chain([SDK_HEADER_ENTRY]) {
+            if !entries.contains(&entry) {
+                entries.push(entry);
+            }
+        }
+        entries.join(" ")
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("api_url", &self.api_url)
+            .field("api_token", &"<redacted>")
+            .field("agent_id", &self.agent_id)
+            .field("environment_id", &self.environment_id)
+            .field("request_timeout", &self.request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_retries", &self.max_retries)
+            .field("initial_retry_delay", &self.initial_retry_delay)
+            .field("max_retry_delay", &self.max_retry_delay)
+            .field("retry_multiplier", &self.retry_multiplier)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("concurrency", &self.concurrency)
+            .field("termination_poll_interval", &self.termination_poll_interval)
+            .field("close_timeout", &self.close_timeout)
+            .field("schema_registry", &self.schema_registry.as_ref().map(|r| r.len()))
+            .field("sdk_header", &self.sdk_header())
+            .finish()
+    }
+}
+
+/// Builds a [`Config`]; `build()` validates every field and names the one at fault.
+///
+/// ```
+/// use prefactor_runtime::{Config, Error};
+///
+/// let err = Config::builder().api_url("http://x").api_token("").build().unwrap_err();
+/// assert!(matches!(err, Error::InvalidConfig { field: "api_token", .. }));
+/// ```
+#[derive(Clone)]
+pub struct ConfigBuilder {
+    config: Config,
+}
+
+impl Default for ConfigBuilder {
+    fn default() -> Self {
+        ConfigBuilder {
+            config: Config {
+                api_url: String::new(),
+                api_token: String::new(),
+                agent_id: None,
+                environment_id: None,
+                request_timeout: Duration::from_secs(30),
+                connect_timeout: Duration::from_secs(10),
+                max_retries: 3,
+                initial_retry_delay: Duration::from_secs(1),
+                max_retry_delay: Duration::from_secs(60),
+                retry_multiplier: 2.0,
+                queue_capacity: 65_536,
+                concurrency: 8,
+                termination_poll_interval: Duration::from_secs(30),
+                close_timeout: Duration::from_secs(30),
+                schema_registry: None,
+                sdk_header_entries: Vec::new(),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for ConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ConfigBuilder").field(&self.config).finish()
+    }
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.config.$name = value;
+            self
+        }
+    };
+}
+
+impl ConfigBuilder {
+    /// The API base URL, e.g. `https://app.prefactorai.com` (paths `/api/v1/...` are appended).
+    pub fn api_url(mut self, url: impl Into<String>) -> Self {
+        self.config.api_url = url.into();
+        self
+    }
+    /// The bearer token.
+    pub fn api_token(mut self, token: impl Into<String>) -> Self {
+        self.config.api_token = token.into();
+        self
+    }
+    /// The default agent id (needed with account-scoped tokens). When it is a PFID, its
+    /// partition is used for all ids this client generates.
+    pub fn agent_id(mut self, id: impl Into<String>) -> Self {
+        self.config.agent_id = Some(id.into());
+        self
+    }
+    /// The default environment id.
+    pub fn environment_id(mut self, id: impl Into<String>) -> Self {
+        self.config.environment_id = Some(id.into());
+        self
+    }
+    setter!(
+        /// Total time allowed for one HTTP attempt (> 0).
+        request_timeout: Duration
+    );
+    setter!(
+        /// Time allowed to connect (> 0).
+        connect_timeout: Duration
+    );
+    setter!(
+        /// Extra attempts after the first for transient failures (429, 5xx, network).
+        max_retries: u32
+    );
+    setter!(
+        /// Delay before the first retry (> 0, ≤ `max_retry_delay`).
+        initial_retry_delay: Duration
+    );
+    setter!(
+        /// Upper bound of a retry delay, `Retry-After` included.
+        max_retry_delay: Duration
+    );
+    setter!(
+        /// Growth factor of the retry delay (≥ 1).
+        retry_multiplier: f64
+    );
+    setter!(
+        /// Maximum queued operations (≥ 1). When full, new operations are dropped and counted.
+        queue_capacity: usize
+    );
+    setter!(
+        /// Maximum requests in flight (1–256).
+        concurrency: usize
+    );
+    setter!(
+        /// Interval of the termination poll of live instances (> 0; default 30 s).
+        termination_poll_interval: Duration
+    );
+    setter!(
+        /// Deadline of `close()` (> 0; default 30 s).
+        close_timeout: Duration
+    );
+    /// An explicit schema registry, merged with the statically declared span types.
+    pub fn schema_registry(mut self, registry: crate::schema_registry::SchemaRegistry) -> Self {
+        self.config.schema_registry = Some(registry);
+        self
+    }
+    /// Adds an `X-Prefactor-SDK` entry (e.g. an adapter, `my-adapter@1.2.0`) before ours.
+    pub fn sdk_header_entry(mut self, entry: impl Into<String>) -> Self {
+        let entry = entry.into();
+        let entry = entry.trim().trim_end_matches('@').to_owned();
+        if !entry.is_empty() {
+            self.config.sdk_header_entries.push(entry);
+        }
+        self
+    }
+
+    /// Applies settings found through `lookup` (normally the process environment):
+    /// `PREFACTOR_API_URL`, `PREFACTOR_API_TOKEN`, `PREFACTOR_AGENT_ID`, `PREFACTOR_ENVIRONMENT_ID`,
+    /// `PREFACTOR_REQUEST_TIMEOUT` / `PREFACTOR_CONNECT_TIMEOUT` / `PREFACTOR_INITIAL_RETRY_DELAY` /
+    /// `PREFACTOR_MAX_RETRY_DELAY` / `PREFACTOR_TERMINATION_POLL_INTERVAL` / `PREFACTOR_CLOSE_TIMEOUT`
+    /// (seconds, decimals allowed), `PREFACTOR_MAX_RETRIES`, `PREFACTOR_RETRY_MULTIPLIER`,
+    /// `PREFACTOR_QUEUE_CAPACITY`, `PREFACTOR_CONCURRENCY`. A value that does not parse is an
+    /// [`Error::InvalidConfig`].
+    ///
+    /// ```
+    /// use prefactor_runtime::Config;
+    ///
+    /// let env = |key: &str| match key {
+    ///     "PREFACTOR_API_URL" => Some("http://127.0.0.1:9".to_owned()),
+    ///     "PREFACTOR_API_TOKEN" => Some("tok".to_owned()),
+    ///     "PREFACTOR_MAX_RETRIES" => Some("7".to_owned()),
+    ///     _ => None,
+    /// };
+    /// let config = Config::builder().from_env_with(env).unwrap().build().unwrap();
+    /// assert_eq!(config.max_retries(), 7);
+    /// ```
+    pub fn from_env_with(mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let get = |key: &str| lookup(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        if let Some(v) = get("PREFACTOR_API_URL") {
+            self.config.api_url = v;
+        }
+        if let Some(v) = get("PREFACTOR_API_TOKEN") {
+            self.config.api_token = v;
+        }
+        if let Some(v) = get("PREFACTOR_AGENT_ID") {
+            self.config.agent_id = Some(v);
+        }
+        if let Some(v) = get("PREFACTOR_ENVIRONMENT_ID") {
+            self.config.environment_id = Some(v);
+        }
+        let seconds = |field: &'static str, v: String| -> Result<Duration, Error> {
+            v.parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| invalid(field, format!("`{v}` is not a number of seconds")))
+        };
+        let durations: [(&str, &'static str, &mut Duration); 6] = [
+            ("PREFACTOR_REQUEST_TIMEOUT", "request_timeout", &mut self.config.request_timeout),
+            ("PREFACTOR_CONNECT_TIMEOUT", "connect_timeout", &mut self.config.connect_timeout),
+            ("PREFACTOR_INITIAL_RETRY_DELAY", "initial_retry_delay", &mut self.config.initial_retry_delay),
+            ("PREFACTOR_MAX_RETRY_DELAY", "max_retry_delay", &mut self.config.max_retry_delay),
+            (
+                "PREFACTOR_TERMINATION_POLL_INTERVAL",
+                "termination_poll_interval",
+                &mut self.config.termination_poll_interval,
+            ),
+            ("PREFACTOR_CLOSE_TIMEOUT", "close_timeout", &mut self.config.close_timeout),
+        ];
+        for (key, field, slot) in durations {
+            if let Some(v) = get(key) {
+                *slot = seconds(field, v)?;
+            }
+        }
+        if let Some(v) = get("PREFACTOR_MAX_RETRIES") {
+            self.config.max_retries = parse_number("max_retries", &v)?;
+        }
+        if let Some(v) = get("PREFACTOR_RETRY_MULTIPLIER") {
+            self.config.retry_multiplier = parse_number("retry_multiplier", &v)?;
+        }
+        if let Some(v) = get("PREFACTOR_QUEUE_CAPACITY") {
+            self.config.queue_capacity = parse_number("queue_capacity", &v)?;
+        }
+        if let Some(v) = get("PREFACTOR_CONCURRENCY") {
+            self.config.concurrency = parse_number("concurrency", &v)?;
+        }
+        Ok(self)
+    }
+
+    /// Validates and returns the configuration.
+    pub fn build(self) -> Result<Config, Error> {
+        let mut c = self.config;
+        c.api_url = c.api_url.trim().trim_end_matches('/').to_owned();
+        if c.api_url.is_empty() {
+            return Err(invalid("api_url", "is required".into()));
+        }
+        match reqwest::Url::parse(&c.api_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+            _ => return Err(invalid("api_url", format!("`{}` is not an http(s) URL", c.api_url))),
+        }
+        if c.api_token.trim().is_empty() {
+            return Err(invalid("api_token", "is required".into()));
+        }
+        if c.api_token.chars().any(|ch| ch.is_control() || ch == ' ') {
+            return Err(invalid("api_token", "contains spaces or control characters".into()));
+        }
+        positive("request_timeout", c.request_timeout)?;
+        positive("connect_timeout", c.connect_timeout)?;
+        positive("initial_retry_delay", c.initial_retry_delay)?;
+        positive("max_retry_delay", c.max_retry_delay)?;
+        positive("termination_poll_interval", c.termination_poll_interval)?;
+        positive("close_timeout", c.close_timeout)?;
+        if c.initial_retry_delay > c.max_retry_delay {
+            return Err(invalid("initial_retry_delay", "must not exceed max_retry_delay".into()));
+        }
+        if !(c.retry_multiplier.is_finite() && c.retry_multiplier >= 1.0) {
+            return Err(invalid("retry_multiplier", format!("must be ≥ 1, got {}", c.retry_multiplier)));
+        }
+        if c.queue_capacity == 0 || c.queue_capacity > (1 << 28) {
+            return Err(invalid("queue_capacity", format!("must be between 1 and 2^28, got {}", c.queue_capacity)));
+        }
+        if !(1..=256).contains(&c.concurrency) {
+            return Err(invalid("concurrency", format!("must be between 1 and 256, got {}", c.concurrency)));
+        }
+        for (field, value) in [("agent_id", &c.agent_id), ("environment_id", &c.environment_id)] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(invalid(field, "must not be empty when set".into()));
+            }
+        }
+        Ok(c)
+    }
+}
+
+fn invalid(field: &'static str, reason: String) -> Error {
+    Error::InvalidConfig { field, reason }
+}
+
+fn positive(field: &'static str, value: Duration) -> Result<(), Error> {
+    if value.is_zero() { Err(invalid(field, "must be greater than zero".into())) } else { Ok(()) }
+}
+
+fn parse_number<T: std::str::FromStr>(field: &'static str, value: &str) -> Result<T, Error> {
+    value.parse().map_err(|_| invalid(field, format!("`{value}` is not a valid number")))
+}

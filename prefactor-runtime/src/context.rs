@@ -1,0 +1,150 @@
+//! The current context (client, instance, parent span) of the running code.
+//!
+//! It lives in a thread-local that is set only for a bounded scope: while a [`ContextGuard`]
+//! lives (synchronous code), or during each poll of an [`Instrumented`](crate::Instrumented)
+//! future (async code). Nothing is held across `.await`, so concurrent tasks on one thread
+//! never see each other's spans.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::marker::PhantomData;
+
+use crate::client::Client;
+use crate::ids::{InstanceId, SpanId};
+use crate::instance::AgentInstanceHandle;
+
+thread_local! {
+    static CURRENT: RefCell<Context> = const { RefCell::new(Context::EMPTY) };
+}
+
+/// Where new spans attach: a client, an instance, and the current parent span.
+///
+/// ```
+/// use prefactor_runtime::Context;
+///
+/// let cx = Context::current();
+/// assert!(cx.span_id().is_none()); // nothing entered on this thread
+/// ```
+#[derive(Clone, Default)]
+pub struct Context {
+    client: Option<Client>,
+    instance: Option<AgentInstanceHandle>,
+    span: Option<SpanId>,
+}
+
+impl Context {
+    const EMPTY: Context = Context { client: None, instance: None, span: None };
+
+    /// A context from its parts.
+    pub fn new(client: Option<Client>, instance: Option<AgentInstanceHandle>, span: Option<SpanId>) -> Context {
+        Context { client, instance, span }
+    }
+
+    /// The context of the running code (a clone of the thread-local).
+    pub fn current() -> Context {
+        CURRENT.try_with(|cx| cx.borrow().clone()).unwrap_or_default()
+    }
+
+    /// Runs `f` with the current context without cloning it.
+    ///
+    /// ```
+    /// let has_span = prefactor_runtime::Context::with_current(|cx| cx.span_id().is_some());
+    /// assert!(!has_span);
+    /// ```
+    pub fn with_current<R>(f: impl FnOnce(&Context) -> R) -> R {
+        // During thread teardown the thread-local may be gone: behave as "no context".
+        if CURRENT.try_with(|_| ()).is_err() {
+            return f(&Context::EMPTY);
+        }
+        CURRENT.with(|cx| match cx.try_borrow() {
+            Ok(cx) => f(&cx),
+            Err(_) => f(&Context::EMPTY),
+        })
+    }
+
+    /// Makes this the current context on this thread until the guard drops (then the previous
+    /// one is restored). The guard is `!Send`; do not hold it across `.await` — use
+    /// [`FutureExt::in_context`](crate::FutureExt::in_context) for async code.
+    pub fn enter(&self) -> ContextGuard {
+        let previous = swap_current(self.clone());
+        ContextGuard { previous: Some(previous), _not_send: PhantomData }
+    }
+
+    /// The client: the explicit one, else the instance's.
+    pub fn client(&self) -> Option<&Client> {
+        self.client.as_ref().or_else(|| self.instance.as_ref().map(|i| i.client()))
+    }
+
+    /// The current agent instance.
+    pub fn instance(&self) -> Option<&AgentInstanceHandle> {
+        self.instance.as_ref()
+    }
+
+    /// The current span: the default parent of new spans.
+    pub fn span_id(&self) -> Option<SpanId> {
+        self.span
+    }
+
+    /// A copy with `span` as the current span.
+    pub fn with_span(&self, span: Option<SpanId>) -> Context {
+        Context { span, ..self.clone() }
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("client", &self.client.is_some())
+            .field("instance", &self.instance.as_ref().map(|i| i.id()))
+            .field("span", &self.span)
+            .finish()
+    }
+}
+
+/// Replaces the thread's context, returning the previous one.
+pub(crate) fn swap_current(next: Context) -> Context {
+    CURRENT
+        .try_with(|cx| match cx.try_borrow_mut() {
+            Ok(mut cx) => std::mem::replace(&mut *cx, next),
+            Err(_) => Context::EMPTY,
+        })
+        .unwrap_or_default()
+}
+
+/// The default parent for a new span of `instance`: the current span when it belongs to it.
+pub(crate) fn current_parent(instance: InstanceId) -> Option<SpanId> {
+    CURRENT
+        .try_with(|cx| {
+            let cx = cx.try_borrow().ok()?;
+            let span = cx.span?;
+            match &cx.instance {
+                Some(current) if current.id() != instance => None,
+                _ => Some(span),
+            }
+        })
+        .ok()
+        .flatten()
+}
+
+/// Restores the previous context when dropped. Not `Send`: it belongs to the thread that
+/// entered.
+#[must_use = "the context is exited as soon as the guard is dropped"]
+pub struct ContextGuard {
+    previous: Option<Context>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for ContextGuard {
+    fn drop(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            // The replaced value is dropped here, outside the thread-local borrow.
+            drop(swap_current(previous));
+        }
+    }
+}
+
+impl fmt::Debug for ContextGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContextGuard").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,165 @@
+//! The process-wide client used by `#[prefactor::agent]` / `#[prefactor::span]`.
+
+use std::fmt;
+use std::future::Future;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::time::Duration;
+
+use crate::client::Client;
+use crate::close_report::CloseReport;
+use crate::config::Config;
+use crate::context::Context;
+use crate::error::Error;
+use crate::instance::AgentInstanceHandle;
+
+/// Installed clients are leaked on purpose: `global_client` hands out `&'static Client`, so a
+/// replaced client must stay valid. One small allocation per `install` is the price.
+static GLOBAL: AtomicPtr<Client> = AtomicPtr::new(ptr::null_mut());
+
+/// Default bound of the flush done when an [`InitGuard`] is dropped.
+pub const DEFAULT_DROP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Installs the process-wide client. Fails with [`Error::AlreadyInitialized`] when one is
+/// installed.
+pub fn set_global_client(client: Client) -> Result<(), Error> {
+    let candidate = Box::into_raw(Box::new(client));
+    match GLOBAL.compare_exchange(ptr::null_mut(), candidate, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => Ok(()),
+        Err(_) => {
+            // SAFETY: `candidate` came from `Box::into_raw` above and was never published.
+            drop(unsafe { Box::from_raw(candidate) });
+            Err(Error::AlreadyInitialized)
+        }
+    }
+}
+
+/// The process-wide client, if installed (one atomic load).
+///
+/// ```
+/// // Nothing installed in this doc test.
+/// assert!(prefactor_runtime::global_client().is_none());
+/// ```
+pub fn global_client() -> Option<&'static Client> {
+    let current = GLOBAL.load(Ordering::Acquire);
+    // SAFETY: non-null pointers in GLOBAL come from `Box::into_raw` and are never freed.
+    unsafe { current.as_ref() }
+}
+
+/// Removes `client` if it is the installed one (its allocation stays leaked, see `GLOBAL`).
+fn uninstall(client: &Client) {
+    let current = GLOBAL.load(Ordering::Acquire);
+    if global_client().is_some_and(|installed| installed.same_as(client)) {
+        let _ = GLOBAL.compare_exchange(current, ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
+/// Creates a client, initializes it and installs it as the process-wide client.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), prefactor_runtime::Error> {
+/// let config = prefactor_runtime::Config::from_env()?.build()?;
+/// let guard = prefactor_runtime::init(config).await?;
+/// // ... the agent runs; macros find the client through `global_client()` ...
+/// guard.close().await?;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn init(config: Config) -> Result<InitGuard, Error> {
+    let client = Client::new(config)?;
+    client.initialize().await?;
+    install(client)
+}
+
+/// [`init`] for synchronous programs.
+pub fn init_blocking(config: Config) -> Result<InitGuard, Error> {
+    let client = Client::new(config)?;
+    client.initialize_blocking()?;
+    install(client)
+}
+
+/// Installs an already initialized client as the process-wide client.
+pub fn install(client: Client) -> Result<InitGuard, Error> {
+    if !client.is_initialized() {
+        return Err(Error::NotInitialized);
+    }
+    set_global_client(client.clone())?;
+    Ok(InitGuard { client })
+}
+
+/// Keeps the process-wide client alive. Dropping it flushes (bounded by
+/// [`DEFAULT_DROP_TIMEOUT`]), closes and uninstalls the client; call
+/// [`close`](InitGuard::close) to see the report instead.
+#[must_use = "dropping the guard closes the client"]
+pub struct InitGuard {
+    client: Client,
+}
+
+impl InitGuard {
+    /// The installed client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Closes and uninstalls the client, returning the close report.
+    pub async fn close(self) -> Result<CloseReport, Error> {
+        let result = self.client.close().await;
+        uninstall(&self.client);
+        result
+    }
+}
+
+impl Drop for InitGuard {
+    fn drop(&mut self) {
+        if !self.client.is_closed()
+            && let Err(err) = self.client.shutdown_blocking(DEFAULT_DROP_TIMEOUT)
+        {
+            tracing::warn!(error = %err, "prefactor: closing the global client");
+        }
+        uninstall(&self.client);
+    }
+}
+
+impl fmt::Debug for InitGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InitGuard").field("client", &self.client).finish()
+    }
+}
+
+/// The agent instance of the current context.
+pub fn current_instance() -> Option<AgentInstanceHandle> {
+    Context::with_current(|cx| cx.instance().cloned())
+}
+
+/// Resolves with the reason once the current instance is terminated; pending forever outside
+/// an instance. The instance is captured when this is called.
+pub fn terminated() -> impl Future<Output = Option<String>> + Send + 'static {
+    let instance = current_instance();
+    async move {
+        match instance {
+            Some(instance) => instance.terminated().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// `Err(Terminated)` when the platform terminated the current instance; use with `?` at the
+/// top of agent steps.
+///
+/// ```
+/// assert!(prefactor_runtime::check_terminated().is_ok()); // no current instance
+/// ```
+pub fn check_terminated() -> Result<(), Terminated> {
+    match current_instance() {
+        Some(instance) if instance.is_terminated() => Err(Terminated { reason: instance.termination_reason() }),
+        _ => Ok(()),
+    }
+}
+
+/// The platform terminated the agent instance.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("agent instance terminated by the platform{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
+pub struct Terminated {
+    /// The reason given by the platform.
+    pub reason: Option<String>,
+}

@@ -1,0 +1,117 @@
+//! `Instrumented`: carries a [`Context`] into a future, across `.await` and `tokio::spawn`.
+
+use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use pin_project_lite::pin_project;
+
+use crate::context::{Context, swap_current};
+
+pin_project! {
+    /// A future that runs inside a [`Context`]: the context is current during every poll and
+    /// while the inner future is dropped (so spans that end in destructors of a cancelled
+    /// future still find their parent). Made by [`FutureExt::in_context`].
+    #[derive(Debug)]
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Instrumented<F> {
+        #[pin]
+        inner: ManuallyDrop<F>,
+        cx: Context,
+    }
+
+    impl<F> PinnedDrop for Instrumented<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            let _entered = Swap::enter(this.cx);
+            // SAFETY: the inner future is pinned and dropped in place exactly once, here;
+            // it is never touched again.
+            unsafe { ManuallyDrop::drop(this.inner.get_unchecked_mut()) }
+        }
+    }
+}
+
+/// Swaps a context into the thread-local and back (no clone, no reference counting).
+struct Swap<'a> {
+    slot: &'a mut Context,
+}
+
+impl<'a> Swap<'a> {
+    fn enter(slot: &'a mut Context) -> Swap<'a> {
+        let previous = swap_current(std::mem::take(slot));
+        *slot = previous;
+        Swap { slot }
+    }
+}
+
+impl Drop for Swap<'_> {
+    fn drop(&mut self) {
+        // Put the previous context back and keep ours (possibly changed by nobody) in the slot.
+        let previous = std::mem::take(self.slot);
+        *self.slot = swap_current(previous);
+    }
+}
+
+impl<F: Future> Future for Instrumented<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _entered = Swap::enter(this.cx);
+        // SAFETY: projecting a pinned `ManuallyDrop<F>` to a pinned `F`; `ManuallyDrop` is
+        // `repr(transparent)` and the value is never moved out.
+        let inner = unsafe { this.inner.map_unchecked_mut(|inner| &mut **inner) };
+        inner.poll(task)
+    }
+}
+
+/// Adds context propagation to every future.
+///
+/// ```no_run
+/// use prefactor_runtime::{AgentInstanceHandle, FutureExt};
+///
+/// async fn handle(instance: AgentInstanceHandle) {
+///     let span = instance.span("agent:request", None, None);
+///     let cx = span.context();
+///     // The spawned task's spans nest under `span`, on whatever thread it runs.
+///     let child = tokio::spawn(
+///         async move {
+///             let inner = instance.span("agent:lookup", None, None);
+///             inner.complete(None);
+///         }
+///         .in_context(cx),
+///     );
+///     let _ = child.await;
+///     span.complete(None);
+/// }
+/// ```
+pub trait FutureExt: Future + Sized {
+    /// Runs this future inside `cx`.
+    fn in_context(self, cx: Context) -> Instrumented<Self> {
+        Instrumented { inner: ManuallyDrop::new(self), cx }
+    }
+
+    /// Runs this future inside the context current at this call (use before `tokio::spawn`).
+    fn in_current_context(self) -> Instrumented<Self> {
+        self.in_context(Context::current())
+    }
+}
+
+impl<F: Future> FutureExt for F {}
+
+/// `tokio::spawn` that carries the current context into the task.
+///
+/// ```no_run
+/// # async fn run() {
+/// let handle = prefactor_runtime::spawn(async { 1 + 1 });
+/// assert_eq!(handle.await.unwrap(), 2);
+/// # }
+/// ```
+pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(future.in_current_context())
+}

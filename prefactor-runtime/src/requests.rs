@@ -1,0 +1,149 @@
+//! Wire bodies of queued operations (built in the worker, never on the caller's thread).
+
+use prefactor_protocol::{AgentStatus, FinishInstanceRequest, RecordQualityRequest, StartInstanceRequest};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::operation::{Op, SpanCreate, SpanFinish};
+use crate::timestamp::rfc3339;
+
+/// One HTTP request of an operation. Built again for each attempt from the same operation,
+/// so every retry carries the same body and idempotency key.
+pub(crate) struct Request {
+    pub(crate) path: String,
+    pub(crate) body: Vec<u8>,
+    /// A 409 means "already done" (finishes).
+    pub(crate) conflict_is_done: bool,
+}
+
+#[derive(Serialize)]
+struct CreateSpanBody<'a> {
+    details: CreateSpanDetails<'a>,
+    idempotency_key: &'a str,
+}
+
+/// Same shape as `prefactor_protocol::CreateSpanDetails`, borrowing the pre-serialized payloads.
+#[derive(Serialize)]
+struct CreateSpanDetails<'a> {
+    id: &'a str,
+    agent_instance_id: &'a str,
+    schema_name: &'a str,
+    status: AgentStatus,
+    payload: &'a RawValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result_payload: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_span_id: Option<&'a str>,
+    started_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finished_at: Option<String>,
+    idempotency_key: &'a str,
+}
+
+#[derive(Serialize)]
+struct FinishSpanBody<'a> {
+    status: prefactor_protocol::FinishStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result_payload: Option<&'a RawValue>,
+    timestamp: String,
+    idempotency_key: &'a str,
+}
+
+thread_local! {
+    static EMPTY_OBJECT: Box<RawValue> = RawValue::from_string("{}".to_owned()).expect("`{}` is valid JSON");
+}
+
+/// The idempotency key of an operation: derived from the ids it concerns, so it is the same on
+/// every retry (and cannot collide with another operation's key).
+pub(crate) fn idempotency_key(op: &Op) -> String {
+    match op {
+        Op::Register { instance, .. } => format!("register-{}", instance.id),
+        Op::Start { instance, .. } => format!("start-{}", instance.id),
+        Op::Finish { instance, .. } => format!("finish-{}", instance.id),
+        Op::Quality { key, .. } => key.clone(),
+        Op::CreateSpan(create) => format!("span-{}", create.id),
+        Op::FinishSpan(finish) => format!("span-end-{}", finish.id),
+    }
+}
+
+pub(crate) fn build(op: &Op) -> Result<Request, serde_json::Error> {
+    let key = idempotency_key(op);
+    match op {
+        Op::Register { request, .. } => Ok(Request {
+            path: "/agent_instance/register".into(),
+            body: serde_json::to_vec(request)?,
+            conflict_is_done: false,
+        }),
+        Op::Start { instance, at } => {
+            let body = StartInstanceRequest { timestamp: Some(rfc3339(*at)), idempotency_key: Some(key) };
+            Ok(Request {
+                path: format!("/agent_instance/{}/start", instance.id),
+                body: serde_json::to_vec(&body)?,
+                conflict_is_done: false,
+            })
+        }
+        Op::Finish { instance, status, at } => {
+            let body = FinishInstanceRequest {
+                status: Some(*status),
+                timestamp: Some(rfc3339(*at)),
+                idempotency_key: Some(key),
+            };
+            Ok(Request {
+                path: format!("/agent_instance/{}/finish", instance.id),
+                body: serde_json::to_vec(&body)?,
+                conflict_is_done: true,
+            })
+        }
+        Op::Quality { instance, name, payload, .. } => {
+            let body = RecordQualityRequest {
+                name: name.clone(),
+                payload: payload.as_ref().map(|p| p.to_value()),
+                idempotency_key: Some(key),
+            };
+            Ok(Request {
+                path: format!("/agent_instance/{}/record_quality", instance.id),
+                body: serde_json::to_vec(&body)?,
+                conflict_is_done: false,
+            })
+        }
+        Op::CreateSpan(create) => create_span(create, &key),
+        Op::FinishSpan(finish) => finish_span(finish, &key),
+    }
+}
+
+fn create_span(create: &SpanCreate, key: &str) -> Result<Request, serde_json::Error> {
+    let id = create.id.pfid().encode();
+    let instance = create.instance.id.pfid().encode();
+    let parent = create.parent.map(|p| p.pfid().encode());
+    let status = create.end.as_ref().map_or(AgentStatus::Active, |end| end.status.into());
+    EMPTY_OBJECT.with(|empty| {
+        let details = CreateSpanDetails {
+            id: &id,
+            agent_instance_id: &instance,
+            schema_name: &create.schema,
+            status,
+            payload: create.payload.as_ref().map_or(&**empty, |p| p.raw()),
+            result_payload: create.end.as_ref().and_then(|end| end.result.as_ref()).map(|p| p.raw()),
+            parent_span_id: parent.as_deref(),
+            started_at: rfc3339(create.started_at),
+            finished_at: create.end.as_ref().map(|end| rfc3339(end.at)),
+            idempotency_key: key,
+        };
+        let body = serde_json::to_vec(&CreateSpanBody { details, idempotency_key: key })?;
+        Ok(Request { path: "/agent_spans".into(), body, conflict_is_done: false })
+    })
+}
+
+fn finish_span(finish: &SpanFinish, key: &str) -> Result<Request, serde_json::Error> {
+    let body = FinishSpanBody {
+        status: finish.end.status,
+        result_payload: finish.end.result.as_ref().map(|p| p.raw()),
+        timestamp: rfc3339(finish.end.at),
+        idempotency_key: key,
+    };
+    Ok(Request {
+        path: format!("/agent_spans/{}/finish", finish.id),
+        body: serde_json::to_vec(&body)?,
+        conflict_is_done: true,
+    })
+}

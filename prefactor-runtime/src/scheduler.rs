@@ -1,0 +1,291 @@
+//! Ordering of queued operations: dependency tracking and create/finish merging (no I/O).
+//!
+//! Each operation waits only for what it depends on, so independent instances and
+//! independent span trees go out concurrently while every instance keeps its order:
+//! * everything of an instance waits for its register;
+//! * a span create waits for its parent's create (when the parent is still queued here);
+//! * a span finish waits for its own create; when that create has not been sent yet, the
+//!   finish is merged into it and one create-as-terminal request goes out;
+//! * an instance finish waits until every other operation of that instance is done.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::ids::{InstanceId, SpanId};
+use crate::operation::{Op, OpKind};
+
+type Key = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Dep {
+    Registered(InstanceId),
+    Created(SpanId),
+    Idle(InstanceId),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum SpanTrack {
+    /// Queued here, not yet handed out: a finish can still merge into it.
+    Waiting(Key),
+    /// Handed to the worker (in flight or waiting for a retry).
+    Sending,
+}
+
+#[derive(Debug, Default)]
+struct InstanceTrack {
+    registering: bool,
+    register_failed: bool,
+    /// Operations of this instance pushed and not completed.
+    outstanding: usize,
+    /// Instance finishes among them.
+    finishing: usize,
+}
+
+/// Whether a pushed operation became its own entry or merged into a queued create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    Queued,
+    Merged,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Scheduler {
+    next_key: Key,
+    ops: HashMap<Key, Op>,
+    ready: VecDeque<Key>,
+    parked: HashMap<Dep, Vec<Key>>,
+    spans: HashMap<SpanId, SpanTrack>,
+    instances: HashMap<InstanceId, InstanceTrack>,
+}
+
+impl Scheduler {
+    /// Operations held here (queued or parked), not counting those handed out.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub(crate) fn push(&mut self, op: Op) -> Pushed {
+        let Some(op) = self.try_merge(op) else { return Pushed::Merged };
+        let key = self.next_key;
+        self.next_key += 1;
+        let kind = op.kind();
+        if let Some(instance) = kind.instance() {
+            let track = self.instances.entry(instance).or_default();
+            track.outstanding += 1;
+            match kind {
+                OpKind::Register(_) => track.registering = true,
+                OpKind::Finish(_) => track.finishing += 1,
+                _ => {}
+            }
+        }
+        if let OpKind::CreateSpan(span, _) = kind {
+            self.spans.insert(span, SpanTrack::Waiting(key));
+        }
+        self.ops.insert(key, op);
+        self.schedule(key);
+        Pushed::Queued
+    }
+
+    /// A finish whose create is still queued here rides along with it (then `None`).
+    fn try_merge(&mut self, op: Op) -> Option<Op> {
+        let Op::FinishSpan(finish) = op else { return Some(op) };
+        if let Some(SpanTrack::Waiting(key)) = self.spans.get(&finish.id)
+            && let Some(Op::CreateSpan(create)) = self.ops.get_mut(key)
+            && create.end.is_none()
+        {
+            create.end = Some(finish.end);
+            create.weight += 1;
+            return None;
+        }
+        Some(Op::FinishSpan(finish))
+    }
+
+    /// Next operation ready to send, in arrival order among the ready ones.
+    pub(crate) fn next_ready(&mut self) -> Option<Op> {
+        while let Some(key) = self.ready.pop_front() {
+            let Some(op) = self.ops.remove(&key) else { continue };
+            if let OpKind::CreateSpan(span, _) = op.kind() {
+                self.spans.insert(span, SpanTrack::Sending);
+            }
+            return Some(op);
+        }
+        None
+    }
+
+    /// Whether the instance's register failed (its other operations cannot succeed).
+    pub(crate) fn register_failed(&self, instance: InstanceId) -> bool {
+        self.instances.get(&instance).is_some_and(|t| t.register_failed)
+    }
+
+    /// Records the final outcome of an operation handed out by `next_ready` and releases what
+    /// waited for it.
+    pub(crate) fn complete(&mut self, kind: OpKind, succeeded: bool) {
+        match kind {
+            OpKind::Register(instance) => {
+                if let Some(track) = self.instances.get_mut(&instance) {
+                    track.registering = false;
+                    track.register_failed |= !succeeded;
+                }
+                self.release(Dep::Registered(instance));
+            }
+            OpKind::CreateSpan(span, _) => {
+                self.spans.remove(&span);
+                self.release(Dep::Created(span));
+            }
+            OpKind::Finish(instance) => {
+                if let Some(track) = self.instances.get_mut(&instance) {
+                    track.finishing = track.finishing.saturating_sub(1);
+                }
+            }
+            _ => {}
+        }
+        let Some(instance) = kind.instance() else { return };
+        let Some(track) = self.instances.get_mut(&instance) else { return };
+        track.outstanding = track.outstanding.saturating_sub(1);
+        let idle = track.outstanding == track.finishing;
+        if track.outstanding == 0 && !track.registering {
+            self.instances.remove(&instance);
+        }
+        if idle {
+            self.release(Dep::Idle(instance));
+        }
+    }
+
+    fn release(&mut self, dep: Dep) {
+        if let Some(keys) = self.parked.remove(&dep) {
+            for key in keys {
+                self.schedule(key);
+            }
+        }
+    }
+
+    fn schedule(&mut self, key: Key) {
+        let Some(op) = self.ops.get(&key) else { return };
+        match self.unmet_dependency(op) {
+            Some(dep) => self.parked.entry(dep).or_default().push(key),
+            None => self.ready.push_back(key),
+        }
+    }
+
+    fn unmet_dependency(&self, op: &Op) -> Option<Dep> {
+        let kind = op.kind();
+        if !matches!(kind, OpKind::Register(_))
+            && let Some(instance) = kind.instance()
+            && self.instances.get(&instance).is_some_and(|t| t.registering)
+        {
+            return Some(Dep::Registered(instance));
+        }
+        match (kind, op) {
+            (OpKind::CreateSpan(..), Op::CreateSpan(create)) => {
+                create.parent.filter(|parent| self.spans.contains_key(parent)).map(Dep::Created)
+            }
+            (OpKind::FinishSpan(span, _), _) => self.spans.contains_key(&span).then_some(Dep::Created(span)),
+            (OpKind::Finish(instance), _) => self
+                .instances
+                .get(&instance)
+                .is_some_and(|t| t.outstanding > t.finishing)
+                .then_some(Dep::Idle(instance)),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    use prefactor_protocol::{FinishStatus, RegisterInstanceRequest};
+
+    use super::*;
+    use crate::instance::InstanceState;
+    use crate::operation::{SpanCreate, SpanEnd, SpanFinish};
+
+    fn instance() -> Arc<InstanceState> {
+        Arc::new(InstanceState::new(InstanceId::generate(1)))
+    }
+
+    fn create(i: &Arc<InstanceState>, parent: Option<SpanId>) -> (SpanId, Op) {
+        let id = SpanId::generate(1);
+        let op = Op::CreateSpan(SpanCreate {
+            instance: i.clone(),
+            id,
+            parent,
+            schema: Arc::from("t:x"),
+            payload: None,
+            started_at: SystemTime::now(),
+            end: None,
+            weight: 1,
+        });
+        (id, op)
+    }
+
+    fn finish(i: &Arc<InstanceState>, id: SpanId) -> Op {
+        let end = SpanEnd { status: FinishStatus::Complete, result: None, at: SystemTime::now() };
+        Op::FinishSpan(SpanFinish { instance: Some(i.clone()), id, end })
+    }
+
+    #[test]
+    fn queued_create_and_finish_merge_into_one_request() {
+        let i = instance();
+        let mut s = Scheduler::default();
+        let (id, op) = create(&i, None);
+        assert_eq!(s.push(op), Pushed::Queued);
+        assert_eq!(s.push(finish(&i, id)), Pushed::Merged);
+        let Some(Op::CreateSpan(c)) = s.next_ready() else { panic!("expected the create") };
+        assert_eq!(c.weight, 2);
+        assert!(c.end.is_some());
+        assert!(s.next_ready().is_none());
+    }
+
+    #[test]
+    fn children_and_finish_wait_for_the_create_in_flight() {
+        let i = instance();
+        let mut s = Scheduler::default();
+        let (parent, op) = create(&i, None);
+        s.push(op);
+        let sent = s.next_ready().map(|op| op.kind());
+        assert_eq!(sent, Some(OpKind::CreateSpan(parent, i.id)));
+        let (child, op) = create(&i, Some(parent));
+        s.push(op);
+        s.push(finish(&i, parent));
+        assert!(s.next_ready().is_none(), "child and finish must wait for the parent create");
+        s.complete(OpKind::CreateSpan(parent, i.id), true);
+        assert_eq!(s.next_ready().map(|o| o.kind()), Some(OpKind::CreateSpan(child, i.id)));
+        assert_eq!(s.next_ready().map(|o| o.kind()), Some(OpKind::FinishSpan(parent, Some(i.id))));
+    }
+
+    #[test]
+    fn everything_waits_for_register_and_instance_finish_waits_for_the_rest() {
+        let i = instance();
+        let mut s = Scheduler::default();
+        s.push(Op::Register { instance: i.clone(), request: Box::new(RegisterInstanceRequest::default()) });
+        s.push(Op::Start { instance: i.clone(), at: SystemTime::now() });
+        let (span, op) = create(&i, None);
+        s.push(op);
+        s.push(Op::Finish { instance: i.clone(), status: FinishStatus::Complete, at: SystemTime::now() });
+        assert_eq!(s.next_ready().map(|o| o.kind()), Some(OpKind::Register(i.id)));
+        assert!(s.next_ready().is_none());
+        s.complete(OpKind::Register(i.id), true);
+        assert_eq!(s.next_ready().map(|o| o.kind()), Some(OpKind::Start(i.id)));
+        assert_eq!(s.next_ready().map(|o| o.kind()), Some(OpKind::CreateSpan(span, i.id)));
+        assert!(s.next_ready().is_none(), "finish waits for start and span");
+        s.complete(OpKind::Start(i.id), true);
+        assert!(s.next_ready().is_none());
+        s.complete(OpKind::CreateSpan(span, i.id), true);
+        assert_eq!(s.next_ready().map(|o| o.kind()), Some(OpKind::Finish(i.id)));
+        s.complete(OpKind::Finish(i.id), true);
+        assert_eq!(s.len(), 0);
+        assert!(s.instances.is_empty());
+    }
+
+    #[test]
+    fn two_instance_finishes_do_not_wait_for_each_other() {
+        let i = instance();
+        let mut s = Scheduler::default();
+        s.push(Op::Finish { instance: i.clone(), status: FinishStatus::Complete, at: SystemTime::now() });
+        s.push(Op::Finish { instance: i.clone(), status: FinishStatus::Failed, at: SystemTime::now() });
+        assert!(s.next_ready().is_some());
+        assert!(s.next_ready().is_some());
+    }
+}

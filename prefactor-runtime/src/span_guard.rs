@@ -1,0 +1,247 @@
+//! `SpanGuard`: an open span that finishes itself when dropped.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use prefactor_protocol::FinishStatus;
+
+use crate::client::Client;
+use crate::context::{Context, ContextGuard};
+use crate::ids::SpanId;
+use crate::instance::{AgentInstanceHandle, InstanceState};
+use crate::operation::{Op, SpanCreate, SpanEnd, SpanFinish};
+use crate::payload::Payload;
+
+/// A span create that has not been queued yet (deferred guards only).
+struct Unstarted {
+    schema: Arc<str>,
+    payload: Option<Payload>,
+}
+
+struct Live {
+    client: Client,
+    instance: Arc<InstanceState>,
+    parent: Option<SpanId>,
+    unstarted: RefCell<Option<Unstarted>>,
+    started_at: SystemTime,
+    result: Option<Payload>,
+    drop_status: FinishStatus,
+}
+
+/// An open span. Its id is known at once. It ends exactly once: through
+/// [`complete`](SpanGuard::complete), [`fail`](SpanGuard::fail), [`cancel`](SpanGuard::cancel),
+/// or when dropped — with `complete` (or the status set by
+/// [`set_drop_status`](SpanGuard::set_drop_status)), and with `failed` when dropped while the
+/// thread panics.
+///
+/// Guards made by `span(...)` are started at once (the create is queued). Guards made by
+/// `span_deferred(...)` are sent when [`start`](SpanGuard::start) is called, when used as a
+/// context, or at their end as one create-as-terminal request. Payload updates after the start
+/// are ignored (the API has no payload update).
+///
+/// ```no_run
+/// use prefactor_runtime::{AgentInstanceHandle, Payload};
+/// use serde_json::json;
+///
+/// fn step(instance: &AgentInstanceHandle) {
+///     let mut span = instance.span("agent:tool", None, Some(Payload::from(json!({"tool": "search"}))));
+///     let _entered = span.enter(); // spans opened on this thread now nest under it
+///     let child = instance.span("agent:llm", None, None);
+///     assert!(child.id() != span.id());
+///     child.complete(None);
+///     span.set_result(Payload::from(json!({"hits": 3})));
+/// } // `span` completes here with {"hits": 3}
+/// ```
+pub struct SpanGuard {
+    id: SpanId,
+    live: Option<Live>,
+}
+
+impl SpanGuard {
+    pub(crate) fn open(
+        client: Client,
+        instance: Arc<InstanceState>,
+        schema: &str,
+        parent: Option<SpanId>,
+        payload: Option<Payload>,
+        start: bool,
+    ) -> SpanGuard {
+        let id = client.new_span_id();
+        let started_at = SystemTime::now();
+        let schema: Arc<str> = Arc::from(schema);
+        let unstarted = if start {
+            client.enqueue(Op::CreateSpan(SpanCreate {
+                instance: instance.clone(),
+                id,
+                parent,
+                schema,
+                payload,
+                started_at,
+                end: None,
+                weight: 1,
+            }));
+            None
+        } else {
+            Some(Unstarted { schema, payload })
+        };
+        let live = Live {
+            client,
+            instance,
+            parent,
+            unstarted: RefCell::new(unstarted),
+            started_at,
+            result: None,
+            drop_status: FinishStatus::Complete,
+        };
+        SpanGuard { id, live: Some(live) }
+    }
+
+    /// A guard that records nothing (for code paths without a client). Its id is still unique.
+    ///
+    /// ```
+    /// let guard = prefactor_runtime::SpanGuard::noop();
+    /// assert!(guard.is_noop());
+    /// guard.complete(None);
+    /// ```
+    pub fn noop() -> SpanGuard {
+        SpanGuard { id: SpanId::generate(0), live: None }
+    }
+
+    /// Whether this guard records nothing.
+    pub fn is_noop(&self) -> bool {
+        self.live.is_none()
+    }
+
+    /// The span id (client-generated PFID).
+    pub fn id(&self) -> SpanId {
+        self.id
+    }
+
+    /// Starts a deferred span (queues its create as `active`). `payload` replaces the one set
+    /// before. No-op when already started.
+    pub fn start(&mut self, payload: Option<Payload>) {
+        let Some(live) = &self.live else { return };
+        if let Some(unstarted) = live.unstarted.borrow_mut().as_mut()
+            && payload.is_some()
+        {
+            unstarted.payload = payload;
+        }
+        Self::start_live(self.id, live, SystemTime::now());
+    }
+
+    fn start_live(id: SpanId, live: &Live, at: SystemTime) {
+        let Some(unstarted) = live.unstarted.borrow_mut().take() else { return };
+        live.client.enqueue(Op::CreateSpan(SpanCreate {
+            instance: live.instance.clone(),
+            id,
+            parent: live.parent,
+            schema: unstarted.schema,
+            payload: unstarted.payload,
+            started_at: at,
+            end: None,
+            weight: 1,
+        }));
+    }
+
+    /// Sets the payload of a span not started yet; ignored (logged at debug) afterwards.
+    pub fn set_payload(&mut self, payload: Payload) {
+        let Some(live) = &self.live else { return };
+        match live.unstarted.borrow_mut().as_mut() {
+            Some(unstarted) => unstarted.payload = Some(payload),
+            None => tracing::debug!(span = %self.id, "prefactor: set_payload after start is ignored"),
+        }
+    }
+
+    /// Merges `result` into the result payload sent at the end (keys of `result` win).
+    pub fn set_result(&mut self, result: Payload) {
+        let Some(live) = &mut self.live else { return };
+        match &mut live.result {
+            Some(existing) => existing.merge(&result),
+            None => live.result = Some(result),
+        }
+    }
+
+    /// Ends the span as `complete`, merging `result` into the result payload.
+    pub fn complete(self, result: Option<Payload>) {
+        self.end(FinishStatus::Complete, result);
+    }
+
+    /// Ends the span as `failed`, merging `result` into the result payload.
+    pub fn fail(self, result: Option<Payload>) {
+        self.end(FinishStatus::Failed, result);
+    }
+
+    /// Ends the span as `cancelled`.
+    pub fn cancel(self) {
+        self.end(FinishStatus::Cancelled, None);
+    }
+
+    /// The status used when the guard is dropped without an explicit end (default
+    /// `complete`; a drop during a panic is always `failed`).
+    pub fn set_drop_status(&mut self, status: FinishStatus) {
+        if let Some(live) = &mut self.live {
+            live.drop_status = status;
+        }
+    }
+
+    /// A context in which this span is the current parent. Starts a deferred span, so that
+    /// children are always sent after it.
+    pub fn context(&self) -> Context {
+        let Some(live) = &self.live else { return Context::current() };
+        Self::start_live(self.id, live, SystemTime::now());
+        let instance = AgentInstanceHandle { client: live.client.clone(), state: live.instance.clone() };
+        Context::new(Some(live.client.clone()), Some(instance), Some(self.id))
+    }
+
+    /// Makes this span the current parent on this thread until the returned guard drops.
+    /// For async code use [`FutureExt::in_context`](crate::FutureExt::in_context) with
+    /// [`context`](SpanGuard::context) instead: a `ContextGuard` must not be held across `.await`.
+    pub fn enter(&self) -> ContextGuard {
+        self.context().enter()
+    }
+
+    fn end(mut self, status: FinishStatus, result: Option<Payload>) {
+        if let Some(result) = result {
+            self.set_result(result);
+        }
+        if let Some(live) = self.live.take() {
+            Self::finish_live(self.id, live, status);
+        }
+    }
+
+    fn finish_live(id: SpanId, live: Live, status: FinishStatus) {
+        let end = SpanEnd { status, result: live.result, at: SystemTime::now() };
+        let op = match live.unstarted.into_inner() {
+            // Never started: one create-as-terminal request, started when the guard was made.
+            Some(unstarted) => Op::CreateSpan(SpanCreate {
+                instance: live.instance,
+                id,
+                parent: live.parent,
+                schema: unstarted.schema,
+                payload: unstarted.payload,
+                started_at: live.started_at,
+                end: Some(end),
+                weight: 1,
+            }),
+            None => Op::FinishSpan(SpanFinish { instance: Some(live.instance), id, end }),
+        };
+        live.client.enqueue(op);
+    }
+}
+
+impl Drop for SpanGuard {
+    fn drop(&mut self) {
+        if let Some(live) = self.live.take() {
+            let status = if std::thread::panicking() { FinishStatus::Failed } else { live.drop_status };
+            Self::finish_live(self.id, live, status);
+        }
+    }
+}
+
+impl fmt::Debug for SpanGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpanGuard").field("id", &self.id).field("noop", &self.is_noop()).finish()
+    }
+}

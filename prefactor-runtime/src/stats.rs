@@ -1,0 +1,67 @@
+//! Delivery counters shared by the callers (enqueue side) and the worker (delivery side).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of the client's delivery counters.
+///
+/// * `enqueued`: operations accepted into the queue.
+/// * `sent`: operations the server accepted (a create and finish merged into one request count
+///   as two).
+/// * `retried`: retry attempts (one operation retried twice counts 2).
+/// * `dropped`: operations refused because the queue was full, the client was closed or the
+///   token was rejected, plus queued operations discarded after that.
+/// * `failed`: operations that failed permanently or ran out of retries.
+///
+/// ```
+/// use prefactor_runtime::Stats;
+///
+/// let stats = Stats::default();
+/// assert_eq!(stats.enqueued, 0);
+/// assert_eq!(stats.lost(), 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Operations accepted into the queue.
+    pub enqueued: u64,
+    /// Operations delivered.
+    pub sent: u64,
+    /// Retry attempts.
+    pub retried: u64,
+    /// Operations dropped without being sent.
+    pub dropped: u64,
+    /// Operations that failed.
+    pub failed: u64,
+}
+
+impl Stats {
+    /// Operations that will never reach the server: `dropped + failed`.
+    pub fn lost(&self) -> u64 {
+        self.dropped + self.failed
+    }
+}
+
+/// The live counters, written by callers (enqueue side) and the worker (delivery side).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) enqueued: AtomicU64,
+    pub(crate) sent: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) failed: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            enqueued: self.enqueued.load(Ordering::Relaxed),
+            sent: self.sent.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,426 @@
+//! The worker: runs on its own thread with a small tokio runtime, takes operations from the
+//! queue, orders them (see `scheduler`), sends them with bounded concurrency, retries transient
+//! failures, and answers flush/shutdown requests.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::client::Shared;
+use crate::close_report::CloseReport;
+use crate::error::Error;
+use crate::ids::InstanceId;
+use crate::instance::InstanceState;
+use crate::operation::{Op, OpKind};
+use crate::requests;
+use crate::retry::retry_delay;
+use crate::scheduler::Scheduler;
+use crate::stats::Counters;
+use crate::transport::{Attempt, Transport, termination_signal};
+
+/// Requests from the client to the worker.
+pub(crate) enum Command {
+    /// Validate the token.
+    Ping { reply: oneshot::Sender<Result<(), Error>> },
+    /// Answer once `target` enqueued operations are settled, or at `deadline`.
+    Flush { target: u64, deadline: std::time::Instant, reply: oneshot::Sender<Result<(), Error>> },
+    /// Deliver what is queued until `deadline`, then stop.
+    Shutdown { deadline: std::time::Instant, reply: oneshot::Sender<CloseReport> },
+}
+
+/// Most operations taken from the queue per wake-up before dispatching.
+const BATCH: usize = 4096;
+
+/// Starts the worker thread.
+pub(crate) fn spawn(worker: Worker) -> Result<(), Error> {
+    std::thread::Builder::new()
+        .name("prefactor-worker".into())
+        .spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime.block_on(worker.run()),
+            Err(err) => tracing::error!(error = %err, "prefactor: could not start the worker runtime"),
+        })
+        .map(drop)
+        .map_err(|_| Error::WorkerGone)
+}
+
+struct Attempted {
+    op: Op,
+    attempt: u32,
+    result: Attempt,
+}
+
+struct FlushWaiter {
+    target: u64,
+    deadline: Instant,
+    reply: oneshot::Sender<Result<(), Error>>,
+}
+
+struct Closing {
+    deadline: Instant,
+    reply: Option<oneshot::Sender<CloseReport>>,
+}
+
+pub(crate) struct Worker {
+    shared: Arc<Shared>,
+    transport: Arc<Transport>,
+    ops: mpsc::Receiver<Op>,
+    ops_open: bool,
+    commands: mpsc::UnboundedReceiver<Command>,
+    commands_open: bool,
+    scheduler: Scheduler,
+    attempts: JoinSet<Attempted>,
+    retry_timers: JoinSet<(Op, u32)>,
+    retry_ready: VecDeque<(Op, u32)>,
+    live: HashMap<InstanceId, Arc<InstanceState>>,
+    flushes: Vec<FlushWaiter>,
+    closing: Option<Closing>,
+    /// Enqueued operations that reached a final state (sent, failed, or discarded).
+    settled: u64,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        transport: Transport,
+        ops: mpsc::Receiver<Op>,
+        commands: mpsc::UnboundedReceiver<Command>,
+    ) -> Worker {
+        Worker {
+            shared,
+            transport: Arc::new(transport),
+            ops,
+            ops_open: true,
+            commands,
+            commands_open: true,
+            scheduler: Scheduler::default(),
+            attempts: JoinSet::new(),
+            retry_timers: JoinSet::new(),
+            retry_ready: VecDeque::new(),
+            live: HashMap::new(),
+            flushes: Vec::new(),
+            closing: None,
+            settled: 0,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut poll = tokio::time::interval(self.shared.config.termination_poll_interval());
+        poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        poll.reset();
+        loop {
+            self.dispatch();
+            self.answer_flushes();
+            if self.finish_close_if_due() {
+                break;
+            }
+            let wake = self.next_deadline();
+            tokio::select! {
+                Some(done) = self.attempts.join_next(), if !self.attempts.is_empty() => match done {
+                    Ok(attempted) => self.on_attempt(attempted),
+                    Err(err) => tracing::error!(error = %err, "prefactor: a send task failed"),
+                },
+                Some(due) = self.retry_timers.join_next(), if !self.retry_timers.is_empty() => {
+                    if let Ok(due) = due {
+                        self.retry_ready.push_back(due);
+                    }
+                }
+                op = self.ops.recv(), if self.ops_open => match op {
+                    Some(op) => self.accept_batch(op),
+                    None => self.ops_open = false,
+                },
+                command = self.commands.recv(), if self.commands_open => match command {
+                    Some(command) => self.on_command(command),
+                    None => {
+                        // Every client handle is gone: deliver what is left, then stop.
+                        self.commands_open = false;
+                        let deadline = Instant::now() + self.shared.config.close_timeout();
+                        self.closing.get_or_insert(Closing { deadline, reply: None });
+                    }
+                },
+                _ = poll.tick() => self.poll_live(),
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    fn accept_batch(&mut self, first: Op) {
+        self.accept(first);
+        for _ in 1..BATCH {
+            match self.ops.try_recv() {
+                Ok(op) => self.accept(op),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn accept(&mut self, op: Op) {
+        if self.shared.is_latched() {
+            self.discard(op);
+            return;
+        }
+        if let OpKind::Finish(instance) = op.kind() {
+            self.live.remove(&instance);
+        }
+        self.scheduler.push(op);
+    }
+
+    /// Sends ready operations while fewer than `concurrency` requests are in flight. Ready
+    /// operations that wait here can still absorb their span's finish (merge).
+    fn dispatch(&mut self) {
+        let limit = self.shared.config.concurrency();
+        while self.attempts.len() < limit {
+            let (op, attempt) = match self.retry_ready.pop_front() {
+                Some(due) => due,
+                None => match self.scheduler.next_ready() {
+                    Some(op) => (op, 0),
+                    None => break,
+                },
+            };
+            if self.shared.is_latched() {
+                self.discard_sent(op);
+                continue;
+            }
+            let kind = op.kind();
+            if !matches!(kind, OpKind::Register(_))
+                && let Some(instance) = kind.instance()
+                && self.scheduler.register_failed(instance)
+            {
+                let error = Error::Http {
+                    operation: kind.label(),
+                    status: None,
+                    code: None,
+                    message: format!("not sent: the registration of instance {instance} failed"),
+                };
+                self.fail(op, error);
+                continue;
+            }
+            let transport = self.transport.clone();
+            self.attempts.spawn(async move {
+                let result = send(&transport, &op).await;
+                Attempted { op, attempt, result }
+            });
+        }
+    }
+
+    fn on_attempt(&mut self, Attempted { op, attempt, result }: Attempted) {
+        match result {
+            Attempt::Done(body) => {
+                self.apply_response(&op, &body);
+                self.succeed(op);
+            }
+            Attempt::AlreadyDone => self.succeed(op),
+            Attempt::Transient { retry_after, error } => {
+                if attempt < self.shared.config.max_retries() {
+                    Counters::add(&self.shared.counters.retried, 1);
+                    let delay = retry_delay(&self.shared.config, attempt, retry_after);
+                    tracing::debug!(operation = op.kind().label(), error = %error, ?delay, attempt, "prefactor: retrying");
+                    self.retry_timers.spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        (op, attempt + 1)
+                    });
+                } else {
+                    self.fail(op, error);
+                }
+            }
+            Attempt::Auth(error) => {
+                self.shared.latch(error.clone());
+                self.fail(op, error);
+            }
+            Attempt::Permanent(error) => self.fail(op, error),
+        }
+    }
+
+    /// Termination signals and instance liveness from a successful response.
+    fn apply_response(&mut self, op: &Op, body: &Value) {
+        match op {
+            Op::CreateSpan(_) | Op::FinishSpan(_) => {
+                if let (Some(reason), Some(instance)) = (termination_signal(body), op.instance_state())
+                    && instance.termination.mark(reason.clone())
+                {
+                    tracing::info!(instance = %instance.id, ?reason, "prefactor: instance terminated by the platform");
+                }
+            }
+            Op::Start { instance, .. } if !instance.finished.load(Ordering::Acquire) => {
+                self.live.insert(instance.id, instance.clone());
+            }
+            _ => {}
+        }
+    }
+
+    fn succeed(&mut self, op: Op) {
+        let weight = op.weight();
+        Counters::add(&self.shared.counters.sent, weight);
+        self.settled += weight;
+        self.scheduler.complete(op.kind(), true);
+    }
+
+    fn fail(&mut self, op: Op, error: Error) {
+        let weight = op.weight();
+        tracing::warn!(operation = op.kind().label(), error = %error, "prefactor: operation failed");
+        self.shared.record_error(&error);
+        Counters::add(&self.shared.counters.failed, weight);
+        self.settled += weight;
+        self.scheduler.complete(op.kind(), false);
+    }
+
+    /// Drops an operation taken from the queue after the token was rejected.
+    fn discard(&mut self, op: Op) {
+        let weight = op.weight();
+        Counters::add(&self.shared.counters.dropped, weight);
+        self.settled += weight;
+    }
+
+    /// Drops an operation handed out by the scheduler (so what waits on it is released).
+    fn discard_sent(&mut self, op: Op) {
+        let kind = op.kind();
+        self.discard(op);
+        self.scheduler.complete(kind, false);
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Ping { reply } => {
+                let transport = self.transport.clone();
+                let shared = self.shared.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(ping(&transport, &shared).await);
+                });
+            }
+            Command::Flush { target, deadline, reply } => {
+                self.flushes.push(FlushWaiter { target, deadline: Instant::from_std(deadline), reply });
+            }
+            Command::Shutdown { deadline, reply } => {
+                let deadline = Instant::from_std(deadline);
+                match &mut self.closing {
+                    Some(closing) => {
+                        closing.deadline = closing.deadline.min(deadline);
+                        closing.reply = Some(reply);
+                    }
+                    None => self.closing = Some(Closing { deadline, reply: Some(reply) }),
+                }
+            }
+        }
+    }
+
+    fn all_settled(&self) -> bool {
+        self.settled >= self.shared.counters.enqueued.load(Ordering::Acquire)
+    }
+
+    fn answer_flushes(&mut self) {
+        if self.flushes.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let settled = self.settled;
+        let mut pending = Vec::with_capacity(self.flushes.len());
+        for waiter in self.flushes.drain(..) {
+            if settled >= waiter.target {
+                let _ = waiter.reply.send(Ok(()));
+            } else if now >= waiter.deadline {
+                let _ = waiter.reply.send(Err(Error::Timeout));
+            } else {
+                pending.push(waiter);
+            }
+        }
+        self.flushes = pending;
+    }
+
+    /// When closing and everything is delivered (or the deadline passed): abort what is in
+    /// flight, count what is left, answer, and stop.
+    fn finish_close_if_due(&mut self) -> bool {
+        let Some(closing) = &self.closing else { return false };
+        let done = self.all_settled() && self.attempts.is_empty() && self.retry_timers.is_empty();
+        let timed_out = !done && Instant::now() >= closing.deadline;
+        if !done && !timed_out {
+            return false;
+        }
+        self.attempts.abort_all();
+        self.retry_timers.abort_all();
+        self.ops.close();
+        let report = self.shared.report(self.settled, timed_out);
+        if timed_out {
+            tracing::warn!(undelivered = report.undelivered, "prefactor: close deadline passed");
+        }
+        for waiter in self.flushes.drain(..) {
+            let _ = waiter.reply.send(Err(Error::Closed));
+        }
+        if let Some(reply) = self.closing.take().and_then(|c| c.reply) {
+            let _ = reply.send(report);
+        }
+        true
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        self.flushes.iter().map(|w| w.deadline).chain(self.closing.as_ref().map(|c| c.deadline)).min().unwrap_or(far)
+    }
+
+    /// Polls each live instance (started, not finished, not terminated) for termination.
+    fn poll_live(&mut self) {
+        self.live.retain(|_, state| !state.termination.is_terminated() && !state.finished.load(Ordering::Acquire));
+        for state in self.live.values() {
+            if state.polling.swap(true, Ordering::AcqRel) {
+                continue;
+            }
+            let transport = self.transport.clone();
+            let state = state.clone();
+            tokio::spawn(async move {
+                poll_instance(&transport, &state).await;
+                state.polling.store(false, Ordering::Release);
+            });
+        }
+    }
+}
+
+async fn send(transport: &Transport, op: &Op) -> Attempt {
+    let label = op.kind().label();
+    match requests::build(op) {
+        Ok(request) => transport.post(label, &request.path, request.body, request.conflict_is_done).await,
+        Err(err) => Attempt::Permanent(err.into()),
+    }
+}
+
+/// `GET /ping`, retried like any request (auth and other permanent errors are final).
+async fn ping(transport: &Transport, shared: &Shared) -> Result<(), Error> {
+    let mut attempt = 0;
+    loop {
+        match transport.get("token validation", "/ping").await {
+            Attempt::Done(_) | Attempt::AlreadyDone => return Ok(()),
+            Attempt::Auth(error) | Attempt::Permanent(error) => return Err(error),
+            Attempt::Transient { retry_after, error } => {
+                if attempt >= shared.config.max_retries() {
+                    return Err(error);
+                }
+                tokio::time::sleep(retry_delay(&shared.config, attempt, retry_after)).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// One termination poll; errors are logged and ignored (the next tick tries again).
+async fn poll_instance(transport: &Transport, state: &InstanceState) {
+    match transport.get("termination poll", &format!("/agent_instance/{}", state.id)).await {
+        Attempt::Done(body) => {
+            let details = body.get("details");
+            let status = details.and_then(|d| d.get("status")).and_then(Value::as_str);
+            if status == Some("terminated") {
+                let reason =
+                    details.and_then(|d| d.get("termination_reason")).and_then(Value::as_str).map(str::to_owned);
+                if state.termination.mark(reason.clone()) {
+                    tracing::info!(instance = %state.id, ?reason, "prefactor: instance terminated by the platform (poll)");
+                }
+            }
+        }
+        Attempt::AlreadyDone => {}
+        Attempt::Transient { error, .. } | Attempt::Auth(error) | Attempt::Permanent(error) => {
+            tracing::debug!(instance = %state.id, error = %error, "prefactor: termination poll failed");
+        }
+    }
+}
