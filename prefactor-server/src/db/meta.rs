@@ -5,9 +5,10 @@ use prefactor_protocol::Pfid;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::ApiError;
+use crate::ids::IdGenerator;
 
 /// Ids of the local account, read once at start and shared by every handler.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct LocalAccount {
     /// Partition used for every server-generated PFID (the account's partition).
     pub partition: u32,
@@ -17,12 +18,14 @@ pub struct LocalAccount {
     pub environment_id: String,
     /// `agent_deployment_id` of every instance.
     pub deployment_id: String,
+    /// Generator of new ids in `partition`.
+    pub ids: std::sync::Arc<IdGenerator>,
 }
 
 impl LocalAccount {
     /// A new server-side id in the account's partition.
     pub fn new_id(&self) -> String {
-        Pfid::generate(self.partition).to_string()
+        self.ids.next()
     }
 }
 
@@ -45,8 +48,10 @@ pub fn load_local_account(conn: &Connection) -> Result<LocalAccount, ApiError> {
     let required = |key: &str| -> Result<String, ApiError> {
         get(conn, key)?.ok_or_else(|| ApiError::internal(format!("meta key {key} missing")))
     };
+    let partition = required("partition")?.parse().unwrap_or(0);
     Ok(LocalAccount {
-        partition: required("partition")?.parse().unwrap_or(0),
+        partition,
+        ids: std::sync::Arc::new(IdGenerator::new(partition)),
         account_id: required("account_id")?,
         environment_id: required("environment_id")?,
         deployment_id: required("deployment_id")?,
