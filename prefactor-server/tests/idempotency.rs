@@ -1,0 +1,134 @@
+//! Idempotency keys in the body, in `details`, and in the `Idempotency-Key` header: replay of
+//! the stored answer, 422 `idempotency_key_reused` for a key reused with another body.
+
+mod common;
+
+use common::Api;
+use prefactor_server::ServerConfig;
+use serde_json::json;
+
+#[tokio::test]
+async fn register_replays_the_stored_answer_for_a_repeated_body_key() {
+    let api = Api::start();
+    let body = json!({"agent_version": {"name": "A"}, "idempotency_key": "6f1c2a9e-3b7d-4c51-9a0e-2f5d8b1c7e44"});
+    let (status, first) = api.post("/api/v1/agent_instance/register", body.clone()).await;
+    assert_eq!(status, 200);
+    let (status, second) = api.post("/api/v1/agent_instance/register", body).await;
+    assert_eq!(status, 200);
+    assert_eq!(first, second, "byte-identical replay");
+    let (_, list) = api.get("/api/v1/agent_instance").await;
+    assert_eq!(list["summaries"].as_array().unwrap().len(), 1, "no second instance");
+}
+
+#[tokio::test]
+async fn reused_key_with_a_different_body_is_rejected() {
+    let api = Api::start();
+    let instance_id = api.register_id().await;
+    let path = format!("/api/v1/agent_instance/{instance_id}/finish");
+    let (status, _) = api.post(&path, json!({"status": "complete", "idempotency_key": "fin-1"})).await;
+    assert_eq!(status, 200);
+    let (status, error) = api.post(&path, json!({"status": "failed", "idempotency_key": "fin-1"})).await;
+    assert_eq!(status, 422);
+    assert_eq!(error["code"], "idempotency_key_reused");
+    // Same key, same body: the original success is replayed, not the 409 of a second finish.
+    let (status, replay) = api.post(&path, json!({"status": "complete", "idempotency_key": "fin-1"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(replay["details"]["status"], "complete");
+}
+
+#[tokio::test]
+async fn span_finish_retry_with_same_key_is_a_success_not_a_409() {
+    let api = Api::start();
+    let instance_id = api.register_id().await;
+    let (_, created) = api.create_span(&instance_id, "agent:x", "active", json!({})).await;
+    let span_id = created["details"]["id"].as_str().unwrap().to_string();
+    let body = json!({"status": "complete", "result_payload": {"a": 1}, "idempotency_key": "aa41"});
+    let (_, first) = api.finish_span(&span_id, body.clone()).await;
+    let (status, second) = api.finish_span(&span_id, body).await;
+    assert_eq!(status, 200);
+    assert_eq!(first, second);
+    let (status, _) = api.finish_span(&span_id, json!({"status": "complete", "idempotency_key": "other"})).await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test]
+async fn header_key_is_honoured() {
+    let api = Api::start();
+    let instance_id = api.register_id().await;
+    let send = |key: &'static str, schema: &'static str| {
+        api.send(
+            api.http
+                .post(api.url("/api/v1/agent_spans"))
+                .bearer_auth(api.server.token())
+                .header("Idempotency-Key", key)
+                .json(&json!({"details": {"agent_instance_id": instance_id, "schema_name": schema, "status": "active", "payload": {}}})),
+        )
+    };
+    let (_, first) = send("hdr-1", "agent:x").await;
+    let (_, second) = send("hdr-1", "agent:x").await;
+    assert_eq!(first["details"]["id"], second["details"]["id"]);
+    let (status, error) = send("hdr-1", "agent:other").await;
+    assert_eq!(status, 422);
+    assert_eq!(error["code"], "idempotency_key_reused");
+}
+
+#[tokio::test]
+async fn top_level_key_on_span_create_is_honoured() {
+    let api = Api::start();
+    let instance_id = api.register_id().await;
+    let body = json!({"details": {"agent_instance_id": instance_id, "schema_name": "agent:x", "status": "complete", "payload": {}}, "idempotency_key": "ts-key"});
+    let (_, first) = api.post("/api/v1/agent_spans", body.clone()).await;
+    let (_, second) = api.post("/api/v1/agent_spans", body).await;
+    assert_eq!(first, second);
+}
+
+#[tokio::test]
+async fn keys_are_scoped_by_path() {
+    let api = Api::start();
+    let first = api.register_id().await;
+    let second = api.register_id().await;
+    for id in [&first, &second] {
+        let (status, body) =
+            api.post(&format!("/api/v1/agent_instance/{id}/start"), json!({"idempotency_key": "same"})).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["details"]["id"], id.as_str());
+    }
+}
+
+#[tokio::test]
+async fn failed_requests_are_not_stored_so_a_retry_can_succeed() {
+    let api = Api::start_with(ServerConfig::default().with_strict_agents(true));
+    let (_, agent) = api.post("/api/v1/agent", json!({"details": {"name": "A"}})).await;
+    let agent_id = agent["details"]["id"].as_str().unwrap();
+    let (status, _) = api
+        .post(
+            "/api/v1/agent_instance/register",
+            json!({"agent_version": {}, "agent_id": "01m8bn5be3nzdb0xzrgt6mbmg5xebszx", "idempotency_key": "retry"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = api
+        .post(
+            "/api/v1/agent_instance/register",
+            json!({"agent_version": {}, "agent_id": agent_id, "idempotency_key": "retry"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn overlong_and_empty_keys_are_422() {
+    let api = Api::start();
+    let long = "k".repeat(65);
+    let (status, error) =
+        api.post("/api/v1/agent_instance/register", json!({"agent_version": {}, "idempotency_key": long})).await;
+    assert_eq!(status, 422);
+    assert!(error["errors"]["idempotency_key"].is_array());
+    let ok = "k".repeat(64);
+    let (status, _) =
+        api.post("/api/v1/agent_instance/register", json!({"agent_version": {}, "idempotency_key": ok})).await;
+    assert_eq!(status, 200);
+    let (status, _) =
+        api.post("/api/v1/agent_instance/register", json!({"agent_version": {}, "idempotency_key": ""})).await;
+    assert_eq!(status, 422);
+}
