@@ -22,6 +22,7 @@ pub mod faults;
 pub mod handlers;
 pub mod idempotency;
 pub mod ids;
+pub mod liquid_context;
 pub mod recorder;
 pub mod router;
 pub mod server;

@@ -8,6 +8,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::liquid_context::LaxValue;
+
 /// A parsed template, ready to render.
 pub struct SummaryTemplate {
     template: liquid::Template,
@@ -38,9 +40,8 @@ impl SummaryTemplate {
 
     /// Renders with `payload` merged with `result` (result wins); `None` on a render error.
     pub fn render(&self, payload: &Value, result: Option<&Value>) -> Option<String> {
-        let context = merged_context(payload, result);
-        let globals = liquid::model::to_object(&Value::Object(context)).ok()?;
-        self.template.render(&globals).ok()
+        let context = LaxValue::from_json(&Value::Object(merged_context(payload, result)));
+        self.template.render(&context).ok()
     }
 }
 
