@@ -85,6 +85,15 @@ impl Shared {
         self.latched.store(true, Ordering::Release);
     }
 
+    fn warn_full(&self) {
+        if !self.warned_full.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                capacity = self.config.queue_capacity(),
+                "prefactor: queue full, dropping operations (counted in stats().dropped)"
+            );
+        }
+    }
+
     pub(crate) fn record_error(&self, error: &Error) {
         let mut first = lock(&self.first_error);
         if first.is_none() {
@@ -509,6 +518,13 @@ impl Client {
             tracing::debug!("prefactor: operation dropped, the client is not initialized");
             return false;
         };
+        // The bound covers everything not yet settled (channel, scheduler, in flight), so a
+        // slow server cannot make the worker hold more than `queue_capacity` operations.
+        if shared.counters.pending() >= shared.config.queue_capacity() as u64 {
+            Counters::add(&shared.counters.dropped, weight);
+            shared.warn_full();
+            return false;
+        }
         match link.ops.try_send(op) {
             Ok(()) => {
                 Counters::add(&shared.counters.enqueued, weight);
@@ -516,12 +532,7 @@ impl Client {
             }
             Err(TrySendError::Full(_)) => {
                 Counters::add(&shared.counters.dropped, weight);
-                if !shared.warned_full.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        capacity = shared.config.queue_capacity(),
-                        "prefactor: queue full, dropping operations (counted in stats().dropped)"
-                    );
-                }
+                shared.warn_full();
                 false
             }
             Err(TrySendError::Closed(_)) => {

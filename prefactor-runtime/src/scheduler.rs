@@ -8,7 +8,7 @@
 //!   finish is merged into it and one create-as-terminal request goes out;
 //! * an instance finish waits until every other operation of that instance is done.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::ids::{InstanceId, SpanId};
 use crate::operation::{Op, OpKind};
@@ -54,6 +54,8 @@ pub(crate) struct Scheduler {
     ready: VecDeque<Key>,
     parked: HashMap<Dep, Vec<Key>>,
     spans: HashMap<SpanId, SpanTrack>,
+    /// Spans whose create failed: their finish and their children cannot succeed.
+    failed_spans: HashSet<SpanId>,
     instances: HashMap<InstanceId, InstanceTrack>,
 }
 
@@ -112,9 +114,26 @@ impl Scheduler {
         None
     }
 
-    /// Whether the instance's register failed (its other operations cannot succeed).
-    pub(crate) fn register_failed(&self, instance: InstanceId) -> bool {
-        self.instances.get(&instance).is_some_and(|t| t.register_failed)
+    /// Why `op` cannot succeed because something it depends on failed, if so.
+    pub(crate) fn doomed(&self, op: &Op) -> Option<String> {
+        let kind = op.kind();
+        if !matches!(kind, OpKind::Register(_))
+            && let Some(instance) = kind.instance()
+            && self.instances.get(&instance).is_some_and(|t| t.register_failed)
+        {
+            return Some(format!("not sent: the registration of instance {instance} failed"));
+        }
+        match op {
+            Op::CreateSpan(create) => create
+                .parent
+                .filter(|parent| self.failed_spans.contains(parent))
+                .map(|parent| format!("not sent: the create of parent span {parent} failed")),
+            Op::FinishSpan(finish) => self
+                .failed_spans
+                .contains(&finish.id)
+                .then(|| format!("not sent: the create of span {} failed", finish.id)),
+            _ => None,
+        }
     }
 
     /// Records the final outcome of an operation handed out by `next_ready` and releases what
@@ -130,6 +149,9 @@ impl Scheduler {
             }
             OpKind::CreateSpan(span, _) => {
                 self.spans.remove(&span);
+                if !succeeded {
+                    self.failed_spans.insert(span);
+                }
                 self.release(Dep::Created(span));
             }
             OpKind::Finish(instance) => {

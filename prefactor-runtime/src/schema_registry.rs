@@ -236,3 +236,65 @@ fn canonical(value: Value) -> Value {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object() -> Value {
+        json!({"type": "object"})
+    }
+    fn string() -> Value {
+        json!({"type": "string"})
+    }
+
+    // Two declarations of one name with different schemas (as two `#[span]` functions would
+    // submit), plus an identical pair that must merge quietly.
+    inventory::submit! {
+        StaticSpanType { name: "unit:clash", params_schema: object, result_schema: None, title: None,
+            description: None, template: None, file: "a.rs", line: 1, column: 1 }
+    }
+    inventory::submit! {
+        StaticSpanType { name: "unit:clash", params_schema: string, result_schema: None, title: None,
+            description: None, template: None, file: "b.rs", line: 2, column: 3 }
+    }
+
+    #[test]
+    fn static_conflicts_name_both_declarations() {
+        match SchemaRegistry::from_static() {
+            Err(Error::SchemaConflict { name, first, second }) => {
+                assert_eq!(name, "unit:clash");
+                assert_eq!((first.as_str(), second.as_str()), ("a.rs:1:1", "b.rs:2:3"));
+            }
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_identifier_depends_on_content_only() {
+        let mut a = SchemaRegistry::new();
+        a.register_type("x:one", object(), None, None, None, None).unwrap();
+        a.register_type("x:two", string(), None, None, None, None).unwrap();
+        let mut b = SchemaRegistry::new();
+        b.register_type("x:two", string(), None, None, None, None).unwrap();
+        b.register_type("x:one", object(), None, None, None, None).unwrap();
+        let (da, db) = (a.to_agent_schema_version(None), b.to_agent_schema_version(None));
+        assert_eq!(da, db, "registration order does not matter");
+        b.register_quality_schema("q", object(), None, None, None).unwrap();
+        assert_ne!(da.external_identifier, b.to_agent_schema_version(None).external_identifier);
+        assert_eq!(da.external_identifier.as_ref().map(String::len), Some("sha256:".len() + 32));
+    }
+
+    #[test]
+    fn empty_sections_are_omitted_and_duplicates_rejected() {
+        let mut registry = SchemaRegistry::new();
+        assert!(registry.is_empty());
+        registry.register_quality_schema("q", object(), Some("Q"), None, Some("{{ s }}")).unwrap();
+        assert!(registry.register_quality_schema("q", string(), None, None, None).is_err());
+        let doc = registry.to_agent_schema_version(Some("fixed"));
+        assert_eq!(doc.external_identifier.as_deref(), Some("fixed"));
+        assert!(doc.span_type_schemas.is_none());
+        assert_eq!(doc.quality_schemas.unwrap()[0].title.as_deref(), Some("Q"));
+    }
+}

@@ -41,6 +41,8 @@ impl Stats {
 }
 
 /// The live counters, written by callers (enqueue side) and the worker (delivery side).
+/// `settled` counts enqueued operations that reached a final state (sent, failed, or discarded
+/// by the worker): `enqueued - settled` is what the queue holds, bounded by the capacity.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) enqueued: AtomicU64,
@@ -48,6 +50,7 @@ pub(crate) struct Counters {
     pub(crate) retried: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) failed: AtomicU64,
+    pub(crate) settled: AtomicU64,
 }
 
 impl Counters {
@@ -59,6 +62,12 @@ impl Counters {
             dropped: self.dropped.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
         }
+    }
+
+    /// Operations enqueued and not yet settled (queued, waiting, or in flight).
+    pub(crate) fn pending(&self) -> u64 {
+        let settled = self.settled.load(Ordering::Acquire);
+        self.enqueued.load(Ordering::Acquire).saturating_sub(settled)
     }
 
     pub(crate) fn add(counter: &AtomicU64, n: u64) {

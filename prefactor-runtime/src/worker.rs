@@ -186,17 +186,8 @@ impl Worker {
                 self.discard_sent(op);
                 continue;
             }
-            let kind = op.kind();
-            if !matches!(kind, OpKind::Register(_))
-                && let Some(instance) = kind.instance()
-                && self.scheduler.register_failed(instance)
-            {
-                let error = Error::Http {
-                    operation: kind.label(),
-                    status: None,
-                    code: None,
-                    message: format!("not sent: the registration of instance {instance} failed"),
-                };
+            if let Some(reason) = self.scheduler.doomed(&op) {
+                let error = Error::Http { operation: op.kind().label(), status: None, code: None, message: reason };
                 self.fail(op, error);
                 continue;
             }
@@ -256,7 +247,7 @@ impl Worker {
     fn succeed(&mut self, op: Op) {
         let weight = op.weight();
         Counters::add(&self.shared.counters.sent, weight);
-        self.settled += weight;
+        self.settle(weight);
         self.scheduler.complete(op.kind(), true);
     }
 
@@ -265,7 +256,7 @@ impl Worker {
         tracing::warn!(operation = op.kind().label(), error = %error, "prefactor: operation failed");
         self.shared.record_error(&error);
         Counters::add(&self.shared.counters.failed, weight);
-        self.settled += weight;
+        self.settle(weight);
         self.scheduler.complete(op.kind(), false);
     }
 
@@ -273,7 +264,7 @@ impl Worker {
     fn discard(&mut self, op: Op) {
         let weight = op.weight();
         Counters::add(&self.shared.counters.dropped, weight);
-        self.settled += weight;
+        self.settle(weight);
     }
 
     /// Drops an operation handed out by the scheduler (so what waits on it is released).
@@ -281,6 +272,11 @@ impl Worker {
         let kind = op.kind();
         self.discard(op);
         self.scheduler.complete(kind, false);
+    }
+
+    fn settle(&mut self, weight: u64) {
+        self.settled += weight;
+        self.shared.counters.settled.store(self.settled, Ordering::Release);
     }
 
     fn on_command(&mut self, command: Command) {

@@ -1,0 +1,116 @@
+//! Config validation and `from_env`.
+
+use std::time::Duration;
+
+use prefactor_runtime::{Config, Error};
+
+fn base() -> prefactor_runtime::ConfigBuilder {
+    Config::builder().api_url("http://127.0.0.1:9").api_token("token")
+}
+
+fn field_of(err: Error) -> &'static str {
+    match err {
+        Error::InvalidConfig { field, .. } => field,
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    }
+}
+
+#[test]
+fn defaults_follow_the_reference_clients() {
+    let config = base().build().unwrap();
+    assert_eq!(config.request_timeout(), Duration::from_secs(30));
+    assert_eq!(config.connect_timeout(), Duration::from_secs(10));
+    assert_eq!(config.max_retries(), 3);
+    assert_eq!(config.initial_retry_delay(), Duration::from_secs(1));
+    assert_eq!(config.max_retry_delay(), Duration::from_secs(60));
+    assert_eq!(config.retry_multiplier(), 2.0);
+    assert_eq!(config.termination_poll_interval(), Duration::from_secs(30));
+    assert_eq!(config.queue_capacity(), 65_536);
+    assert_eq!(config.api_url(), "http://127.0.0.1:9");
+    assert!(config.sdk_header().starts_with("prefactor-rs@"));
+}
+
+#[test]
+fn invalid_settings_name_the_field() {
+    assert_eq!(field_of(Config::builder().api_token("t").build().unwrap_err()), "api_url");
+    assert_eq!(field_of(base().api_url("ftp://x").build().unwrap_err()), "api_url");
+    assert_eq!(field_of(base().api_url("not a url").build().unwrap_err()), "api_url");
+    assert_eq!(field_of(base().api_token(" ").build().unwrap_err()), "api_token");
+    assert_eq!(field_of(base().request_timeout(Duration::ZERO).build().unwrap_err()), "request_timeout");
+    assert_eq!(field_of(base().connect_timeout(Duration::ZERO).build().unwrap_err()), "connect_timeout");
+    assert_eq!(field_of(base().initial_retry_delay(Duration::ZERO).build().unwrap_err()), "initial_retry_delay");
+    assert_eq!(
+        field_of(
+            base()
+                .initial_retry_delay(Duration::from_secs(5))
+                .max_retry_delay(Duration::from_secs(1))
+                .build()
+                .unwrap_err()
+        ),
+        "initial_retry_delay"
+    );
+    assert_eq!(field_of(base().retry_multiplier(0.5).build().unwrap_err()), "retry_multiplier");
+    assert_eq!(field_of(base().retry_multiplier(f64::NAN).build().unwrap_err()), "retry_multiplier");
+    assert_eq!(field_of(base().queue_capacity(0).build().unwrap_err()), "queue_capacity");
+    assert_eq!(field_of(base().concurrency(0).build().unwrap_err()), "concurrency");
+    assert_eq!(field_of(base().concurrency(1000).build().unwrap_err()), "concurrency");
+    assert_eq!(
+        field_of(base().termination_poll_interval(Duration::ZERO).build().unwrap_err()),
+        "termination_poll_interval"
+    );
+    assert_eq!(field_of(base().agent_id("").build().unwrap_err()), "agent_id");
+    // max_retries 0 is valid: one attempt.
+    assert_eq!(base().max_retries(0).build().unwrap().max_retries(), 0);
+}
+
+#[test]
+fn trailing_slash_is_trimmed_and_header_entries_come_first() {
+    let config = base().api_url("http://127.0.0.1:9/").sdk_header_entry("my-adapter@1.2.0").build().unwrap();
+    assert_eq!(config.api_url(), "http://127.0.0.1:9");
+    let header = config.sdk_header();
+    assert!(header.starts_with("my-adapter@1.2.0 prefactor-rs@"), "{header}");
+}
+
+#[test]
+fn the_token_never_appears_in_debug_output() {
+    let config = base().api_token("very-secret-token").build().unwrap();
+    assert!(!format!("{config:?}").contains("very-secret-token"));
+    assert!(!format!("{:?}", base().api_token("very-secret-token")).contains("very-secret-token"));
+    let client = prefactor_runtime::Client::new(config).unwrap();
+    assert!(!format!("{client:?}").contains("very-secret-token"));
+}
+
+#[test]
+fn from_env_reads_the_prefactor_variables() {
+    // The only test of this binary that touches the process environment.
+    // SAFETY: no other test reads or writes these variables, and nothing else in this process
+    // reads the environment concurrently in a way that could observe a torn update.
+    unsafe {
+        std::env::set_var("PREFACTOR_API_URL", "http://127.0.0.1:7777");
+        std::env::set_var("PREFACTOR_API_TOKEN", "env-token");
+        std::env::set_var("PREFACTOR_AGENT_ID", "agent-1");
+        std::env::set_var("PREFACTOR_REQUEST_TIMEOUT", "2.5");
+        std::env::set_var("PREFACTOR_CONCURRENCY", "3");
+    }
+    let config = Config::from_env().unwrap().build().unwrap();
+    assert_eq!(config.api_url(), "http://127.0.0.1:7777");
+    assert_eq!(config.agent_id(), Some("agent-1"));
+    assert_eq!(config.request_timeout(), Duration::from_millis(2500));
+    assert_eq!(config.concurrency(), 3);
+    // SAFETY: as above.
+    unsafe { std::env::set_var("PREFACTOR_MAX_RETRIES", "many") };
+    assert_eq!(field_of(Config::from_env().unwrap_err()), "max_retries");
+    // SAFETY: as above.
+    unsafe {
+        for key in [
+            "PREFACTOR_API_URL",
+            "PREFACTOR_API_TOKEN",
+            "PREFACTOR_AGENT_ID",
+            "PREFACTOR_REQUEST_TIMEOUT",
+            "PREFACTOR_CONCURRENCY",
+            "PREFACTOR_MAX_RETRIES",
+        ] {
+            std::env::remove_var(key);
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Integration tests of the runtime against the local server over real HTTP on 127.0.0.1.
+//! One binary (one link step) with one module per area.
+
+mod common;
+
+mod config;
+mod context;
+mod deadlines;
+mod global;
+mod headers;
+mod initialize;
+mod instances;
+mod ordering;
+mod queue;
+mod retries;
+mod schema;
+mod spans;
+mod sync_usage;
+mod termination;

@@ -1,0 +1,174 @@
+//! Retries (same key, Retry-After), permanent errors, the auth latch, 409 as done.
+
+use std::time::{Duration, Instant};
+
+use prefactor_runtime::{Client, CreateInstance, Error, FinishStatus, Payload, SchemaRegistry};
+use prefactor_server::FaultRule;
+use serde_json::json;
+
+use crate::common::{client, config, flush, instance_details, requests, server, span_by_id, spans_of};
+
+#[tokio::test]
+async fn transient_errors_are_retried_with_the_same_idempotency_key() {
+    let server = server();
+    let client = client(&server).await;
+    let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
+    flush(&client).await;
+    server.add_fault(FaultRule::status("/api/v1/agent_spans", 503).method("POST").times(2));
+    let span = instance.span("t:x", None, None);
+    let id = span.id();
+    span.complete(None);
+    flush(&client).await;
+
+    let attempts: Vec<_> = requests(&server, "POST", "/api/v1/agent_spans")
+        .into_iter()
+        .filter(|r| r.path == "/api/v1/agent_spans")
+        .collect();
+    assert_eq!(attempts.iter().map(|r| r.status).collect::<Vec<_>>(), vec![503, 503, 200]);
+    let keys: Vec<_> = attempts.iter().map(|r| r.body.as_ref().unwrap()["idempotency_key"].clone()).collect();
+    assert!(keys[0].is_string());
+    assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+    assert_eq!(client.stats().retried, 2);
+    assert_eq!(client.stats().failed, 0);
+    assert_eq!(span_by_id(&spans_of(&server, instance.id()).await, &id.to_string())["status"], "complete");
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let server = server();
+    // Retry-After is capped at max_retry_delay, so allow more than the server asks for.
+    let client = Client::new(config(&server).max_retry_delay(Duration::from_secs(5)).build().unwrap()).unwrap();
+    client.initialize().await.unwrap();
+    let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
+    flush(&client).await;
+    server.add_fault(FaultRule::status("/api/v1/agent_spans", 429).method("POST").retry_after(1).times(1));
+    let started = Instant::now();
+    drop(instance.span("t:x", None, None));
+    flush(&client).await;
+    // The configured backoff is 10 ms; only Retry-After explains a second of waiting.
+    assert!(started.elapsed() >= Duration::from_millis(950), "waited {:?}", started.elapsed());
+    assert_eq!(client.stats().retried, 1);
+}
+
+#[tokio::test]
+async fn retries_run_out_and_fail_only_that_operation() {
+    let server = server();
+    let client = Client::new(config(&server).max_retries(2).build().unwrap()).unwrap();
+    client.initialize().await.unwrap();
+    let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
+    flush(&client).await;
+    server.add_fault(
+        FaultRule::status("/api/v1/agent_spans", 500).method("POST").body("<html>oops</html>", "text/html").times(3),
+    );
+    client.create_span(instance.id(), "t:lost", None, None).unwrap();
+    flush(&client).await;
+    assert_eq!(requests(&server, "POST", "/api/v1/agent_spans").len(), 3, "1 attempt + 2 retries");
+    let kept = instance.span("t:kept", None, None).id();
+    flush(&client).await;
+    assert_eq!(span_by_id(&spans_of(&server, instance.id()).await, &kept.to_string())["status"], "complete");
+    let stats = client.stats();
+    assert_eq!(stats.failed, 1, "{stats:?}");
+    match client.close().await {
+        Err(Error::TelemetryLost(report)) => {
+            assert_eq!(report.failed, 1);
+            assert!(report.auth_failure.is_none());
+            let first = report.first_error.unwrap().to_string();
+            assert!(first.contains("500") && first.contains("oops"), "{first}");
+        }
+        other => panic!("expected TelemetryLost, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_422_fails_only_that_span_with_the_servers_message() {
+    let server = server();
+    let mut registry = SchemaRegistry::new();
+    registry
+        .register_type(
+            "t:strict",
+            json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}),
+            None,
+            None,
+            None,
+            None,
+        )
+        .unwrap();
+    let client = Client::new(config(&server).schema_registry(registry).build().unwrap()).unwrap();
+    client.initialize().await.unwrap();
+    let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
+    let good_before = instance.span("t:strict", None, Some(Payload::from(json!({"n": 1})))).id();
+    let bad = instance.span("t:strict", None, Some(Payload::from(json!({"n": "not a number"})))).id();
+    let good_after = instance.span("t:strict", None, Some(Payload::from(json!({"n": 2})))).id();
+    instance.finish(FinishStatus::Complete);
+    flush(&client).await;
+
+    let spans = spans_of(&server, instance.id()).await;
+    assert_eq!(spans.len(), 2);
+    span_by_id(&spans, &good_before.to_string());
+    span_by_id(&spans, &good_after.to_string());
+    assert!(spans.iter().all(|s| s["id"] != bad.to_string()));
+    assert_eq!(instance_details(&server, instance.id()).await["status"], "complete");
+    match client.close().await {
+        Err(Error::TelemetryLost(report)) => {
+            assert_eq!(report.failed, 2, "the bad create and its finish");
+            match report.first_error {
+                Some(Error::Http { status: Some(422), message, .. }) => {
+                    assert!(message.contains("payload"), "{message}")
+                }
+                other => panic!("expected the 422, got {other:?}"),
+            }
+        }
+        other => panic!("expected TelemetryLost, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_401_latches_the_client_and_close_reports_it() {
+    let server = server();
+    let client = client(&server).await;
+    let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
+    flush(&client).await;
+    server.add_fault(FaultRule::status("/api/v1/agent_spans", 401).method("POST"));
+    client.create_span(instance.id(), "t:x", None, None).unwrap();
+    flush(&client).await;
+    server.clear_faults();
+    for _ in 0..5 {
+        drop(instance.span("t:after", None, None));
+    }
+    assert!(matches!(client.create_agent_instance(CreateInstance::default()), Err(Error::Auth { status: 401, .. })));
+    flush(&client).await;
+    assert_eq!(requests(&server, "POST", "/api/v1/agent_spans").len(), 1, "nothing is sent after a 401");
+    let stats = client.stats();
+    assert_eq!(stats.dropped, 10, "5 spans × create and finish: {stats:?}");
+    match client.close().await {
+        Err(Error::TelemetryLost(report)) => {
+            assert!(matches!(report.auth_failure, Some(Error::Auth { status: 401, .. })));
+            assert!(report.to_string().contains("sending stopped"), "{report}");
+        }
+        other => panic!("expected TelemetryLost, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_409_on_finish_counts_as_done() {
+    let server = server();
+    let client = client(&server).await;
+    let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
+    let span = client.create_span(instance.id(), "t:x", None, None).unwrap();
+    flush(&client).await;
+    client.finish_span(span, None).unwrap();
+    flush(&client).await;
+    // A second finish of the same span: the server answers 409 (or replays the first answer
+    // for the repeated key); either way it is not a failure.
+    server.add_fault(FaultRule::status(&format!("/api/v1/agent_spans/{span}/finish"), 409).times(1));
+    client.finish_span_with_status(span, FinishStatus::Failed, None).unwrap();
+    server.terminate_instance(&instance.id().to_string(), Some("stop")).unwrap();
+    instance.finish(FinishStatus::Complete); // 409: already terminated
+    flush(&client).await;
+    let mut statuses: Vec<u16> =
+        server.requests().iter().filter(|r| r.path.ends_with("/finish")).map(|r| r.status).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, vec![200, 409, 409]);
+    assert_eq!(client.stats().failed, 0);
+    assert!(client.close().await.unwrap().is_clean());
+}

@@ -1,0 +1,64 @@
+//! Termination through the control signal and through the poll.
+
+use std::time::Duration;
+
+use prefactor_runtime::{Client, CreateInstance, FinishStatus};
+
+use crate::common::{client, config, flush, server};
+
+#[tokio::test]
+async fn the_control_signal_of_a_span_response_terminates_the_instance() {
+    let server = server();
+    let client = client(&server).await;
+    let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
+    let waiter = tokio::spawn(instance.terminated());
+    flush(&client).await;
+    assert!(!instance.is_terminated());
+    server.terminate_instance(&instance.id().to_string(), Some("policy breach")).unwrap();
+    drop(instance.span("t:x", None, None));
+    flush(&client).await;
+    assert!(instance.is_terminated());
+    assert_eq!(instance.termination_reason().as_deref(), Some("policy breach"));
+    let reason = tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("woken").unwrap();
+    assert_eq!(reason.as_deref(), Some("policy breach"));
+    // Finishing a terminated instance answers 409, which is done, not a failure.
+    instance.finish(FinishStatus::Complete);
+    flush(&client).await;
+    assert_eq!(client.stats().failed, 0);
+}
+
+#[tokio::test]
+async fn the_poll_terminates_a_started_instance() {
+    let server = server();
+    let client =
+        Client::new(config(&server).termination_poll_interval(Duration::from_millis(50)).build().unwrap()).unwrap();
+    client.initialize().await.unwrap();
+    let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
+    instance.start();
+    flush(&client).await;
+    server.terminate_instance(&instance.id().to_string(), None).unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(5), instance.terminated()).await.expect("poll noticed");
+    assert_eq!(reason, None);
+    assert!(instance.is_terminated());
+    let polls =
+        server.requests().iter().filter(|r| r.method == "GET" && r.path.starts_with("/api/v1/agent_instance/")).count();
+    assert!(polls >= 1);
+}
+
+#[tokio::test]
+async fn instances_not_started_or_finished_are_not_polled() {
+    let server = server();
+    let client =
+        Client::new(config(&server).termination_poll_interval(Duration::from_millis(20)).build().unwrap()).unwrap();
+    client.initialize().await.unwrap();
+    let registered = client.create_agent_instance(CreateInstance::default()).unwrap();
+    let finished = client.create_agent_instance(CreateInstance::default()).unwrap();
+    finished.start();
+    finished.finish(FinishStatus::Complete);
+    flush(&client).await;
+    server.clear_requests();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let polled = server.requests().iter().filter(|r| r.method == "GET").count();
+    assert_eq!(polled, 0, "only started, unfinished instances are polled");
+    assert!(!registered.is_terminated());
+}
