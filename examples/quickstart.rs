@@ -11,8 +11,8 @@
 
 #[path = "support/backend.rs"]
 mod backend;
-#[path = "support/trace_tree.rs"]
-mod trace_tree;
+#[path = "support/recorded_run.rs"]
+mod recorded_run;
 
 use std::time::Duration;
 
@@ -88,7 +88,12 @@ struct WeatherReport {
 }
 
 /// Tool two: currency conversion, whose rate service times out on the first call.
-#[prefactor::span(schema = "agent:tool:currency", title = "Currency tool", template = "{{ amount }} {{ from }} to {{ to }}", err(Display))]
+#[prefactor::span(
+    schema = "agent:tool:currency",
+    title = "Currency tool",
+    template = "{{ amount }} {{ from }} to {{ to }}",
+    err(Display)
+)]
 async fn convert_currency(amount: f64, from: &str, to: &str, attempt: u32) -> Result<Conversion, RateError> {
     tokio::time::sleep(Duration::from_millis(3)).await;
     if attempt == 1 {
@@ -184,27 +189,43 @@ fn schemas() -> Result<SchemaRegistry, prefactor::Error> {
     Ok(registry)
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_env_filter("warn").with_writer(std::io::stderr).init();
+/// What one run of the quickstart produced, read back from the API.
+struct Outcome {
+    answer: Answer,
+    run_id: prefactor::InstanceId,
+    run: recorded_run::RecordedRun,
+    /// Kept alive (with its embedded server) until the outcome is printed.
+    backend: backend::Backend,
+}
+
+/// Runs the agent once, delivers everything, and reads the run back.
+async fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
     let backend = backend::Backend::from_env_or_embedded("prefactor-quickstart.db")?;
     let config = backend.config()?.schema_registry(schemas()?).build()?;
     let guard = prefactor::init(config).await?;
 
     let answer = trip_assistant("What should I do on a sunny day in Lisbon with 120 USD?", 120.0).await?;
-    println!("answer: {}\n", answer.text);
 
     // Deliver everything before reading it back.
     guard.close().await?;
-    let run_id = LAST_RUN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().ok_or("the agent did not run")?;
-    let (instance, spans) = tokio::task::spawn_blocking({
+    let run_id =
+        LAST_RUN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().ok_or("the agent did not run")?;
+    let run = tokio::task::spawn_blocking({
         let (url, token) = (backend.api_url.clone(), backend.api_token.clone());
-        move || trace_tree::fetch_run(&url, &token, &run_id.to_string())
+        move || recorded_run::RecordedRun::fetch(&url, &token, &run_id.to_string())
     })
     .await?
     .map_err(|error| error.to_string())?;
-    print!("{}", trace_tree::render(&instance, &spans));
-    if let Some(quality) = instance.quality_summaries.as_ref().and_then(|q| q.get("answer_quality")) {
+    Ok(Outcome { answer, run_id, run, backend })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt().with_env_filter("warn").with_writer(std::io::stderr).init();
+    let Outcome { answer, run_id, run, backend } = run().await?;
+    println!("answer: {}\n", answer.text);
+    print!("{}", run.render());
+    if let Some(quality) = run.instance.quality_summaries.as_ref().and_then(|q| q.get("answer_quality")) {
         println!("quality: answer_quality = {quality}");
     }
     println!();
@@ -216,4 +237,45 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => println!("Sent to {}: open run {run_id} in Prefactor.", backend.api_url),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::recorded_run::{field, result_field};
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn the_whole_run_is_recorded_with_its_tree_payloads_and_quality() {
+        let outcome = super::run().await.expect("the quickstart runs");
+        let run = &outcome.run;
+        assert_eq!(run.instance.id, outcome.run_id.to_string());
+        assert_eq!(run.status(), "complete");
+        assert_eq!(run.spans.len(), 7, "{}", run.render());
+
+        // The failed first currency call and the retry, each with its own attempt and outcome.
+        let currency = run.named("agent:tool:currency");
+        let statuses: Vec<&str> = currency.iter().map(|span| span.status.as_str()).collect();
+        assert_eq!(statuses, ["failed", "complete"]);
+        assert_eq!(field(currency[0], "attempt"), Some(&json!(1)));
+        let error = result_field(currency[0], "error").and_then(|error| error.get("message"));
+        assert_eq!(error, Some(&json!("rates.example did not answer within 250 ms")));
+        assert_eq!(result_field(currency[1], "currency"), Some(&json!("EUR")));
+        assert_eq!(currency[1].summary.as_deref(), Some("120 USD to EUR"));
+
+        // Top-level steps hang off the run; the writer's LLM call nests under the sub-task.
+        let subtask = run.only("agent:subtask").expect("one sub-task");
+        let llm_calls = run.named("agent:llm");
+        assert_eq!(llm_calls.len(), 2);
+        let writer = llm_calls[1];
+        assert_eq!(run.parent_of(writer).map(|p| p.id.as_str()), Some(subtask.id.as_str()));
+        for span in run.spans.iter().filter(|span| span.id != writer.id) {
+            assert_eq!(span.parent_span_id, None, "{} should be top-level", span.schema_name);
+        }
+        assert_eq!(field(llm_calls[1], "model"), Some(&json!("sim-writer-1")));
+        assert_eq!(result_field(run.only("agent:tool:weather").unwrap(), "celsius"), Some(&json!(21.5)));
+        assert_eq!(outcome.answer.sources, ["handbook/tides.md", "handbook/weather.md"]);
+
+        let quality = run.instance.quality_summaries.as_ref().and_then(|q| q.get("answer_quality"));
+        assert_eq!(quality.map(String::as_str), Some("score 0.87, 2 sources"));
+    }
 }

@@ -25,7 +25,8 @@ impl Backend {
     /// The API from the environment, or an embedded server on `db_file` (in the system's temporary
     /// directory, recreated on each run).
     pub fn from_env_or_embedded(db_file: &str) -> Result<Backend, Box<dyn std::error::Error>> {
-        if let (Ok(api_url), Ok(api_token)) = (std::env::var("PREFACTOR_API_URL"), std::env::var("PREFACTOR_API_TOKEN")) {
+        if let (Ok(api_url), Ok(api_token)) = (std::env::var("PREFACTOR_API_URL"), std::env::var("PREFACTOR_API_TOKEN"))
+        {
             return Ok(Backend { api_url, api_token, server: None, db_path: None });
         }
         let db_path = std::env::temp_dir().join(db_file);

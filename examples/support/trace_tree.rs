@@ -19,7 +19,8 @@ pub fn fetch_run(
 ) -> Result<(AgentInstance, Vec<AgentSpan>), Box<dyn std::error::Error + Send + Sync>> {
     let http = reqwest::blocking::Client::new();
     let get = |path: String| http.get(format!("{api_url}/api/v1/{path}")).bearer_auth(token).send();
-    let instance: SuccessResponse<AgentInstance> = get(format!("agent_instance/{instance_id}"))?.error_for_status()?.json()?;
+    let instance: SuccessResponse<AgentInstance> =
+        get(format!("agent_instance/{instance_id}"))?.error_for_status()?.json()?;
     let mut spans = Vec::new();
     let mut offset = Some(0);
     while let Some(page_offset) = offset {
@@ -50,9 +51,22 @@ pub fn render(instance: &AgentInstance, spans: &[AgentSpan]) -> String {
         instance.status.as_str(),
         duration(instance.started_at.as_deref(), instance.finished_at.as_deref())
     );
-    let width = spans.iter().map(|span| span.schema_name.len()).max().unwrap_or(0);
+    // One column for every status, however deep the longest span type name sits.
+    let width = spans.iter().map(|span| depth(span, spans) * 3 + span.schema_name.chars().count()).max().unwrap_or(0);
     render_children(&children, None, "", width, &mut out);
     out
+}
+
+/// How many ancestors of `span` are part of the run (bounded, in case of a parent cycle).
+fn depth(span: &AgentSpan, spans: &[AgentSpan]) -> usize {
+    let mut depth = 0;
+    let mut parent = span.parent_span_id.as_deref();
+    while let Some(id) = parent.filter(|_| depth < spans.len()) {
+        let Some(next) = spans.iter().find(|s| s.id == id) else { break };
+        depth += 1;
+        parent = next.parent_span_id.as_deref();
+    }
+    depth
 }
 
 fn render_children<'a>(
@@ -66,7 +80,8 @@ fn render_children<'a>(
     for (index, span) in siblings.iter().enumerate() {
         let last = index + 1 == siblings.len();
         let (branch, next_indent) = if last { ("└─ ", "   ") } else { ("├─ ", "│  ") };
-        let summary = span.summary.as_deref().filter(|s| !s.is_empty()).map(|s| format!("  \"{s}\"")).unwrap_or_default();
+        let summary =
+            span.summary.as_deref().filter(|s| !s.is_empty()).map(|s| format!("  \"{s}\"")).unwrap_or_default();
         let _ = writeln!(
             out,
             "{indent}{branch}{:<width$} {:<9} {:>8}{summary}",

@@ -1,0 +1,229 @@
+//! The client API without macros: the calls the reference SDKs' own example makes, one by one.
+//!
+//! ```sh
+//! cargo run --example explicit_api
+//! ```
+//!
+//! A `Client` is created and initialized by hand, registers an agent instance with an explicit
+//! schema registry, starts it, records spans every way the API allows (a deferred span with an
+//! explicit `start`, spans ended with `complete` / `fail` / `cancel`, a parent entered as the
+//! context of its children, the low-level `create_span` / `finish_span` pair), finishes the
+//! instance, closes the client and prints the run as the API stored it.
+//!
+//! With `PREFACTOR_API_URL` and `PREFACTOR_API_TOKEN` set it reports to that API; otherwise it
+//! starts the local server in-process on a SQLite file.
+
+#[path = "support/backend.rs"]
+mod backend;
+#[path = "support/recorded_run.rs"]
+mod recorded_run;
+
+use std::time::Duration;
+
+use prefactor::{
+    AgentVersion, Client, CloseReport, CreateInstance, FinishStatus, InstanceId, InstancePurpose, Payload,
+    SchemaRegistry,
+};
+use serde_json::{Value, json};
+
+/// The span types this agent records. The API rejects span types a schema version does not
+/// declare, so every name used below is registered here.
+fn schemas() -> Result<SchemaRegistry, prefactor::Error> {
+    let mut registry = SchemaRegistry::new();
+    registry
+        .register_type(
+            "agent:llm",
+            object(&[("model", "string"), ("prompt", "string")]),
+            // Results are not required to have every field: a failed call records its error.
+            Some(json!({ "type": "object", "properties": { "response": { "type": "string" }, "tokens": { "type": "integer" } } })),
+            Some("LLM call"),
+            Some("One completion request"),
+            Some("{{ model }}: {{ prompt | truncate: 40 }}"),
+        )?
+        .register_type(
+            "agent:step",
+            object(&[("step", "string")]),
+            None,
+            Some("Agent step"),
+            None,
+            Some("{{ step }}"),
+        )?
+        .register_type(
+            "agent:tool",
+            object(&[("tool", "string"), ("query", "string")]),
+            None,
+            Some("Tool call"),
+            None,
+            Some("{{ tool }}({{ query }})"),
+        )?
+        .register_type("agent:guardrail", object(&[("policy", "string")]), None, Some("Guardrail"), None, None)?
+        .register_type(
+            "agent:retrieval",
+            object(&[("query", "string"), ("k", "integer")]),
+            Some(object(&[("hits", "integer")])),
+            Some("Retrieval"),
+            None,
+            Some("top {{ k }} for {{ query }}"),
+        )?;
+    Ok(registry)
+}
+
+/// A JSON schema of an object with these typed, required properties.
+fn object(properties: &[(&str, &str)]) -> Value {
+    let props: serde_json::Map<String, Value> =
+        properties.iter().map(|(name, kind)| ((*name).to_owned(), json!({ "type": kind }))).collect();
+    let required: Vec<&str> = properties.iter().map(|(name, _)| *name).collect();
+    json!({ "type": "object", "properties": props, "required": required })
+}
+
+/// A payload from a JSON literal (objects stay objects).
+fn payload(value: Value) -> Option<Payload> {
+    Some(Payload::from(value))
+}
+
+/// Records one agent run with explicit calls only and returns its id.
+fn record_run(client: &Client) -> Result<InstanceId, prefactor::Error> {
+    // Register (queued: the id is generated here, nothing waits on the network) and start.
+    let instance = client.create_agent_instance(CreateInstance {
+        agent_version: AgentVersion {
+            name: Some("explicit-api-agent".to_owned()),
+            external_identifier: Some("1.0.0".to_owned()),
+            description: Some("Answers a question with explicit client calls".to_owned()),
+        },
+        purpose: Some(InstancePurpose::SmokeTest),
+        ..CreateInstance::default()
+    })?;
+    instance.start();
+
+    // 1. A deferred span: made first, its payload known later, then started explicitly.
+    let mut llm = instance.span_deferred("agent:llm", None);
+    llm.set_payload(Payload::from(json!({ "model": "sim-1", "prompt": "How tall is the Eiffel Tower?" })));
+    llm.start(None);
+    llm.complete(payload(json!({ "response": "330 m", "tokens": 12 })));
+
+    // 2. A parent entered as the current context: spans opened meanwhile nest under it.
+    let mut step = instance.span("agent:step", None, payload(json!({ "step": "verify" })));
+    {
+        let _entered = step.enter();
+        let first = instance.span("agent:tool", None, payload(json!({ "tool": "search", "query": "eiffel height" })));
+        first.fail(payload(json!({ "error": "search backend timed out" })));
+        let retry = instance.span("agent:tool", None, payload(json!({ "tool": "search", "query": "eiffel height" })));
+        retry.complete(payload(json!({ "hits": 3 })));
+        // Not needed after all: cancelled before it started (sent once, as `cancelled`).
+        let mut guardrail = instance.span_deferred("agent:guardrail", None);
+        guardrail.set_payload(Payload::from(json!({ "policy": "no-speculation" })));
+        guardrail.cancel();
+    }
+    step.set_result(Payload::from(json!({ "verified": true })));
+    step.complete(None);
+
+    // 3. The low-level pair: ids managed by the caller, parents and statuses explicit.
+    let retrieval = client.create_span(
+        instance.id(),
+        "agent:retrieval",
+        None,
+        payload(json!({ "query": "Eiffel Tower facts", "k": 2 })),
+    )?;
+    let rerank = client.create_span(
+        instance.id(),
+        "agent:llm",
+        Some(retrieval),
+        payload(json!({ "model": "sim-rerank", "prompt": "rank 2 passages" })),
+    )?;
+    client.finish_span_with_status(rerank, FinishStatus::Failed, payload(json!({ "error": "context too long" })))?;
+    client.finish_span(retrieval, payload(json!({ "hits": 2 })))?;
+
+    // Sent after everything else of this instance.
+    instance.finish(FinishStatus::Complete);
+    Ok(instance.id())
+}
+
+/// What one run produced, read back from the API.
+struct Outcome {
+    run: recorded_run::RecordedRun,
+    report: CloseReport,
+    /// Kept alive (with its embedded server) until the outcome is printed.
+    backend: backend::Backend,
+}
+
+/// Creates and initializes a client, records the run, closes, and reads the run back.
+async fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
+    let backend = backend::Backend::from_env_or_embedded("prefactor-explicit-api.db")?;
+    let client = Client::new(backend.config()?.schema_registry(schemas()?).build()?)?;
+    client.initialize().await?; // checks the token: a wrong one fails here, not later
+
+    let instance_id = record_run(&client)?;
+
+    client.flush(Duration::from_secs(5)).await?;
+    // `close` is an error when anything was lost, so `?` cannot hide lost telemetry.
+    let report = client.close().await?;
+
+    let run = tokio::task::spawn_blocking({
+        let (url, token) = (backend.api_url.clone(), backend.api_token.clone());
+        move || recorded_run::RecordedRun::fetch(&url, &token, &instance_id.to_string())
+    })
+    .await?
+    .map_err(|error| error.to_string())?;
+    Ok(Outcome { run, report, backend })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt().with_env_filter("warn").with_writer(std::io::stderr).init();
+    let Outcome { run, report, backend } = run().await?;
+    println!(
+        "client closed: {} operations delivered, {} retried, nothing lost\n",
+        report.delivered, report.stats.retried
+    );
+    print!("{}", run.render());
+    println!();
+    match &backend.db_path {
+        Some(db) => println!("The run is stored in {}.", db.display()),
+        None => println!("Sent to {}: open run {} in Prefactor.", backend.api_url, run.instance.id),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::recorded_run::{field, result_field};
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn every_explicit_call_reaches_the_api_as_written() {
+        let outcome = super::run().await.expect("the example runs");
+        let run = &outcome.run;
+        assert!(outcome.report.is_clean(), "{}", outcome.report);
+        // register, start, 9 span operations (the cancelled guardrail is one create), finish.
+        assert_eq!(outcome.report.delivered, outcome.report.stats.enqueued);
+        assert_eq!(run.status(), "complete");
+        assert_eq!(run.spans.len(), 7, "{}", run.render());
+
+        // The deferred span carries the payload set before its explicit start.
+        let llm = run.named("agent:llm");
+        let answer = llm.iter().find(|span| field(span, "model") == Some(&json!("sim-1"))).expect("the first LLM call");
+        assert_eq!(answer.status.as_str(), "complete");
+        assert_eq!(result_field(answer, "tokens"), Some(&json!(12)));
+        assert_eq!(answer.parent_span_id, None);
+
+        // The entered step is the parent of the failed tool call, its retry and the guardrail.
+        let step = run.only("agent:step").expect("one step");
+        assert_eq!(result_field(step, "verified"), Some(&json!(true)));
+        let children: Vec<(&str, &str)> =
+            run.children_of(step).iter().map(|span| (span.schema_name.as_str(), span.status.as_str())).collect();
+        assert_eq!(children, [("agent:tool", "failed"), ("agent:tool", "complete"), ("agent:guardrail", "cancelled")]);
+        assert_eq!(run.children_of(step)[0].summary.as_deref(), Some("search(eiffel height)"));
+
+        // create_span / finish_span: explicit parent and status.
+        let retrieval = run.only("agent:retrieval").expect("one retrieval");
+        assert_eq!(retrieval.status.as_str(), "complete");
+        assert_eq!(retrieval.summary.as_deref(), Some("top 2 for Eiffel Tower facts"));
+        let rerank = run.children_of(retrieval);
+        assert_eq!(rerank.len(), 1);
+        assert_eq!(rerank[0].status.as_str(), "failed");
+        assert_eq!(result_field(rerank[0], "error"), Some(&json!("context too long")));
+
+        let counts = run.instance.span_counts.as_ref().expect("span counts");
+        assert_eq!((counts.complete, counts.failed, counts.cancelled), (4, 2, 1));
+    }
+}
