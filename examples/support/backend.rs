@@ -29,6 +29,9 @@ impl Backend {
         {
             return Ok(Backend { api_url, api_token, server: None, db_path: None });
         }
+        // A test may run while the same example runs elsewhere on the machine (another checkout,
+        // a `cargo run`): each test process gets its own file, removed again on drop.
+        let db_file = if cfg!(test) { format!("{}-{db_file}", std::process::id()) } else { db_file.to_owned() };
         let db_path = std::env::temp_dir().join(db_file);
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", db_path.display()));
@@ -45,5 +48,15 @@ impl Backend {
     /// A client configuration for this backend: the environment's settings, pointed at it.
     pub fn config(&self) -> Result<ConfigBuilder, prefactor::Error> {
         Ok(Config::from_env()?.api_url(&self.api_url).api_token(&self.api_token))
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Some(db) = self.db_path.as_ref().filter(|_| cfg!(test)) {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+            }
+        }
     }
 }
