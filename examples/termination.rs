@@ -187,6 +187,11 @@ where
         }
     }
     let instance = last.ok_or("the agent stopped before it was terminated")?.instance;
+    // The run is only milliseconds old: make sure the platform has its registration before an
+    // operator can see (and stop) it.
+    if let Some(client) = prefactor::global_client() {
+        client.flush(Duration::from_secs(5)).await?;
+    }
     let asked = Instant::now();
     operator.terminate(instance, reason).await?;
     let result = tokio::time::timeout(Duration::from_secs(5), task).await??;
