@@ -194,7 +194,7 @@ mod tests {
         let outcome = super::run().await.expect("the example runs");
         let run = &outcome.run;
         assert!(outcome.report.is_clean(), "{}", outcome.report);
-        // register, start, 9 span operations (the cancelled guardrail is one create), finish.
+        // Register, start, the span operations, finish: all delivered.
         assert_eq!(outcome.report.delivered, outcome.report.stats.enqueued);
         assert_eq!(run.status(), "complete");
         assert_eq!(run.spans.len(), 7, "{}", run.render());
