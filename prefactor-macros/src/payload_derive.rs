@@ -22,6 +22,9 @@ pub(crate) fn derive_payload(input: DeriveInput) -> syn::Result<TokenStream> {
     let mut errors = Errors::default();
     let (title, description) = payload_options(&input.attrs, &mut errors);
     errors.finish(())?;
+    let (doc_title, doc_description) = doc_paragraphs(&input.attrs);
+    let title = title.or(doc_title);
+    let description = description.or(doc_description);
     let ident = &input.ident;
     let shadow_ident = format_ident!("__PrefactorPayloadShadow{}", ident);
     let shadow = shadow_of(&input, &shadow_ident, title.as_ref(), description.as_ref());
@@ -82,7 +85,9 @@ fn shadow_of(
     let mut shadow = input.clone();
     shadow.ident = shadow_ident.clone();
     shadow.vis = syn::Visibility::Inherited;
-    shadow.attrs = kept(&input.attrs);
+    // Container docs are turned into title/description explicitly (schemars would put the
+    // whole comment into `description`).
+    shadow.attrs = kept(&input.attrs).into_iter().filter(|attr| !attr.path().is_ident("doc")).collect();
     match &mut shadow.data {
         Data::Struct(data) => strip_fields(&mut data.fields),
         Data::Enum(data) => {
@@ -126,4 +131,26 @@ fn schema_name_template(input: &DeriveInput) -> LitStr {
         name.push_str(&params.join("_and_"));
     }
     LitStr::new(&name, input.ident.span())
+}
+
+/// The doc comment's first paragraph (title) and the remaining paragraphs (description).
+fn doc_paragraphs(attrs: &[Attribute]) -> (Option<LitStr>, Option<LitStr>) {
+    let lines: Vec<String> = attrs
+        .iter()
+        .filter_map(|attr| match &attr.meta {
+            syn::Meta::NameValue(meta) if meta.path.is_ident("doc") => match &meta.value {
+                syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(lit), .. }) => Some(lit.value().trim().to_owned()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let text = lines.join("\n");
+    let mut paragraphs =
+        text.split("\n\n").map(|paragraph| paragraph.trim().replace('\n', " ")).filter(|p| !p.is_empty());
+    let span = proc_macro2::Span::call_site();
+    let title = paragraphs.next().map(|title| LitStr::new(&title, span));
+    let rest: Vec<String> = paragraphs.collect();
+    let description = (!rest.is_empty()).then(|| LitStr::new(&rest.join("\n\n"), span));
+    (title, description)
 }

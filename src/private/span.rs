@@ -1,0 +1,157 @@
+//! Starting, scoping and finishing the span of one annotated call.
+
+use super::warn_once::Once;
+use pin_project_lite::pin_project;
+use prefactor_runtime::{
+    Context, ContextGuard, Error, FinishStatus, FutureExt, Instrumented, Payload, SpanGuard, global_client,
+};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+static NO_CLIENT: Once = Once::new();
+static NO_INSTANCE: Once = Once::new();
+
+/// Starts the span of a call: `None` (and nothing serialized) when no client is installed or
+/// no agent instance is current. The no-client path is one atomic load.
+#[inline]
+pub fn start_span(
+    schema: &'static str,
+    name: &'static str,
+    payload: impl FnOnce() -> Result<Payload, Error>,
+) -> Option<SpanGuard> {
+    if global_client().is_none() {
+        warn_no_client(name);
+        return None;
+    }
+    start_recorded_span(schema, name, payload)
+}
+
+#[cold]
+fn warn_no_client(name: &'static str) {
+    if NO_CLIENT.first() {
+        tracing::warn!(
+            span = name,
+            "prefactor: no client installed (call `prefactor::init` first); annotated functions run unrecorded"
+        );
+    }
+}
+
+fn start_recorded_span(
+    schema: &'static str,
+    name: &'static str,
+    payload: impl FnOnce() -> Result<Payload, Error>,
+) -> Option<SpanGuard> {
+    let context = Context::current();
+    let Some(instance) = context.instance() else {
+        if NO_INSTANCE.first() {
+            tracing::warn!(
+                span = name,
+                schema,
+                "prefactor: span called outside of an agent instance (no `#[prefactor::agent]` function is running); not recorded"
+            );
+        }
+        return None;
+    };
+    let payload = payload().unwrap_or_else(|error| {
+        tracing::warn!(span = name, schema, %error, "prefactor: could not serialize the span payload; recording `{{}}`");
+        Payload::empty()
+    });
+    // Sent at once as an `active` create (parent: the current context's span, if any).
+    Some(instance.span(schema, None, Some(payload)))
+}
+
+/// Makes the span current on this thread for a synchronous body.
+#[inline]
+#[must_use]
+pub fn enter_span(span: &Option<SpanGuard>) -> Option<ContextGuard> {
+    span.as_ref().map(SpanGuard::enter)
+}
+
+/// Calls `body` once (an `FnOnce` expectation lets the body move out of and return borrows of
+/// its captures, exactly like the original function body).
+#[inline]
+pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
+    body()
+}
+
+/// Leaves the span's scope and finishes it from the call's output.
+#[inline]
+pub fn finish_sync<R: ?Sized, F: FnOnce(SpanGuard, &R)>(
+    span: Option<SpanGuard>,
+    entered: Option<ContextGuard>,
+    output: &R,
+    finish: F,
+) {
+    drop(entered);
+    if let Some(span) = span {
+        finish(span, output);
+    }
+}
+
+/// Finishes as `complete` with an optional result payload.
+pub fn complete(span: SpanGuard, result: Option<Payload>) {
+    span.complete(result);
+}
+
+/// Finishes as `failed` with an optional result payload.
+pub fn fail(span: SpanGuard, result: Option<Payload>) {
+    span.fail(result);
+}
+
+/// Wraps an async body: polled inside the span's context, finished from its output, failed
+/// when a poll panics, cancelled when dropped before completion.
+pub fn instrument_span<F, Fin>(mut span: SpanGuard, future: F, finish: Fin) -> SpanFuture<F, Fin>
+where
+    F: Future,
+    Fin: FnOnce(SpanGuard, &F::Output),
+{
+    span.set_drop_status(FinishStatus::Cancelled);
+    let context = span.context();
+    SpanFuture { inner: future.in_context(context), span: Some(span), finish: Some(finish) }
+}
+
+pin_project! {
+    /// The future of an instrumented async span (see [`instrument_span`]).
+    pub struct SpanFuture<F, Fin> {
+        // Declared first: dropped (inside the span's context) before the span itself.
+        #[pin]
+        inner: Instrumented<F>,
+        span: Option<SpanGuard>,
+        finish: Option<Fin>,
+    }
+}
+
+impl<F, Fin> Future for SpanFuture<F, Fin>
+where
+    F: Future,
+    Fin: FnOnce(SpanGuard, &F::Output),
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let watch = FailOnPanic(this.span);
+        let poll = this.inner.poll(cx);
+        if let Poll::Ready(output) = &poll
+            && let (Some(span), Some(finish)) = (watch.0.take(), this.finish.take())
+        {
+            finish(span, output);
+        }
+        poll
+    }
+}
+
+/// Fails the span if the poll it watches unwinds (the executor may drop the future much later,
+/// when a drop would read as a cancellation).
+struct FailOnPanic<'a>(&'a mut Option<SpanGuard>);
+
+impl Drop for FailOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(span) = self.0.take()
+        {
+            span.fail(None);
+        }
+    }
+}
