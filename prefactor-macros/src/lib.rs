@@ -27,7 +27,43 @@ use errors::Errors;
 use model::{FnModel, ItemFnTokens};
 use proc_macro::TokenStream;
 
-/// Records a call of the function as a span (see the `prefactor` crate docs).
+/// Records each call of the function as a span of the current agent instance.
+///
+/// * **payload** — a JSON object of the arguments by name (serde); `self` is never captured.
+///   An argument whose type is not `Serialize` is a compile error on that argument.
+/// * **result payload** — the return value itself when it serializes to a JSON object, else
+///   `{"output": value}`; for `Result`, the `Ok` value (status `complete`) or
+///   `{"error": {"message", "type"}}` (status `failed`).
+/// * **status** — `complete`; `failed` on `Err` or panic; `cancelled` when an async call's
+///   future is dropped before it completes. The function's behaviour, signature, errors and
+///   panics are unchanged.
+/// * **parent** — the span current when the call starts (async: at first poll), kept across
+///   `.await` by polling the body inside the span's context.
+/// * **schemas** — the params schema (from the argument types) and the result schema (from the
+///   return type) are derived with schemars and registered at compile time.
+///
+/// Options: `schema = "ns:kind"` (required), `title`, `description`, `template`, `name`,
+/// `skip(a, b)`, `skip_all`, `fields(key = expr, ...)`, `skip_ret`, `err(Display)` (default) /
+/// `err(Debug)`.
+///
+/// Arguments whose type depends on a generic parameter, `impl Trait` or `Self` (and bindings of
+/// destructuring patterns) are captured, with a permissive schema (`{}`); a type that does not
+/// implement `JsonSchema` also gets `{}` (derive [`Payload`](derive.Payload.html) for a precise one).
+///
+/// ```
+/// #[derive(serde::Serialize)]
+/// struct Message { role: String, text: String }
+///
+/// #[prefactor::span(schema = "agent:llm", title = "LLM call", skip(api_key), fields(model = "m-1"))]
+/// fn complete(messages: &[Message], temperature: f32, api_key: &str) -> Result<String, std::io::Error> {
+///     let _ = (temperature, api_key);
+///     Ok(format!("{} messages", messages.len()))
+/// }
+///
+/// // Without an installed client (or outside an agent) the function simply runs.
+/// let reply = complete(&[Message { role: "user".into(), text: "hi".into() }], 0.2, "secret");
+/// assert_eq!(reply.unwrap(), "1 messages");
+/// ```
 #[proc_macro_attribute]
 pub fn span(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item = proc_macro2::TokenStream::from(item);
@@ -37,7 +73,36 @@ pub fn span(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-/// Runs the function as an agent instance (see the `prefactor` crate docs).
+/// Runs each call of the function as an agent instance.
+///
+/// The call registers an instance (with every `#[span]` schema of the program) and starts it,
+/// runs the body with the instance as the current context (`prefactor::current_instance()`),
+/// then finishes it as `complete`, `failed` (an `Err` return or a panic) or `cancelled` (an
+/// async call's future dropped before completion).
+///
+/// Options: `id` (else `PREFACTOR_AGENT_ID`, else the client's configured agent id), `name`
+/// (default: the function's name), `version` (default: the crate's version), `description`,
+/// `purpose` (`"live"`, `"smoke_test"` or `"eval"`), and `stop_on_terminate` for an `async fn`
+/// returning `Result<_, E>` with `E: From<prefactor::Terminated>`: when the platform terminates
+/// the instance the body is dropped and the call returns `Err(E::from(Terminated { .. }))`.
+///
+/// ```
+/// #[derive(Debug)]
+/// enum RunError { Stopped(prefactor::Terminated) }
+///
+/// impl From<prefactor::Terminated> for RunError {
+///     fn from(terminated: prefactor::Terminated) -> Self { RunError::Stopped(terminated) }
+/// }
+///
+/// #[prefactor::agent(name = "support-bot", version = "1.2.0", stop_on_terminate)]
+/// async fn answer(question: String) -> Result<String, RunError> {
+///     prefactor::check_terminated().map_err(RunError::from)?;
+///     Ok(format!("you asked: {question}"))
+/// }
+///
+/// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// assert_eq!(runtime.block_on(answer("why?".into())).unwrap(), "you asked: why?");
+/// ```
 #[proc_macro_attribute]
 pub fn agent(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item = proc_macro2::TokenStream::from(item);
@@ -47,7 +112,29 @@ pub fn agent(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-/// Derives a span payload schema for a struct or enum (see the `prefactor` crate docs).
+/// Gives a struct or enum a JSON schema for span payloads and results.
+///
+/// The schema follows serde's attributes (rename, skip, flatten, tagging). Its title and
+/// description come from `#[payload(title = "..", description = "..")]` or from the doc
+/// comment (first paragraph: title, the rest: description). Derive `Serialize` as well.
+///
+/// ```
+/// use prefactor::schemars::{JsonSchema, SchemaGenerator};
+///
+/// /// A search request.
+/// ///
+/// /// Sent by the planner.
+/// #[derive(serde::Serialize, prefactor::Payload)]
+/// struct Search {
+///     #[serde(rename = "q")]
+///     query: String,
+/// }
+///
+/// let schema = Search::json_schema(&mut SchemaGenerator::default());
+/// assert_eq!(schema.get("title").unwrap(), "A search request.");
+/// assert_eq!(schema.get("description").unwrap(), "Sent by the planner.");
+/// assert!(schema.get("properties").unwrap().get("q").is_some());
+/// ```
 #[proc_macro_derive(Payload, attributes(payload))]
 pub fn derive_payload(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
