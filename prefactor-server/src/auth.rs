@@ -4,9 +4,7 @@
 //! stopping at the first match, so response timing does not reveal how much of a guess was
 //! right. Tokens are never logged.
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
@@ -55,26 +53,22 @@ pub fn generate_token() -> String {
     token
 }
 
-/// Middleware: 401 JSON error unless the request has `Authorization: Bearer <accepted token>`.
-pub async fn require_bearer(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let presented = request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).map(str::trim);
+/// `None` when `headers` carry `Authorization: Bearer <accepted token>`, else the 401 JSON
+/// error to answer with.
+pub fn rejection(state: &AppState, headers: &HeaderMap, path: &str) -> Option<Response> {
+    let presented = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).map(str::trim);
     let error = match presented {
-        None => Some("missing Authorization header (expected 'Bearer <token>')"),
+        None => "missing Authorization header (expected 'Bearer <token>')",
         Some(value) => match bearer_token(value) {
-            None => Some("Authorization header must use the Bearer scheme"),
-            Some(token) if state.tokens.accepts(token) => None,
-            Some(_) => Some("invalid bearer token"),
+            None => "Authorization header must use the Bearer scheme",
+            Some(token) if state.tokens.accepts(token) => return None,
+            Some(_) => "invalid bearer token",
         },
     };
-    match error {
-        None => next.run(request).await,
-        Some(message) => {
-            tracing::debug!(path = %request.uri().path(), "rejected request: {message}");
-            let mut response = ApiError::unauthorized(message).into_response();
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            response
-        }
-    }
+    tracing::debug!(path, "rejected request: {error}");
+    let mut response = ApiError::unauthorized(error).into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    Some(response)
 }
 
 fn bearer_token(value: &str) -> Option<&str> {

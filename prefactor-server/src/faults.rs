@@ -3,17 +3,15 @@
 //! tested against real HTTP. Managed via [`crate::LocalServer::add_fault`] or
 //! `POST /__admin/faults` / `DELETE /__admin/faults`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// One fault rule.
 ///
@@ -127,6 +125,8 @@ fn segment_matches(pattern: &str, text: &str) -> bool {
 #[derive(Clone, Default)]
 pub struct Faults {
     rules: Arc<Mutex<Vec<FaultRule>>>,
+    /// Number of rules, read without the lock on every request.
+    count: Arc<AtomicUsize>,
 }
 
 impl Faults {
@@ -134,6 +134,7 @@ impl Faults {
     pub fn add(&self, rule: FaultRule) {
         if let Ok(mut rules) = self.rules.lock() {
             rules.push(rule);
+            self.count.store(rules.len(), Ordering::Release);
         }
     }
 
@@ -141,11 +142,15 @@ impl Faults {
     pub fn clear(&self) {
         if let Ok(mut rules) = self.rules.lock() {
             rules.clear();
+            self.count.store(0, Ordering::Release);
         }
     }
 
     /// The first rule matching the request, consuming one of its `times`.
     fn take_match(&self, method: &str, path: &str) -> Option<FaultRule> {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         let mut rules = self.rules.lock().ok()?;
         let index = rules.iter().position(|rule| rule.matches(method, path))?;
         let rule = rules[index].clone();
@@ -153,29 +158,25 @@ impl Faults {
             *times = times.saturating_sub(1);
             if *times == 0 {
                 rules.remove(index);
+                self.count.store(rules.len(), Ordering::Release);
             }
         }
         Some(rule)
     }
 }
 
-/// Middleware applying the first matching rule (admin routes are never faulted).
-pub async fn inject_faults(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let path = request.uri().path();
+/// Applies the first matching rule: waits its delay, then returns the fault answer, or `None`
+/// when the request is to be handled normally. Admin routes are never faulted.
+pub async fn apply(faults: &Faults, method: &str, path: &str) -> Option<Response> {
     if path.starts_with("/__admin") {
-        return next.run(request).await;
+        return None;
     }
-    let Some(rule) = state.faults.take_match(request.method().as_str(), path) else {
-        return next.run(request).await;
-    };
+    let rule = faults.take_match(method, path)?;
     tracing::debug!(path, status = ?rule.status, delay_ms = ?rule.delay_ms, "injecting fault");
     if let Some(delay) = rule.delay_ms {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    match rule.status {
-        None => next.run(request).await,
-        Some(status) => fault_response(&rule, status),
-    }
+    rule.status.map(|status| fault_response(&rule, status))
 }
 
 fn fault_response(rule: &FaultRule, status: u16) -> Response {

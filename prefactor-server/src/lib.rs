@@ -23,6 +23,7 @@ pub mod handlers;
 pub mod idempotency;
 pub mod ids;
 pub mod liquid_context;
+pub mod pipeline;
 pub mod recorder;
 pub mod router;
 pub mod server;

@@ -1,6 +1,5 @@
 //! The request log: every request the server handled (except `/__admin`), in arrival order,
-//! in a bounded ring, so tests can assert exact wire shapes. The same middleware buffers the
-//! body once, enforcing the size limit (413) before any handler runs.
+//! in a bounded ring, so tests can assert exact wire shapes (filled by [`crate::pipeline`]).
 //!
 //! Headers are kept verbatim (including `Authorization`) because tests assert what the SDK
 //! sends; the log lives only in memory of the process that started the server and is never
@@ -10,14 +9,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-
-use crate::error::ApiError;
-use crate::state::AppState;
 
 /// One handled request.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,11 +81,13 @@ impl Recorder {
         }
     }
 
-    fn arrival(&self) -> u64 {
+    /// Arrival sequence number of a new request.
+    pub fn arrival(&self) -> u64 {
         self.inner.next_sequence.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn push(&self, sequence: u64, entry: RecordedRequest) {
+    /// Stores a handled request under its arrival number.
+    pub fn push(&self, sequence: u64, entry: RecordedRequest) {
         if let Ok(mut entries) = self.inner.entries.lock() {
             while entries.len() >= self.inner.capacity {
                 entries.pop_front();
@@ -103,46 +97,8 @@ impl Recorder {
     }
 }
 
-/// Middleware: buffer the body (413 over the limit) and record the request and its status.
-pub async fn buffer_and_record(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let recorder = &state.recorder;
-    let record = recorder.enabled() && !request.uri().path().starts_with("/__admin");
-    let sequence = recorder.arrival();
-    let (parts, body) = request.into_parts();
-    let pending = record.then(|| RecordedRequest {
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_string(),
-        query: parts.uri.query().map(str::to_string),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
-            .collect(),
-        body: None,
-        status: 0,
-    });
-    let limit = state.options.max_body_bytes;
-    let (body, response) = match to_bytes(body, limit).await {
-        Ok(bytes) => {
-            let body = if record { recorded_body(&bytes) } else { None };
-            let request = Request::from_parts(parts, Body::from(bytes));
-            (body, next.run(request).await)
-        }
-        Err(_) => {
-            let error =
-                ApiError::new(413, "payload_too_large", format!("request body exceeds the limit of {limit} bytes"));
-            (None, error.into_response())
-        }
-    };
-    if let Some(mut entry) = pending {
-        entry.body = body;
-        entry.status = response.status().as_u16();
-        recorder.push(sequence, entry);
-    }
-    response
-}
-
-fn recorded_body(bytes: &[u8]) -> Option<Value> {
+/// The body as recorded: parsed JSON, or the raw text as a JSON string; `None` when empty.
+pub fn recorded_body(bytes: &[u8]) -> Option<Value> {
     if bytes.is_empty() {
         return None;
     }

@@ -1,5 +1,5 @@
-//! Routes and middleware order: request log + body limit (outermost), bearer auth, fault
-//! injection, then the handler. Unknown routes and wrong methods answer JSON 404 / 405.
+//! Routes; every request first passes [`crate::pipeline`] (request log, body limit, bearer
+//! auth, fault injection). Unknown routes and wrong methods answer JSON 404 / 405.
 
 use axum::Router;
 use axum::http::{Method, Uri};
@@ -7,11 +7,9 @@ use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::auth::require_bearer;
 use crate::error::ApiError;
-use crate::faults::inject_faults;
 use crate::handlers::{admin, agents, instances, ping, spans};
-use crate::recorder::buffer_and_record;
+use crate::pipeline;
 use crate::state::AppState;
 
 /// The complete application.
@@ -33,9 +31,7 @@ pub fn build(state: AppState) -> Router {
         .route("/__admin/requests", get(admin::requests).delete(admin::clear_requests))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(from_fn_with_state(state.clone(), inject_faults))
-        .layer(from_fn_with_state(state.clone(), require_bearer))
-        .layer(from_fn_with_state(state.clone(), buffer_and_record))
+        .layer(from_fn_with_state(state.clone(), pipeline::handle))
         .with_state(state)
 }
 

@@ -17,7 +17,7 @@ use crate::faults::{FaultRule, Faults};
 use crate::handlers::instances::terminate_in_tx;
 use crate::recorder::{RecordedRequest, Recorder};
 use crate::router;
-use crate::state::{AppState, Options};
+use crate::state::{AppState, Options, Shared};
 use crate::validation::SchemaCache;
 
 /// How long shutdown waits for in-flight requests before dropping connections.
@@ -67,7 +67,7 @@ impl LocalServer {
             tokens.push(generate_token());
         }
         let token = tokens[0].clone();
-        let state = AppState {
+        let state = AppState::new(Shared {
             db: database.db,
             account: Arc::new(database.account),
             schemas: SchemaCache::default(),
@@ -79,7 +79,7 @@ impl LocalServer {
                 validate_schemas: config.validate_schemas,
                 max_body_bytes: config.max_body_bytes,
             }),
-        };
+        });
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let (ready, started) = mpsc::channel();
         let app = router::build(state.clone());

@@ -9,9 +9,29 @@ use crate::faults::Faults;
 use crate::recorder::Recorder;
 use crate::validation::SchemaCache;
 
-/// Shared server state (cheap to clone: everything inside is shared).
+/// Shared server state. Cloned for every request by the middleware stack, so it is one `Arc`.
 #[derive(Clone)]
 pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+impl AppState {
+    /// Wraps the shared parts.
+    pub fn new(shared: Shared) -> AppState {
+        AppState { inner: Arc::new(shared) }
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.inner
+    }
+}
+
+/// What every handler shares.
+pub struct Shared {
     /// Storage.
     pub db: Db,
     /// The local account's ids.

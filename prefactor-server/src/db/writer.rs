@@ -103,7 +103,7 @@ fn run_writer(conn: Connection, receiver: mpsc::Receiver<Job>) {
 }
 
 fn run_batch(conn: &Connection, batch: Vec<Job>) {
-    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(error) = run_cached(conn, "BEGIN IMMEDIATE") {
         let message = error.to_string();
         for job in batch {
             let (_, completion) = job(None);
@@ -115,7 +115,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
     for job in batch {
         completions.push(run_in_savepoint(conn, job));
     }
-    let commit = conn.execute_batch("COMMIT").map_err(|error| {
+    let commit = run_cached(conn, "COMMIT").map_err(|error| {
         let _ = conn.execute_batch("ROLLBACK");
         error.to_string()
     });
@@ -124,15 +124,23 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
     }
 }
 
+/// Runs one cached statement (savepoint control runs twice per job, so it is not re-parsed).
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn run_in_savepoint(conn: &Connection, job: Job) -> Completion {
-    if let Err(error) = conn.execute_batch("SAVEPOINT job") {
+    if let Err(error) = run_cached(conn, "SAVEPOINT job") {
         let message = error.to_string();
         let (_, completion) = job(None);
         return Box::new(move |_| completion(Err(message)));
     }
     let (succeeded, completion) = job(Some(conn));
-    let end =
-        if succeeded { conn.execute_batch("RELEASE job") } else { conn.execute_batch("ROLLBACK TO job; RELEASE job") };
+    let end = if succeeded {
+        run_cached(conn, "RELEASE job")
+    } else {
+        run_cached(conn, "ROLLBACK TO job").and_then(|()| run_cached(conn, "RELEASE job"))
+    };
     match end {
         Ok(()) => completion,
         Err(error) => {
