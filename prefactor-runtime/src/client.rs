@@ -21,6 +21,7 @@ use crate::instance::{AgentInstanceHandle, InstanceState};
 use crate::instance_manager::InstanceManager;
 use crate::operation::{Op, SpanCreate, SpanEnd, SpanFinish};
 use crate::payload::Payload;
+use crate::schema_name::SchemaName;
 use crate::schema_registry::SchemaRegistry;
 use crate::span_guard::SpanGuard;
 use crate::stats::{Counters, Stats};
@@ -70,9 +71,16 @@ pub(crate) struct Shared {
     first_error: Mutex<Option<Error>>,
     closed: AtomicBool,
     warned_full: AtomicBool,
+    /// Instances by id, for handles made from an id and for the worker's termination updates.
+    instances: Mutex<HashMap<InstanceId, Weak<InstanceState>>>,
 }
 
 impl Shared {
+    /// The live state of an instance this client knows.
+    pub(crate) fn instance(&self, id: InstanceId) -> Option<Arc<InstanceState>> {
+        lock(&self.instances).get(&id).and_then(Weak::upgrade)
+    }
+
     pub(crate) fn is_latched(&self) -> bool {
         self.latched.load(Ordering::Acquire)
     }
@@ -144,8 +152,7 @@ struct ClientInner {
     lifecycle: Mutex<Lifecycle>,
     link: OnceLock<WorkerLink>,
     registry: OnceLock<SchemaRegistry>,
-    instances: Mutex<HashMap<InstanceId, Weak<InstanceState>>>,
-    open_spans: Mutex<HashMap<SpanId, Arc<InstanceState>>>,
+    open_spans: Mutex<HashMap<SpanId, InstanceId>>,
 }
 
 /// The Prefactor client. `Send + Sync`, and cloning is cheap (all clones share one queue and
@@ -196,6 +203,7 @@ impl Client {
             first_error: Mutex::new(None),
             closed: AtomicBool::new(false),
             warned_full: AtomicBool::new(false),
+            instances: Mutex::new(HashMap::new()),
         });
         Ok(Client {
             inner: Arc::new(ClientInner {
@@ -204,7 +212,6 @@ impl Client {
                 lifecycle: Mutex::new(Lifecycle::New),
                 link: OnceLock::new(),
                 registry: OnceLock::new(),
-                instances: Mutex::new(HashMap::new()),
                 open_spans: Mutex::new(HashMap::new()),
             }),
         })
@@ -393,13 +400,13 @@ impl Client {
             purpose: options.purpose,
         };
         let state = self.instance_state(id);
-        self.enqueue(Op::Register { instance: state.clone(), request: Box::new(request) });
+        self.enqueue(Op::Register { instance: id, request: Box::new(request) });
         Ok(AgentInstanceHandle { client: self.clone(), state })
     }
 
     /// The shared state of an instance, created for ids this client has not seen.
     pub(crate) fn instance_state(&self, id: InstanceId) -> Arc<InstanceState> {
-        let mut instances = lock(&self.inner.instances);
+        let mut instances = lock(&self.inner.shared.instances);
         if let Some(state) = instances.get(&id).and_then(Weak::upgrade) {
             return state;
         }
@@ -410,7 +417,7 @@ impl Client {
     }
 
     pub(crate) fn known_instances(&self) -> Vec<Arc<InstanceState>> {
-        lock(&self.inner.instances).values().filter_map(Weak::upgrade).collect()
+        lock(&self.inner.shared.instances).values().filter_map(Weak::upgrade).collect()
     }
 
     /// A handle for an instance by id (one created earlier, or registered elsewhere).
@@ -430,14 +437,13 @@ impl Client {
         payload: Option<Payload>,
     ) -> Result<SpanId, Error> {
         self.ensure_usable()?;
-        let instance = self.instance_state(instance_id);
         let id = SpanId::generate(self.inner.partition);
-        lock(&self.inner.open_spans).insert(id, instance.clone());
+        lock(&self.inner.open_spans).insert(id, instance_id);
         self.enqueue(Op::CreateSpan(SpanCreate {
-            instance,
+            instance: instance_id,
             id,
             parent: parent_span_id.or_else(|| current_parent(instance_id)),
-            schema: Arc::from(schema_name),
+            schema: SchemaName::new(schema_name),
             payload,
             started_at: SystemTime::now(),
             end: None,
@@ -499,8 +505,16 @@ impl Client {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    pub(crate) fn new_span_id(&self) -> SpanId {
-        SpanId::generate(self.inner.partition)
+    /// A span id whose timestamp is `at` (saves a second clock read on the hot path).
+    pub(crate) fn span_id_at(&self, at: SystemTime) -> SpanId {
+        let ms = at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let mut randomness = [0u8; 10];
+        randomness[..8].copy_from_slice(&fastrand::u64(..).to_le_bytes());
+        randomness[8..].copy_from_slice(&fastrand::u16(..).to_le_bytes());
+        u64::try_from(ms)
+            .ok()
+            .and_then(|ms| Pfid::from_parts(ms, self.inner.partition, randomness).ok())
+            .map_or_else(|| SpanId::generate(self.inner.partition), SpanId::from_pfid)
     }
 
     /// Puts an operation in the queue without ever waiting. Returns false (and counts a drop)

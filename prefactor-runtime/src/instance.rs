@@ -77,7 +77,7 @@ impl AgentInstanceHandle {
     /// Queues the start (only the first call counts).
     pub fn start(&self) {
         if !self.state.started.swap(true, Ordering::AcqRel) {
-            self.client.enqueue(Op::Start { instance: self.state.clone(), at: SystemTime::now() });
+            self.client.enqueue(Op::Start { instance: self.state.id, at: SystemTime::now() });
         }
     }
 
@@ -85,7 +85,7 @@ impl AgentInstanceHandle {
     /// other queued operation of this instance. A 409 (already terminated) counts as done.
     pub fn finish(&self, status: FinishStatus) {
         if !self.state.finished.swap(true, Ordering::AcqRel) {
-            self.client.enqueue(Op::Finish { instance: self.state.clone(), status, at: SystemTime::now() });
+            self.client.enqueue(Op::Finish { instance: self.state.id, status, at: SystemTime::now() });
         }
     }
 
@@ -106,7 +106,7 @@ impl AgentInstanceHandle {
     /// Queues a quality payload for the quality schema `name` (`None` clears it).
     pub fn record_quality(&self, name: &str, payload: Option<Payload>) {
         let key = format!("quality-{}", prefactor_protocol::Pfid::generate(self.state.id.pfid().partition()));
-        self.client.enqueue(Op::Quality { instance: self.state.clone(), name: name.to_owned(), payload, key });
+        self.client.enqueue(Op::Quality { instance: self.state.id, name: name.to_owned(), payload, key });
     }
 
     /// Whether the platform asked this instance to stop.

@@ -63,6 +63,7 @@ mod payload;
 mod requests;
 mod retry;
 mod scheduler;
+mod schema_name;
 mod schema_registry;
 mod span_guard;
 mod static_schema;

@@ -1,13 +1,12 @@
 //! The operations that travel through the queue to the worker.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use prefactor_protocol::{FinishStatus, RegisterInstanceRequest};
 
 use crate::ids::{InstanceId, SpanId};
-use crate::instance::InstanceState;
 use crate::payload::Payload;
+use crate::schema_name::SchemaName;
 
 /// How a span ended.
 #[derive(Debug, Clone)]
@@ -18,12 +17,15 @@ pub(crate) struct SpanEnd {
 }
 
 /// A span create; with `end` set it is sent as one create-as-terminal request.
+///
+/// Operations carry ids, not `Arc`s: the worker drops them on another thread, and a shared
+/// reference count would bounce its cache line between the agent's thread and the worker.
 #[derive(Debug)]
 pub(crate) struct SpanCreate {
-    pub(crate) instance: Arc<InstanceState>,
+    pub(crate) instance: InstanceId,
     pub(crate) id: SpanId,
     pub(crate) parent: Option<SpanId>,
-    pub(crate) schema: Arc<str>,
+    pub(crate) schema: SchemaName,
     pub(crate) payload: Option<Payload>,
     pub(crate) started_at: SystemTime,
     pub(crate) end: Option<SpanEnd>,
@@ -34,7 +36,7 @@ pub(crate) struct SpanCreate {
 /// A span finish sent on its own.
 #[derive(Debug)]
 pub(crate) struct SpanFinish {
-    pub(crate) instance: Option<Arc<InstanceState>>,
+    pub(crate) instance: Option<InstanceId>,
     pub(crate) id: SpanId,
     pub(crate) end: SpanEnd,
 }
@@ -42,10 +44,10 @@ pub(crate) struct SpanFinish {
 /// One queued unit of work.
 #[derive(Debug)]
 pub(crate) enum Op {
-    Register { instance: Arc<InstanceState>, request: Box<RegisterInstanceRequest> },
-    Start { instance: Arc<InstanceState>, at: SystemTime },
-    Finish { instance: Arc<InstanceState>, status: FinishStatus, at: SystemTime },
-    Quality { instance: Arc<InstanceState>, name: String, payload: Option<Payload>, key: String },
+    Register { instance: InstanceId, request: Box<RegisterInstanceRequest> },
+    Start { instance: InstanceId, at: SystemTime },
+    Finish { instance: InstanceId, status: FinishStatus, at: SystemTime },
+    Quality { instance: InstanceId, name: String, payload: Option<Payload>, key: String },
     CreateSpan(SpanCreate),
     FinishSpan(SpanFinish),
 }
@@ -86,12 +88,12 @@ impl OpKind {
 impl Op {
     pub(crate) fn kind(&self) -> OpKind {
         match self {
-            Op::Register { instance, .. } => OpKind::Register(instance.id),
-            Op::Start { instance, .. } => OpKind::Start(instance.id),
-            Op::Finish { instance, .. } => OpKind::Finish(instance.id),
-            Op::Quality { instance, .. } => OpKind::Quality(instance.id),
-            Op::CreateSpan(c) => OpKind::CreateSpan(c.id, c.instance.id),
-            Op::FinishSpan(f) => OpKind::FinishSpan(f.id, f.instance.as_ref().map(|i| i.id)),
+            Op::Register { instance, .. } => OpKind::Register(*instance),
+            Op::Start { instance, .. } => OpKind::Start(*instance),
+            Op::Finish { instance, .. } => OpKind::Finish(*instance),
+            Op::Quality { instance, .. } => OpKind::Quality(*instance),
+            Op::CreateSpan(c) => OpKind::CreateSpan(c.id, c.instance),
+            Op::FinishSpan(f) => OpKind::FinishSpan(f.id, f.instance),
         }
     }
 
@@ -100,17 +102,6 @@ impl Op {
         match self {
             Op::CreateSpan(c) => c.weight,
             _ => 1,
-        }
-    }
-
-    pub(crate) fn instance_state(&self) -> Option<&Arc<InstanceState>> {
-        match self {
-            Op::Register { instance, .. }
-            | Op::Start { instance, .. }
-            | Op::Finish { instance, .. }
-            | Op::Quality { instance, .. } => Some(instance),
-            Op::CreateSpan(c) => Some(&c.instance),
-            Op::FinishSpan(f) => f.instance.as_ref(),
         }
     }
 }

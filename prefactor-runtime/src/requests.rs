@@ -57,9 +57,9 @@ thread_local! {
 /// every retry (and cannot collide with another operation's key).
 pub(crate) fn idempotency_key(op: &Op) -> String {
     match op {
-        Op::Register { instance, .. } => format!("register-{}", instance.id),
-        Op::Start { instance, .. } => format!("start-{}", instance.id),
-        Op::Finish { instance, .. } => format!("finish-{}", instance.id),
+        Op::Register { instance, .. } => format!("register-{instance}"),
+        Op::Start { instance, .. } => format!("start-{instance}"),
+        Op::Finish { instance, .. } => format!("finish-{instance}"),
         Op::Quality { key, .. } => key.clone(),
         Op::CreateSpan(create) => format!("span-{}", create.id),
         Op::FinishSpan(finish) => format!("span-end-{}", finish.id),
@@ -77,7 +77,7 @@ pub(crate) fn build(op: &Op) -> Result<Request, serde_json::Error> {
         Op::Start { instance, at } => {
             let body = StartInstanceRequest { timestamp: Some(rfc3339(*at)), idempotency_key: Some(key) };
             Ok(Request {
-                path: format!("/agent_instance/{}/start", instance.id),
+                path: format!("/agent_instance/{instance}/start"),
                 body: serde_json::to_vec(&body)?,
                 conflict_is_done: false,
             })
@@ -89,7 +89,7 @@ pub(crate) fn build(op: &Op) -> Result<Request, serde_json::Error> {
                 idempotency_key: Some(key),
             };
             Ok(Request {
-                path: format!("/agent_instance/{}/finish", instance.id),
+                path: format!("/agent_instance/{instance}/finish"),
                 body: serde_json::to_vec(&body)?,
                 conflict_is_done: true,
             })
@@ -101,7 +101,7 @@ pub(crate) fn build(op: &Op) -> Result<Request, serde_json::Error> {
                 idempotency_key: Some(key),
             };
             Ok(Request {
-                path: format!("/agent_instance/{}/record_quality", instance.id),
+                path: format!("/agent_instance/{instance}/record_quality"),
                 body: serde_json::to_vec(&body)?,
                 conflict_is_done: false,
             })
@@ -113,7 +113,7 @@ pub(crate) fn build(op: &Op) -> Result<Request, serde_json::Error> {
 
 fn create_span(create: &SpanCreate, key: &str) -> Result<Request, serde_json::Error> {
     let id = create.id.pfid().encode();
-    let instance = create.instance.id.pfid().encode();
+    let instance = create.instance.pfid().encode();
     let parent = create.parent.map(|p| p.pfid().encode());
     let status = create.end.as_ref().map_or(AgentStatus::Active, |end| end.status.into());
     EMPTY_OBJECT.with(|empty| {

@@ -9,11 +9,35 @@
 //! * an instance finish waits until every other operation of that instance is done.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::ids::{InstanceId, SpanId};
 use crate::operation::{Op, OpKind};
 
 type Key = u64;
+
+/// Keys here are PFIDs (mostly random bits) and sequence numbers, never attacker-chosen, so a
+/// multiply-rotate hash (FxHash) is enough and much cheaper than SipHash in the worker loop.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Fx = BuildHasherDefault<FxHasher>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Dep {
@@ -50,13 +74,13 @@ pub(crate) enum Pushed {
 #[derive(Debug, Default)]
 pub(crate) struct Scheduler {
     next_key: Key,
-    ops: HashMap<Key, Op>,
+    ops: HashMap<Key, Op, Fx>,
     ready: VecDeque<Key>,
-    parked: HashMap<Dep, Vec<Key>>,
-    spans: HashMap<SpanId, SpanTrack>,
+    parked: HashMap<Dep, Vec<Key>, Fx>,
+    spans: HashMap<SpanId, SpanTrack, Fx>,
     /// Spans whose create failed: their finish and their children cannot succeed.
-    failed_spans: HashSet<SpanId>,
-    instances: HashMap<InstanceId, InstanceTrack>,
+    failed_spans: HashSet<SpanId, Fx>,
+    instances: HashMap<InstanceId, InstanceTrack, Fx>,
 }
 
 impl Scheduler {
@@ -214,26 +238,29 @@ impl Scheduler {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::SystemTime;
 
     use prefactor_protocol::{FinishStatus, RegisterInstanceRequest};
 
     use super::*;
-    use crate::instance::InstanceState;
     use crate::operation::{SpanCreate, SpanEnd, SpanFinish};
+    use crate::schema_name::SchemaName;
 
-    fn instance() -> Arc<InstanceState> {
-        Arc::new(InstanceState::new(InstanceId::generate(1)))
+    struct Instance {
+        id: InstanceId,
     }
 
-    fn create(i: &Arc<InstanceState>, parent: Option<SpanId>) -> (SpanId, Op) {
+    fn instance() -> Instance {
+        Instance { id: InstanceId::generate(1) }
+    }
+
+    fn create(i: &Instance, parent: Option<SpanId>) -> (SpanId, Op) {
         let id = SpanId::generate(1);
         let op = Op::CreateSpan(SpanCreate {
-            instance: i.clone(),
+            instance: i.id,
             id,
             parent,
-            schema: Arc::from("t:x"),
+            schema: SchemaName::new("t:x"),
             payload: None,
             started_at: SystemTime::now(),
             end: None,
@@ -242,9 +269,9 @@ mod tests {
         (id, op)
     }
 
-    fn finish(i: &Arc<InstanceState>, id: SpanId) -> Op {
+    fn finish(i: &Instance, id: SpanId) -> Op {
         let end = SpanEnd { status: FinishStatus::Complete, result: None, at: SystemTime::now() };
-        Op::FinishSpan(SpanFinish { instance: Some(i.clone()), id, end })
+        Op::FinishSpan(SpanFinish { instance: Some(i.id), id, end })
     }
 
     #[test]
@@ -281,11 +308,11 @@ mod tests {
     fn everything_waits_for_register_and_instance_finish_waits_for_the_rest() {
         let i = instance();
         let mut s = Scheduler::default();
-        s.push(Op::Register { instance: i.clone(), request: Box::new(RegisterInstanceRequest::default()) });
-        s.push(Op::Start { instance: i.clone(), at: SystemTime::now() });
+        s.push(Op::Register { instance: i.id, request: Box::new(RegisterInstanceRequest::default()) });
+        s.push(Op::Start { instance: i.id, at: SystemTime::now() });
         let (span, op) = create(&i, None);
         s.push(op);
-        s.push(Op::Finish { instance: i.clone(), status: FinishStatus::Complete, at: SystemTime::now() });
+        s.push(Op::Finish { instance: i.id, status: FinishStatus::Complete, at: SystemTime::now() });
         assert_eq!(s.next_ready().map(|o| o.kind()), Some(OpKind::Register(i.id)));
         assert!(s.next_ready().is_none());
         s.complete(OpKind::Register(i.id), true);
@@ -305,8 +332,8 @@ mod tests {
     fn two_instance_finishes_do_not_wait_for_each_other() {
         let i = instance();
         let mut s = Scheduler::default();
-        s.push(Op::Finish { instance: i.clone(), status: FinishStatus::Complete, at: SystemTime::now() });
-        s.push(Op::Finish { instance: i.clone(), status: FinishStatus::Failed, at: SystemTime::now() });
+        s.push(Op::Finish { instance: i.id, status: FinishStatus::Complete, at: SystemTime::now() });
+        s.push(Op::Finish { instance: i.id, status: FinishStatus::Failed, at: SystemTime::now() });
         assert!(s.next_ready().is_some());
         assert!(s.next_ready().is_some());
     }

@@ -13,10 +13,11 @@ use crate::ids::SpanId;
 use crate::instance::{AgentInstanceHandle, InstanceState};
 use crate::operation::{Op, SpanCreate, SpanEnd, SpanFinish};
 use crate::payload::Payload;
+use crate::schema_name::SchemaName;
 
 /// A span create that has not been queued yet (deferred guards only).
 struct Unstarted {
-    schema: Arc<str>,
+    schema: SchemaName,
     payload: Option<Payload>,
 }
 
@@ -68,12 +69,13 @@ impl SpanGuard {
         payload: Option<Payload>,
         start: bool,
     ) -> SpanGuard {
-        let id = client.new_span_id();
+        // One clock read gives both the id's timestamp and `started_at`.
         let started_at = SystemTime::now();
-        let schema: Arc<str> = Arc::from(schema);
+        let id = client.span_id_at(started_at);
+        let schema = SchemaName::new(schema);
         let unstarted = if start {
             client.enqueue(Op::CreateSpan(SpanCreate {
-                instance: instance.clone(),
+                instance: instance.id,
                 id,
                 parent,
                 schema,
@@ -134,7 +136,7 @@ impl SpanGuard {
     fn start_live(id: SpanId, live: &Live, at: SystemTime) {
         let Some(unstarted) = live.unstarted.borrow_mut().take() else { return };
         live.client.enqueue(Op::CreateSpan(SpanCreate {
-            instance: live.instance.clone(),
+            instance: live.instance.id,
             id,
             parent: live.parent,
             schema: unstarted.schema,
@@ -216,7 +218,7 @@ impl SpanGuard {
         let op = match live.unstarted.into_inner() {
             // Never started: one create-as-terminal request, started when the guard was made.
             Some(unstarted) => Op::CreateSpan(SpanCreate {
-                instance: live.instance,
+                instance: live.instance.id,
                 id,
                 parent: live.parent,
                 schema: unstarted.schema,
@@ -225,7 +227,7 @@ impl SpanGuard {
                 end: Some(end),
                 weight: 1,
             }),
-            None => Op::FinishSpan(SpanFinish { instance: Some(live.instance), id, end }),
+            None => Op::FinishSpan(SpanFinish { instance: Some(live.instance.id), id, end }),
         };
         live.client.enqueue(op);
     }

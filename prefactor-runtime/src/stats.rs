@@ -43,14 +43,29 @@ impl Stats {
 /// The live counters, written by callers (enqueue side) and the worker (delivery side).
 /// `settled` counts enqueued operations that reached a final state (sent, failed, or discarded
 /// by the worker): `enqueued - settled` is what the queue holds, bounded by the capacity.
+///
+/// Each counter has its own cache line: the agent's threads write `enqueued`/`dropped` while
+/// the worker writes the others, and sharing a line would make every enqueue wait for it.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) enqueued: AtomicU64,
-    pub(crate) sent: AtomicU64,
-    pub(crate) retried: AtomicU64,
-    pub(crate) dropped: AtomicU64,
-    pub(crate) failed: AtomicU64,
-    pub(crate) settled: AtomicU64,
+    pub(crate) enqueued: Padded,
+    pub(crate) sent: Padded,
+    pub(crate) retried: Padded,
+    pub(crate) dropped: Padded,
+    pub(crate) failed: Padded,
+    pub(crate) settled: Padded,
+}
+
+/// An atomic counter alone on its cache line (128 bytes covers adjacent-line prefetching).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Padded(AtomicU64);
+
+impl std::ops::Deref for Padded {
+    type Target = AtomicU64;
+    fn deref(&self) -> &AtomicU64 {
+        &self.0
+    }
 }
 
 impl Counters {

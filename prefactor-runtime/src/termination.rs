@@ -55,3 +55,30 @@ impl Termination {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_signal_wins_and_wakes_waiters() {
+        let owner = Arc::new(Termination::default());
+        let waiter = owner.wait(owner.clone());
+        assert!(!owner.is_terminated());
+        assert!(owner.mark(Some("first".into())));
+        assert!(!owner.mark(Some("second".into())), "a second signal is ignored");
+        assert_eq!(owner.reason().as_deref(), Some("first"));
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        assert_eq!(runtime.block_on(waiter).as_deref(), Some("first"));
+        // A waiter created after the fact resolves at once.
+        assert_eq!(runtime.block_on(owner.wait(owner.clone())).as_deref(), Some("first"));
+    }
+
+    #[test]
+    fn termination_without_a_reason() {
+        let state = Termination::default();
+        assert!(state.mark(None));
+        assert!(state.is_terminated());
+        assert_eq!(state.reason(), None);
+    }
+}

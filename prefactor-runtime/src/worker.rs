@@ -231,14 +231,19 @@ impl Worker {
     fn apply_response(&mut self, op: &Op, body: &Value) {
         match op {
             Op::CreateSpan(_) | Op::FinishSpan(_) => {
-                if let (Some(reason), Some(instance)) = (termination_signal(body), op.instance_state())
+                if let Some(reason) = termination_signal(body)
+                    && let Some(instance) = op.kind().instance().and_then(|id| self.shared.instance(id))
                     && instance.termination.mark(reason.clone())
                 {
                     tracing::info!(instance = %instance.id, ?reason, "prefactor: instance terminated by the platform");
                 }
             }
-            Op::Start { instance, .. } if !instance.finished.load(Ordering::Acquire) => {
-                self.live.insert(instance.id, instance.clone());
+            Op::Start { instance, .. } => {
+                if let Some(state) = self.shared.instance(*instance)
+                    && !state.finished.load(Ordering::Acquire)
+                {
+                    self.live.insert(*instance, state);
+                }
             }
             _ => {}
         }

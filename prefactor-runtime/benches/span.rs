@@ -1,0 +1,114 @@
+//! Hot path of the runtime: open + close of a span, with the worker running against a local
+//! server.
+//!
+//! How the queue is kept honest: spans are measured in batches of `BATCH`. Each batch runs on
+//! a fresh, initialized client whose worker sends to the local server during the measurement.
+//! The queue holds every operation of a batch (capacity above 2 × `BATCH`; a batch that
+//! drops anything aborts the benchmark), so the measured path is always a real enqueue, never
+//! the cheaper drop path. After each batch the client is shut down with a zero deadline
+//! (untimed), so undelivered spans do not pile up across batches: the producer is far faster
+//! than any HTTP delivery. `delivery/1000_spans` measures that delivery end to end.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use prefactor_runtime::{AgentInstanceHandle, Client, Config, CreateInstance, Payload};
+use prefactor_server::{LocalServer, ServerConfig};
+use serde::Serialize;
+
+const BATCH: u64 = 20_000;
+
+#[derive(Serialize)]
+struct LlmCall<'a> {
+    model: &'a str,
+    prompt: &'a str,
+    temperature: f64,
+    max_tokens: u32,
+    stream: bool,
+}
+
+fn config(server: &LocalServer) -> Config {
+    Config::builder()
+        .api_url(server.base_url())
+        .api_token(server.token())
+        .queue_capacity(4 * BATCH as usize)
+        .build()
+        .expect("valid config")
+}
+
+fn fresh_instance(server: &LocalServer) -> (Client, AgentInstanceHandle) {
+    let client = Client::new(config(server)).expect("client");
+    client.initialize_blocking().expect("initialize");
+    let instance = client.create_agent_instance(CreateInstance::default()).expect("instance");
+    instance.start();
+    (client, instance)
+}
+
+/// Runs `iters` iterations of `one` in batches, timing only the iterations.
+fn measure(server: &LocalServer, iters: u64, one: impl Fn(&AgentInstanceHandle)) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(BATCH);
+        left -= n;
+        let (client, instance) = fresh_instance(server);
+        let started = Instant::now();
+        for _ in 0..n {
+            one(&instance);
+        }
+        total += started.elapsed();
+        let stats = client.stats();
+        assert_eq!(stats.dropped, 0, "the queue dropped operations: the measurement would be wrong");
+        let _ = client.shutdown_blocking(Duration::ZERO);
+    }
+    total
+}
+
+fn hot_path(c: &mut Criterion) {
+    let server = LocalServer::start(ServerConfig::default()).expect("server");
+    let mut group = c.benchmark_group("span_open_close");
+    group.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
+    group.bench_function("no_payload", |b| {
+        b.iter_custom(|iters| {
+            measure(&server, iters, |instance| {
+                let span = instance.span(black_box("bench:empty"), None, None);
+                black_box(span.id());
+            })
+        })
+    });
+    group.bench_function("payload_5_fields", |b| {
+        b.iter_custom(|iters| {
+            measure(&server, iters, |instance| {
+                let call = LlmCall {
+                    model: "claude-sonnet",
+                    prompt: "Plan the next step",
+                    temperature: 0.2,
+                    max_tokens: 1024,
+                    stream: false,
+                };
+                let payload = Payload::from_serialize(black_box(&call)).expect("serializable");
+                let span = instance.span(black_box("bench:llm"), None, Some(payload));
+                black_box(span.id());
+            })
+        })
+    });
+    group.finish();
+
+    let mut delivery = c.benchmark_group("delivery");
+    delivery.sample_size(10).measurement_time(Duration::from_secs(10));
+    delivery.bench_function("1000_spans", |b| {
+        let (client, instance) = fresh_instance(&server);
+        b.iter(|| {
+            for _ in 0..1000 {
+                drop(instance.span("bench:delivered", None, None));
+            }
+            client.flush_blocking(Duration::from_secs(60)).expect("delivered");
+        });
+        assert_eq!(client.stats().failed + client.stats().dropped, 0);
+    });
+    delivery.finish();
+}
+
+criterion_group!(benches, hot_path);
+criterion_main!(benches);
