@@ -73,7 +73,7 @@ CREATE TABLE agent_spans (
     finished_at        TEXT,
     inserted_at        TEXT NOT NULL,
     updated_at         TEXT NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX agent_spans_by_instance ON agent_spans (agent_instance_id, started_at, id);
 CREATE INDEX agent_spans_by_status ON agent_spans (agent_instance_id, status);
 

@@ -1,4 +1,5 @@
-//! The `agent_spans` table.
+//! The `agent_spans` table (clustered on the span id: `WITHOUT ROWID` saves the separate
+//! primary-key index, one b-tree insert less per span on the hot path).
 
 use prefactor_protocol::{AgentStatus, SpanCounts};
 use rusqlite::{Connection, OptionalExtension, Row, params};
