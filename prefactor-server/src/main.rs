@@ -17,6 +17,22 @@ fn main() -> ExitCode {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let mut config = Cli::parse().into_config();
+    // Signal handlers go in before anything is printed: a supervisor that sends SIGTERM right
+    // after reading the `listening on` line must get a clean shutdown, not the default kill.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot create the signal runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shutdown_signal = match runtime.block_on(async { ShutdownSignal::install() }) {
+        Ok(signal) => signal,
+        Err(error) => {
+            tracing::error!(%error, "cannot install signal handlers");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut stdout = std::io::stdout().lock();
     if config.tokens.is_empty() {
         let token = generate_token();
@@ -33,40 +49,42 @@ fn main() -> ExitCode {
     let _ = writeln!(stdout, "listening on {}", server.base_url());
     let _ = stdout.flush();
     drop(stdout);
-    wait_for_signal();
+    runtime.block_on(shutdown_signal.wait());
     tracing::info!("shutting down");
     server.shutdown();
     ExitCode::SUCCESS
 }
 
-/// Blocks until SIGINT or SIGTERM.
-fn wait_for_signal() {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::error!(%error, "cannot install signal handlers");
-            return;
+/// SIGINT or SIGTERM (Ctrl-C only on non-Unix).
+struct ShutdownSignal {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignal {
+    #[cfg(unix)]
+    fn install() -> std::io::Result<ShutdownSignal> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ShutdownSignal { terminate: signal(SignalKind::terminate())?, interrupt: signal(SignalKind::interrupt())? })
+    }
+
+    #[cfg(not(unix))]
+    fn install() -> std::io::Result<ShutdownSignal> {
+        Ok(ShutdownSignal {})
+    }
+
+    #[cfg(unix)]
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
         }
-    };
-    runtime.block_on(async {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            match signal(SignalKind::terminate()) {
-                Ok(mut terminate) => {
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = terminate.recv() => {}
-                    }
-                }
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    });
+    }
+
+    #[cfg(not(unix))]
+    async fn wait(self) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
