@@ -135,7 +135,15 @@ fn run_in_savepoint(conn: &Connection, job: Job) -> Completion {
         let (_, completion) = job(None);
         return Box::new(move |_| completion(Err(message)));
     }
-    let (succeeded, completion) = job(Some(conn));
+    // A panicking job (a bug, never user data) must not take the writer thread down with it:
+    // its savepoint is rolled back and its caller sees the dropped reply as a 500.
+    let (succeeded, completion) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Some(conn)))) {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            tracing::error!("a database job panicked; its changes are rolled back");
+            (false, Box::new(|_| {}) as Completion)
+        }
+    };
     let end = if succeeded {
         run_cached(conn, "RELEASE job")
     } else {
@@ -147,5 +155,67 @@ fn run_in_savepoint(conn: &Connection, job: Job) -> Completion {
             let message = error.to_string();
             Box::new(move |_| completion(Err(message)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer_with_table() -> (Writer, JoinHandle<()>) {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER)").unwrap();
+        Writer::spawn(conn).unwrap()
+    }
+
+    fn count(writer: &Writer) -> i64 {
+        writer.write_blocking(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0))?)).unwrap()
+    }
+
+    #[test]
+    fn a_failing_job_rolls_back_alone() {
+        let (writer, thread) = writer_with_table();
+        let failed = writer.write_blocking(|conn| {
+            conn.execute("INSERT INTO t VALUES (1)", [])?;
+            Err::<(), _>(ApiError::conflict("no"))
+        });
+        assert_eq!(failed.unwrap_err().status, 409);
+        writer.write_blocking(|conn| Ok(conn.execute("INSERT INTO t VALUES (2)", [])?)).unwrap();
+        assert_eq!(count(&writer), 1);
+        drop(writer);
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn a_panicking_job_answers_500_and_the_writer_keeps_working() {
+        let (writer, thread) = writer_with_table();
+        let panicked = writer.write_blocking(|conn| -> Result<(), ApiError> {
+            conn.execute("INSERT INTO t VALUES (1)", [])?;
+            panic!("bug in a job");
+        });
+        assert_eq!(panicked.unwrap_err().status, 500);
+        writer.write_blocking(|conn| Ok(conn.execute("INSERT INTO t VALUES (2)", [])?)).unwrap();
+        assert_eq!(count(&writer), 1, "the panicking job's insert was rolled back");
+        drop(writer);
+        thread.join().unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_jobs_are_all_committed() {
+        let (writer, thread) = writer_with_table();
+        let jobs: Vec<_> = (0..200)
+            .map(|value| {
+                let writer = writer.clone();
+                tokio::spawn(async move {
+                    writer.write(move |conn| Ok(conn.execute("INSERT INTO t VALUES (?1)", [value])?)).await
+                })
+            })
+            .collect();
+        for job in jobs {
+            job.await.unwrap().unwrap();
+        }
+        assert_eq!(count(&writer), 200);
+        drop(writer);
+        thread.join().unwrap();
     }
 }
