@@ -75,7 +75,6 @@ CREATE TABLE agent_spans (
     updated_at         TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX agent_spans_by_instance ON agent_spans (agent_instance_id, started_at, id);
-CREATE INDEX agent_spans_by_status ON agent_spans (agent_instance_id, status);
 
 CREATE TABLE idempotency_keys (
     method       TEXT NOT NULL,
