@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use prefactor_protocol::{AgentSchemaVersion, FinishStatus, InstancePurpose, Pfid, RegisterInstanceRequest};
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::blocking::block_on;
@@ -142,7 +141,10 @@ enum Lifecycle {
 }
 
 struct WorkerLink {
-    ops: mpsc::Sender<Op>,
+    /// Unbounded channel: the bound is enforced by the pending count in `enqueue`, which also
+    /// covers what the worker holds, and avoids the bounded channel's semaphore (a lock taken
+    /// on every receive, contended with every send).
+    ops: mpsc::UnboundedSender<Op>,
     commands: mpsc::UnboundedSender<Command>,
 }
 
@@ -247,7 +249,7 @@ impl Client {
         let mut registry = config.schema_registry().cloned().unwrap_or_default();
         registry.merge(&SchemaRegistry::from_static()?)?;
         let transport = Transport::new(config)?;
-        let (ops_tx, ops_rx) = mpsc::channel(config.queue_capacity());
+        let (ops_tx, ops_rx) = mpsc::unbounded_channel();
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         worker::spawn(Worker::new(self.inner.shared.clone(), transport, ops_rx, commands_rx))?;
         let (reply, answer) = oneshot::channel();
@@ -539,17 +541,13 @@ impl Client {
             shared.warn_full();
             return false;
         }
-        match link.ops.try_send(op) {
+        match link.ops.send(op) {
             Ok(()) => {
                 Counters::add(&shared.counters.enqueued, weight);
                 true
             }
-            Err(TrySendError::Full(_)) => {
-                Counters::add(&shared.counters.dropped, weight);
-                shared.warn_full();
-                false
-            }
-            Err(TrySendError::Closed(_)) => {
+            // The worker stopped (closed client).
+            Err(_) => {
                 Counters::add(&shared.counters.dropped, weight);
                 false
             }

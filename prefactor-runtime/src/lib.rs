@@ -3,8 +3,9 @@
 //!
 //! * [`Client`] owns one bounded queue and one worker thread (with its own small tokio
 //!   runtime). Creating an instance, opening and closing spans only put an operation in the
-//!   queue (`try_send`); when the queue is full the operation is dropped and counted in
-//!   [`Client::stats`]. Only `initialize`, `flush`, `close` and `shutdown` wait.
+//!   queue, never waiting; when `queue_capacity` operations are pending (queued, held by the
+//!   worker or in flight) the new one is dropped and counted in [`Client::stats`]. Only
+//!   `initialize`, `flush`, `close` and `shutdown` wait.
 //! * Ids are PFIDs generated on the client ([`SpanId`], [`InstanceId`]), so a span's id is
 //!   known at once and the first span of an instance needs no round trip.
 //! * The worker keeps each instance's order (register, then everything else; a span's create

@@ -69,7 +69,7 @@ struct Closing {
 pub(crate) struct Worker {
     shared: Arc<Shared>,
     transport: Arc<Transport>,
-    ops: mpsc::Receiver<Op>,
+    ops: mpsc::UnboundedReceiver<Op>,
     ops_open: bool,
     commands: mpsc::UnboundedReceiver<Command>,
     commands_open: bool,
@@ -88,7 +88,7 @@ impl Worker {
     pub(crate) fn new(
         shared: Arc<Shared>,
         transport: Transport,
-        ops: mpsc::Receiver<Op>,
+        ops: mpsc::UnboundedReceiver<Op>,
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Worker {
         Worker {
