@@ -204,3 +204,34 @@ fn purpose_str(purpose: InstancePurpose) -> &'static str {
         InstancePurpose::Eval => "eval",
     }
 }
+
+/// The instance columns the span hot path needs (a narrow read instead of the whole row).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanOwner {
+    /// Owning agent (echoed on spans).
+    pub agent_id: String,
+    /// Schema version that validates the spans.
+    pub schema_version_id: Option<String>,
+    /// Instance status (terminated => control signal).
+    pub status: AgentStatus,
+    /// Reason echoed in the control signal.
+    pub termination_reason: Option<String>,
+}
+
+/// Reads the [`SpanOwner`] of instance `id`, or answers 404.
+pub fn span_owner(conn: &Connection, id: &str) -> Result<SpanOwner, ApiError> {
+    conn.prepare_cached(
+        "SELECT agent_id, schema_version_id, status, termination_reason FROM agent_instances WHERE id = ?1",
+    )?
+    .query_row(params![id], |row| {
+        let status: String = row.get(2)?;
+        Ok(SpanOwner {
+            agent_id: row.get(0)?,
+            schema_version_id: row.get(1)?,
+            status: parse_status(&status),
+            termination_reason: row.get(3)?,
+        })
+    })
+    .optional()?
+    .ok_or_else(|| ApiError::not_found(format!("agent instance {id} not found")))
+}

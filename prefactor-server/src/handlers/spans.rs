@@ -25,7 +25,7 @@ use super::instances::compiled_for;
 use super::listing::{QueryPairs, list_answer, page_request, param, sorting};
 use super::{client_time, idempotent_write, respond, success};
 use crate::body::{decode, json_kind, parse_object};
-use crate::db::instances::{self, InstanceRow};
+use crate::db::instances::{self, SpanOwner};
 use crate::db::spans::{self, SpanOrder, SpanRow};
 use crate::error::ApiError;
 use crate::ids::{parse_path_id, parse_pfid};
@@ -112,7 +112,7 @@ fn object_or_empty(field: &str, value: Value) -> Result<Value, ApiError> {
 
 fn create_in_tx(conn: &Connection, state: &AppState, checked: CheckedCreate) -> Result<(u16, String), ApiError> {
     let mut span = checked.span;
-    let instance = instances::get(conn, &span.agent_instance_id)?;
+    let instance = instances::span_owner(conn, &span.agent_instance_id)?;
     let compiled = compiled_for(conn, state, instance.schema_version_id.as_deref())?;
     validate_create(state, compiled.as_deref(), &span)?;
     if let Some(parent) = &span.parent_span_id
@@ -165,7 +165,7 @@ fn validate_create(state: &AppState, compiled: Option<&CompiledSchemaVersion>, s
 /// The success answer for a span, with summary and, for a terminated instance, `control`.
 fn answer(
     state: &AppState,
-    instance: &InstanceRow,
+    instance: &SpanOwner,
     compiled: Option<&CompiledSchemaVersion>,
     span: SpanRow,
 ) -> Result<(u16, String), ApiError> {
@@ -236,7 +236,7 @@ async fn finish_inner(state: AppState, id: String, headers: HeaderMap, body: Byt
         if span.status.is_terminal() {
             return Err(ApiError::invalid_action(format!("Span is already finished ({})", span.status.as_str())));
         }
-        let instance = instances::get(conn, &span.agent_instance_id)?;
+        let instance = instances::span_owner(conn, &span.agent_instance_id)?;
         let compiled = compiled_for(conn, &writer_state, instance.schema_version_id.as_deref())?;
         if let Some(result) = &result_payload {
             validate_result(&writer_state, compiled.as_deref(), &span.schema_name, result)?;
@@ -304,7 +304,7 @@ pub async fn list(
         state
             .db
             .read(move |conn| {
-                let instance = instances::get(conn, &instance_id)?;
+                let instance = instances::span_owner(conn, &instance_id)?;
                 let compiled: Option<Arc<CompiledSchemaVersion>> =
                     compiled_for(conn, &reader_state, instance.schema_version_id.as_deref())?;
                 let (rows, total) =
