@@ -3,46 +3,55 @@
 //! well-formed JSON of the wrong shape is 422 `validation_error` naming the field path.
 
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
+use serde_json::error::Category;
 
 use crate::error::ApiError;
 
-/// Parses a request body into a JSON object; an empty body counts as `{}` because several
-/// action endpoints (start, finish, terminate) have only optional fields.
+/// Parses a request body straight into a request type. An empty body counts as `{}` because
+/// several action endpoints (start, finish, terminate) have only optional fields.
+/// Syntax errors are 400 `invalid_json`; a body that is not an object, a wrong type or a
+/// missing field is 422 naming the field path (`body` for the whole document).
 ///
 /// ```
-/// use prefactor_server::body::parse_object;
-/// assert!(parse_object(b"").unwrap().as_object().unwrap().is_empty());
-/// assert_eq!(parse_object(b"{\"a\":").unwrap_err().status, 400);
-/// assert_eq!(parse_object(b"[1]").unwrap_err().status, 422);
-/// ```
-pub fn parse_object(bytes: &[u8]) -> Result<Value, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Object(Map::new()));
-    }
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|error| ApiError::bad_json(format!("request body is not valid JSON: {error}")))?;
-    if !value.is_object() {
-        return Err(ApiError::validation("body", format!("must be a JSON object, got {}", json_kind(&value))));
-    }
-    Ok(value)
-}
-
-/// Converts a parsed body into a request type; errors name the offending field path.
-///
-/// ```
-/// use prefactor_server::body::decode;
-/// use prefactor_protocol::CreateSpanRequest;
-/// let body = serde_json::json!({"details": {"agent_instance_id": 1, "schema_name": "x", "status": "active"}});
-/// let error = decode::<CreateSpanRequest>(&body).unwrap_err();
+/// use prefactor_protocol::{CreateSpanRequest, StartInstanceRequest};
+/// use prefactor_server::body::parse;
+/// assert!(parse::<StartInstanceRequest>(b"").is_ok());
+/// assert_eq!(parse::<StartInstanceRequest>(b"{\"a\":").unwrap_err().status, 400);
+/// assert_eq!(parse::<StartInstanceRequest>(b"[1]").unwrap_err().status, 422);
+/// let body = br#"{"details": {"agent_instance_id": 1, "schema_name": "x", "status": "active"}}"#;
+/// let error = parse::<CreateSpanRequest>(body).unwrap_err();
 /// assert!(error.errors.unwrap().contains_key("details.agent_instance_id"));
 /// ```
-pub fn decode<T: DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(value).map_err(|error| {
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let start = bytes.iter().position(|byte| !byte.is_ascii_whitespace());
+    let bytes: &[u8] = match start {
+        None => b"{}",
+        Some(at) if bytes[at] != b'{' => return Err(not_an_object(bytes)),
+        Some(_) => bytes,
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let parsed: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
-        let path = if path == "." { "body".to_string() } else { path };
-        ApiError::validation(&path, error.into_inner().to_string())
-    })
+        let inner = error.into_inner();
+        if matches!(inner.classify(), Category::Data) {
+            let path = if path == "." { "body".to_string() } else { path };
+            ApiError::validation(&path, inner.to_string())
+        } else {
+            ApiError::bad_json(format!("request body is not valid JSON: {inner}"))
+        }
+    })?;
+    deserializer.end().map_err(|error| ApiError::bad_json(format!("request body is not valid JSON: {error}")))?;
+    Ok(parsed)
+}
+
+/// The error for a body that does not start with `{`: 400 when it is not JSON at all, 422
+/// when it is JSON of another kind.
+fn not_an_object(bytes: &[u8]) -> ApiError {
+    match serde_json::from_slice::<Value>(bytes) {
+        Err(error) => ApiError::bad_json(format!("request body is not valid JSON: {error}")),
+        Ok(value) => ApiError::validation("body", format!("must be a JSON object, got {}", json_kind(&value))),
+    }
 }
 
 /// A short name of a JSON value's type, for error messages.

@@ -1,7 +1,9 @@
 //! Idempotency keys: where a request carries one, and what a repeat of it means.
 //!
 //! A key may travel in the `Idempotency-Key` header, at the top level of the body, or inside
-//! `details` (Python span create); the first found in that order wins. Keys are scoped by
+//! `details` (Python span create); the first found in that order wins. The fingerprint that
+//! detects a reused key is taken over the parsed request (canonical JSON, unknown fields
+//! dropped), so retries that differ only in key order or whitespace are still replays. Keys are scoped by
 //! (method, path) because the local server has one account. The first successful (2xx)
 //! answer is stored in the same transaction as the write it describes; a repeat with the same
 //! body gets that stored answer replayed byte for byte, and a repeat with a DIFFERENT body is
@@ -10,6 +12,7 @@
 //! guarantee. Error answers are not stored, so a request that failed may be retried.
 
 use axum::http::HeaderMap;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -30,37 +33,33 @@ pub struct IdempotencyScope {
     pub request_hash: i64,
 }
 
-/// Finds the key of a request; `Ok(None)` when it has none.
-///
-/// ```
-/// use prefactor_server::idempotency::find_key;
-/// use axum::http::HeaderMap;
-/// let body = serde_json::json!({"details": {"idempotency_key": "k1"}});
-/// assert_eq!(find_key(&HeaderMap::new(), &body).unwrap().as_deref(), Some("k1"));
-/// ```
-pub fn find_key(headers: &HeaderMap, body: &Value) -> Result<Option<String>, ApiError> {
-    let from_header = match headers.get("idempotency-key") {
-        Some(value) => Some(
-            value.to_str().map_err(|_| ApiError::validation("Idempotency-Key", "must be visible ASCII"))?.to_string(),
-        ),
-        None => None,
-    };
-    let key = from_header
-        .map(|key| (key, "Idempotency-Key"))
-        .or_else(|| string_at(body, &["idempotency_key"]).map(|k| (k, "idempotency_key")))
-        .or_else(|| string_at(body, &["details", "idempotency_key"]).map(|k| (k, "details.idempotency_key")));
-    match key {
-        None => Ok(None),
-        Some((key, field)) => validate_key(key, field).map(Some),
-    }
+/// A request type that may carry an idempotency key in its body.
+pub trait KeyedRequest: Serialize {
+    /// Body fields that may hold the key, as (field path, value), in precedence order.
+    fn body_keys(&self) -> Vec<(&'static str, Option<&str>)>;
 }
 
-fn string_at(body: &Value, path: &[&str]) -> Option<String> {
-    let mut value = body;
-    for segment in path {
-        value = value.get(segment)?;
+/// Finds the key of a request (`Idempotency-Key` header first, then the body fields);
+/// `Ok(None)` when it has none.
+///
+/// ```
+/// use axum::http::HeaderMap;
+/// use prefactor_server::idempotency::find_key;
+/// let request: prefactor_protocol::StartInstanceRequest =
+///     serde_json::from_str(r#"{"idempotency_key": "k1"}"#).unwrap();
+/// assert_eq!(find_key(&HeaderMap::new(), &request).unwrap().as_deref(), Some("k1"));
+/// ```
+pub fn find_key(headers: &HeaderMap, request: &impl KeyedRequest) -> Result<Option<String>, ApiError> {
+    if let Some(value) = headers.get("idempotency-key") {
+        let key = value.to_str().map_err(|_| ApiError::validation("Idempotency-Key", "must be visible ASCII"))?;
+        return validate_key(key.to_string(), "Idempotency-Key").map(Some);
     }
-    value.as_str().map(str::to_string)
+    for (field, key) in request.body_keys() {
+        if let Some(key) = key {
+            return validate_key(key.to_string(), field).map(Some);
+        }
+    }
+    Ok(None)
 }
 
 fn validate_key(key: String, field: &str) -> Result<String, ApiError> {
@@ -76,18 +75,22 @@ fn validate_key(key: String, field: &str) -> Result<String, ApiError> {
     Ok(key)
 }
 
-/// Builds the scope of a request that carries a key.
+/// Builds the scope of a request that carries a key (the fingerprint is only computed then).
 pub fn scope_for(
     method: &str,
     path: &str,
     headers: &HeaderMap,
-    body: &Value,
+    request: &impl KeyedRequest,
 ) -> Result<Option<IdempotencyScope>, ApiError> {
-    Ok(find_key(headers, body)?.map(|key| IdempotencyScope {
+    let Some(key) = find_key(headers, request)? else {
+        return Ok(None);
+    };
+    let body = serde_json::to_value(request).map_err(ApiError::internal)?;
+    Ok(Some(IdempotencyScope {
         method: method.to_string(),
         path: path.to_string(),
         key,
-        request_hash: fingerprint(body),
+        request_hash: fingerprint(&body),
     }))
 }
 
@@ -107,4 +110,33 @@ pub fn fingerprint(body: &Value) -> i64 {
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     hash as i64
+}
+
+macro_rules! top_level_key {
+    ($($request:ty),*) => {$(
+        impl KeyedRequest for $request {
+            fn body_keys(&self) -> Vec<(&'static str, Option<&str>)> {
+                vec![("idempotency_key", self.idempotency_key.as_deref())]
+            }
+        }
+    )*};
+}
+
+top_level_key!(
+    prefactor_protocol::RegisterInstanceRequest,
+    prefactor_protocol::StartInstanceRequest,
+    prefactor_protocol::FinishInstanceRequest,
+    prefactor_protocol::RecordQualityRequest,
+    prefactor_protocol::TerminateInstanceRequest,
+    prefactor_protocol::FinishSpanRequest,
+    prefactor_protocol::CreateAgentRequest
+);
+
+impl KeyedRequest for prefactor_protocol::CreateSpanRequest {
+    fn body_keys(&self) -> Vec<(&'static str, Option<&str>)> {
+        vec![
+            ("idempotency_key", self.idempotency_key.as_deref()),
+            ("details.idempotency_key", self.details.idempotency_key.as_deref()),
+        ]
+    }
 }

@@ -6,14 +6,14 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::respond;
-use crate::body::{decode, parse_object};
+use crate::body::parse;
 use crate::faults::FaultRule;
 use crate::recorder::RecordedRequest;
 use crate::state::AppState;
 
 /// `POST /__admin/faults` with a JSON [`FaultRule`].
 pub async fn add_fault(State(state): State<AppState>, body: Bytes) -> Response {
-    let result = parse_object(&body).and_then(|value| decode::<FaultRule>(&value));
+    let result = parse::<FaultRule>(&body);
     respond(result.map(|rule| {
         let echo = serde_json::to_value(&rule).unwrap_or(Value::Null);
         state.faults.add(rule);

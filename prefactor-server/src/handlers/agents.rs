@@ -8,9 +8,10 @@ use prefactor_protocol::{CreateAgentRequest, SortDirection, Sorting};
 
 use super::listing::{QueryPairs, list_answer, page_request, sorting};
 use super::{idempotent_write, respond, success};
-use crate::body::{decode, parse_object};
+use crate::body::parse;
 use crate::db::agents::{self, NewAgent};
 use crate::error::ApiError;
+use crate::idempotency::scope_for;
 use crate::ids::{parse_path_id, parse_pfid};
 use crate::state::AppState;
 use crate::timestamps::now_utc;
@@ -21,15 +22,15 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Byt
 }
 
 async fn create_inner(state: AppState, headers: HeaderMap, body: Bytes) -> Result<(u16, String), ApiError> {
-    let value = parse_object(&body)?;
-    let request: CreateAgentRequest = decode(&value)?;
+    let request: CreateAgentRequest = parse(&body)?;
+    let scope = scope_for("POST", "/api/v1/agent", &headers, &request)?;
     let details = request.details;
     if details.name.trim().is_empty() {
         return Err(ApiError::validation("details.name", "must not be empty"));
     }
     let client_id = details.id.as_deref().map(|id| parse_pfid("details.id", id)).transpose()?;
     let account = state.account.clone();
-    idempotent_write(&state, "POST", "/api/v1/agent", &headers, &value, move |conn| {
+    idempotent_write(&state, scope, move |conn| {
         let id = match client_id {
             Some(id) if agents::exists(conn, &id)? => {
                 return Err(ApiError::conflict(format!("agent {id} already exists")));

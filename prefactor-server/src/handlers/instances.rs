@@ -15,10 +15,11 @@ use serde_json::Value;
 
 use super::listing::{QueryPairs, list_answer, page_request, param, sorting};
 use super::{client_time, idempotent_write, respond, success};
-use crate::body::{decode, parse_object};
+use crate::body::parse;
 use crate::db::instances::{self, InstanceRow};
 use crate::db::{agent_versions, agents, meta, schema_versions};
 use crate::error::ApiError;
+use crate::idempotency::scope_for;
 use crate::ids::{parse_path_id, parse_pfid};
 use crate::state::AppState;
 use crate::timestamps::now_utc;
@@ -30,11 +31,11 @@ pub async fn register(State(state): State<AppState>, headers: HeaderMap, body: B
 }
 
 async fn register_inner(state: AppState, headers: HeaderMap, body: Bytes) -> Result<(u16, String), ApiError> {
-    let value = parse_object(&body)?;
-    let request: RegisterInstanceRequest = decode(&value)?;
+    let request: RegisterInstanceRequest = parse(&body)?;
+    let scope = scope_for("POST", "/api/v1/agent_instance/register", &headers, &request)?;
     let checked = CheckedRegister::from_request(&state, request)?;
     let writer_state = state.clone();
-    idempotent_write(&state, "POST", "/api/v1/agent_instance/register", &headers, &value, move |conn| {
+    idempotent_write(&state, scope, move |conn| {
         let instance = register_in_tx(conn, &writer_state, checked)?;
         success(instance, None)
     })
@@ -151,12 +152,12 @@ pub async fn start(State(state): State<AppState>, Path(id): Path<String>, header
 
 async fn start_inner(state: AppState, id: String, headers: HeaderMap, body: Bytes) -> Result<(u16, String), ApiError> {
     let id = parse_path_id("agent instance", &id)?;
-    let value = parse_object(&body)?;
-    let request: StartInstanceRequest = decode(&value)?;
+    let request: StartInstanceRequest = parse(&body)?;
+    let path = format!("/api/v1/agent_instance/{id}/start");
+    let scope = scope_for("POST", &path, &headers, &request)?;
     let started_at = client_time("timestamp", request.timestamp.as_deref())?;
     let account = state.account.clone();
-    let path = format!("/api/v1/agent_instance/{id}/start");
-    idempotent_write(&state, "POST", &path, &headers, &value, move |conn| {
+    idempotent_write(&state, scope, move |conn| {
         let mut row = instances::get(conn, &id)?;
         if row.status == AgentStatus::Pending {
             let now = now_utc();
@@ -183,13 +184,13 @@ pub async fn finish(
 
 async fn finish_inner(state: AppState, id: String, headers: HeaderMap, body: Bytes) -> Result<(u16, String), ApiError> {
     let id = parse_path_id("agent instance", &id)?;
-    let value = parse_object(&body)?;
-    let request: FinishInstanceRequest = decode(&value)?;
+    let request: FinishInstanceRequest = parse(&body)?;
+    let path = format!("/api/v1/agent_instance/{id}/finish");
+    let scope = scope_for("POST", &path, &headers, &request)?;
     let finished_at = client_time("timestamp", request.timestamp.as_deref())?;
     let status = AgentStatus::from(request.status.unwrap_or(FinishStatus::Complete));
     let account = state.account.clone();
-    let path = format!("/api/v1/agent_instance/{id}/finish");
-    idempotent_write(&state, "POST", &path, &headers, &value, move |conn| {
+    idempotent_write(&state, scope, move |conn| {
         let mut row = instances::get(conn, &id)?;
         if row.status.is_terminal() {
             return Err(ApiError::conflict(format!("Agent instance is already {}", row.status.as_str())));
@@ -266,16 +267,16 @@ async fn record_quality_inner(
     body: Bytes,
 ) -> Result<(u16, String), ApiError> {
     let id = parse_path_id("agent instance", &id)?;
-    let value = parse_object(&body)?;
-    let request: RecordQualityRequest = decode(&value)?;
+    let request: RecordQualityRequest = parse(&body)?;
+    let path = format!("/api/v1/agent_instance/{id}/record_quality");
+    let scope = scope_for("POST", &path, &headers, &request)?;
     let payload = match request.payload {
         None | Some(Value::Null) => None,
         Some(Value::Object(map)) => Some(Value::Object(map)),
         Some(_) => return Err(ApiError::validation("payload", "must be an object or null")),
     };
     let writer_state = state.clone();
-    let path = format!("/api/v1/agent_instance/{id}/record_quality");
-    idempotent_write(&state, "POST", &path, &headers, &value, move |conn| {
+    idempotent_write(&state, scope, move |conn| {
         let mut row = instances::get(conn, &id)?;
         let compiled = compiled_for(conn, &writer_state, row.schema_version_id.as_deref())?;
         let quality = compiled.as_ref().and_then(|c| c.quality.get(&request.name)).ok_or_else(|| {
@@ -336,11 +337,11 @@ async fn terminate_inner(
     body: Bytes,
 ) -> Result<(u16, String), ApiError> {
     let id = parse_path_id("agent instance", &id)?;
-    let value = parse_object(&body)?;
-    let request: TerminateInstanceRequest = decode(&value)?;
-    let account = state.account.clone();
+    let request: TerminateInstanceRequest = parse(&body)?;
     let path = format!("/api/v1/agent_instance/{id}/terminate");
-    idempotent_write(&state, "POST", &path, &headers, &value, move |conn| {
+    let scope = scope_for("POST", &path, &headers, &request)?;
+    let account = state.account.clone();
+    idempotent_write(&state, scope, move |conn| {
         let instance = terminate_in_tx(conn, &account, &id, request.reason)?;
         success(instance, None)
     })

@@ -38,19 +38,15 @@ pub fn respond(result: Result<StoredAnswer, ApiError>) -> Response {
     }
 }
 
-/// Runs `work` on the writer under the request's idempotency scope (if it carries a key).
+/// Runs `work` on the writer under `scope` (the request's idempotency key, if it has one).
 pub async fn idempotent_write<F>(
     state: &crate::state::AppState,
-    method: &str,
-    path: &str,
-    headers: &axum::http::HeaderMap,
-    body: &serde_json::Value,
+    scope: Option<crate::idempotency::IdempotencyScope>,
     work: F,
 ) -> Result<StoredAnswer, ApiError>
 where
     F: FnOnce(&rusqlite::Connection) -> Result<StoredAnswer, ApiError> + Send + 'static,
 {
-    let scope = crate::idempotency::scope_for(method, path, headers, body)?;
     state.db.write(move |conn| crate::db::idempotency::run_once(conn, scope.as_ref(), || work(conn))).await
 }
 

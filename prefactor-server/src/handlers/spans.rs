@@ -24,10 +24,11 @@ use serde_json::{Map, Value};
 use super::instances::compiled_for;
 use super::listing::{QueryPairs, list_answer, page_request, param, sorting};
 use super::{client_time, idempotent_write, respond, success};
-use crate::body::{decode, json_kind, parse_object};
+use crate::body::{json_kind, parse};
 use crate::db::instances::{self, SpanOwner};
 use crate::db::spans::{self, SpanOrder, SpanRow};
 use crate::error::ApiError;
+use crate::idempotency::scope_for;
 use crate::ids::{parse_path_id, parse_pfid};
 use crate::state::AppState;
 use crate::timestamps::now_utc;
@@ -39,14 +40,11 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Byt
 }
 
 async fn create_inner(state: AppState, headers: HeaderMap, body: Bytes) -> Result<(u16, String), ApiError> {
-    let value = parse_object(&body)?;
-    let request: CreateSpanRequest = decode(&value)?;
+    let request: CreateSpanRequest = parse(&body)?;
+    let scope = scope_for("POST", "/api/v1/agent_spans", &headers, &request)?;
     let checked = CheckedCreate::from_details(request.details)?;
     let writer_state = state.clone();
-    idempotent_write(&state, "POST", "/api/v1/agent_spans", &headers, &value, move |conn| {
-        create_in_tx(conn, &writer_state, checked)
-    })
-    .await
+    idempotent_write(&state, scope, move |conn| create_in_tx(conn, &writer_state, checked)).await
 }
 
 /// A create request with ids, timestamps and payload shapes checked.
@@ -219,8 +217,9 @@ pub async fn finish(
 
 async fn finish_inner(state: AppState, id: String, headers: HeaderMap, body: Bytes) -> Result<(u16, String), ApiError> {
     let id = parse_path_id("agent span", &id)?;
-    let value = parse_object(&body)?;
-    let request: FinishSpanRequest = decode(&value)?;
+    let request: FinishSpanRequest = parse(&body)?;
+    let path = format!("/api/v1/agent_spans/{id}/finish");
+    let scope = scope_for("POST", &path, &headers, &request)?;
     let finished_at = client_time("timestamp", request.timestamp.as_deref())?;
     let result_payload = match request.result_payload {
         None | Some(Value::Null) => None,
@@ -229,8 +228,7 @@ async fn finish_inner(state: AppState, id: String, headers: HeaderMap, body: Byt
     let status = AgentStatus::from(request.status.unwrap_or(FinishStatus::Complete));
     let sensitive_encoding = request.sensitive_encoding;
     let writer_state = state.clone();
-    let path = format!("/api/v1/agent_spans/{id}/finish");
-    idempotent_write(&state, "POST", &path, &headers, &value, move |conn| {
+    idempotent_write(&state, scope, move |conn| {
         let mut span =
             spans::find(conn, &id)?.ok_or_else(|| ApiError::not_found(format!("agent span {id} not found")))?;
         if span.status.is_terminal() {
