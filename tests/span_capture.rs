@@ -196,6 +196,17 @@ async fn async_explode(after_yield: bool) -> u8 {
     panic!("async boom")
 }
 
+/// Two declarations of one span type with identical schemas: they merge at start-up.
+#[prefactor::span(schema = "test:lookup")]
+fn lookup_user(key: &str) -> u32 {
+    u32::try_from(key.len()).unwrap_or(0)
+}
+
+#[prefactor::span(schema = "test:lookup")]
+fn lookup_team(key: &str) -> u32 {
+    u32::try_from(key.len()).unwrap_or(0) * 2
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
 }
@@ -384,6 +395,14 @@ fn every_span_schema_is_registered_with_its_location() {
     let tool = registry.span_types().find(|schema| schema.name == "test:result").expect("test:result");
     assert!(tool.result_schema.as_ref().is_some_and(|schema| schema.to_string().contains("\"error\"")));
     assert!(!params.to_string().contains("additionalProperties"));
+
+    assert_eq!(lookup_user("ab") + lookup_team("ab"), 6);
+    let lookups = registry.span_types().filter(|schema| schema.name == "test:lookup").count();
+    let declared = prefactor::__private::inventory::iter::<prefactor::StaticSpanType>
+        .into_iter()
+        .filter(|declared| declared.name == "test:lookup")
+        .count();
+    assert_eq!((declared, lookups), (2, 1), "identical declarations merge into one span type");
 
     let location = prefactor::__private::inventory::iter::<prefactor::StaticSpanType>
         .into_iter()

@@ -1,6 +1,6 @@
 //! Running an annotated function as an agent instance.
 
-use super::warn_once::Once;
+use super::warn_once::warn_no_client;
 use pin_project_lite::pin_project;
 use prefactor_runtime::{
     AgentInstanceHandle, AgentVersion, ContextGuard, CreateInstance, FinishStatus, FutureExt, InstancePurpose,
@@ -9,8 +9,6 @@ use prefactor_runtime::{
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
-
-static NO_CLIENT: Once = Once::new();
 
 /// What `#[agent(...)]` knows at compile time.
 pub struct AgentSite {
@@ -53,12 +51,7 @@ impl Drop for AgentRun {
 /// function then runs unrecorded) or when registration cannot even be queued.
 pub fn start_agent(site: &AgentSite) -> Option<AgentRun> {
     let Some(client) = global_client() else {
-        if NO_CLIENT.first() {
-            tracing::warn!(
-                agent = site.name,
-                "prefactor: no client installed (call `prefactor::init` first); the agent runs unrecorded"
-            );
-        }
+        warn_no_client(site.name);
         return None;
     };
     let options = CreateInstance {

@@ -1,6 +1,6 @@
 //! Starting, scoping and finishing the span of one annotated call.
 
-use super::warn_once::Once;
+use super::warn_once::{Once, warn_no_client};
 use pin_project_lite::pin_project;
 use prefactor_runtime::{
     Context, ContextGuard, Error, FinishStatus, FutureExt, Instrumented, Payload, SpanGuard, global_client,
@@ -9,7 +9,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
-static NO_CLIENT: Once = Once::new();
 static NO_INSTANCE: Once = Once::new();
 
 /// Starts the span of a call: `None` (and nothing serialized) when no client is installed or
@@ -25,16 +24,6 @@ pub fn start_span(
         return None;
     }
     start_recorded_span(schema, name, payload)
-}
-
-#[cold]
-fn warn_no_client(name: &'static str) {
-    if NO_CLIENT.first() {
-        tracing::warn!(
-            span = name,
-            "prefactor: no client installed (call `prefactor::init` first); annotated functions run unrecorded"
-        );
-    }
 }
 
 fn start_recorded_span(

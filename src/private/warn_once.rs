@@ -2,6 +2,20 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// Set by the first annotated call made without an installed client (spans and agents alike).
+static NO_CLIENT: Once = Once::new();
+
+/// Logs the "no client installed" warning once per process.
+#[cold]
+pub(crate) fn warn_no_client(function: &'static str) {
+    if NO_CLIENT.first() {
+        tracing::warn!(
+            function,
+            "prefactor: no client installed (call `prefactor::init` first); annotated functions run unrecorded"
+        );
+    }
+}
+
 /// A flag that lets exactly one caller through.
 pub(crate) struct Once(AtomicBool);
 
