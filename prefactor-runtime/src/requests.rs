@@ -12,7 +12,8 @@ use crate::timestamp::rfc3339;
 pub(crate) struct Request {
     pub(crate) path: String,
     pub(crate) body: Vec<u8>,
-    /// A 409 means "already done" (finishes).
+    /// A 409 means "already done": finishes (already finished or terminated), and creates of
+    /// client-chosen ids (an earlier attempt whose answer was lost created it).
     pub(crate) conflict_is_done: bool,
 }
 
@@ -72,7 +73,7 @@ pub(crate) fn build(op: &Op) -> Result<Request, serde_json::Error> {
         Op::Register { request, .. } => Ok(Request {
             path: "/agent_instance/register".into(),
             body: serde_json::to_vec(request)?,
-            conflict_is_done: false,
+            conflict_is_done: true,
         }),
         Op::Start { instance, at } => {
             let body = StartInstanceRequest { timestamp: Some(rfc3339(*at)), idempotency_key: Some(key) };
@@ -130,7 +131,7 @@ fn create_span(create: &SpanCreate, key: &str) -> Result<Request, serde_json::Er
             idempotency_key: key,
         };
         let body = serde_json::to_vec(&CreateSpanBody { details, idempotency_key: key })?;
-        Ok(Request { path: "/agent_spans".into(), body, conflict_is_done: false })
+        Ok(Request { path: "/agent_spans".into(), body, conflict_is_done: true })
     })
 }
 

@@ -172,3 +172,27 @@ async fn a_409_on_finish_counts_as_done() {
     assert_eq!(client.stats().failed, 0);
     assert!(client.close().await.unwrap().is_clean());
 }
+
+#[tokio::test]
+async fn a_timed_out_request_is_retried_and_a_create_that_already_exists_counts_as_done() {
+    let server = server();
+    let client = Client::new(config(&server).request_timeout(Duration::from_millis(300)).build().unwrap()).unwrap();
+    client.initialize().await.unwrap();
+    let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
+    flush(&client).await;
+    // The first attempt times out on the client but is still handled by the server later.
+    server.add_fault(FaultRule::delay("/api/v1/agent_spans", 1_000).method("POST").times(1));
+    let id = client.create_span(instance.id(), "t:slow", None, None).unwrap();
+    flush(&client).await;
+    assert!(client.stats().retried >= 1);
+    // Let the delayed first attempt finish on the server.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(span_by_id(&spans_of(&server, instance.id()).await, &id.to_string())["status"], "active");
+
+    // A create answered 409 (the span exists: an earlier attempt created it) is done.
+    server.add_fault(FaultRule::status("/api/v1/agent_spans", 409).method("POST").times(1));
+    client.create_span(instance.id(), "t:conflict", None, None).unwrap();
+    flush(&client).await;
+    assert_eq!(client.stats().failed, 0);
+    assert!(client.close().await.unwrap().is_clean());
+}
