@@ -1,13 +1,12 @@
 //! `SpanGuard`: an open span that finishes itself when dropped.
 
-use std::cell::RefCell;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use prefactor_protocol::FinishStatus;
 
-use crate::client::Client;
+use crate::client::{Client, lock};
 use crate::context::{Context, ContextGuard};
 use crate::ids::SpanId;
 use crate::instance::{AgentInstanceHandle, InstanceState};
@@ -25,7 +24,9 @@ struct Live {
     client: Client,
     instance: Arc<InstanceState>,
     parent: Option<SpanId>,
-    unstarted: RefCell<Option<Unstarted>>,
+    /// A mutex (not a `RefCell`) keeps the guard `Sync`, so `&SpanGuard` may be held across
+    /// `.await` in `Send` futures; the hot path never locks it (`into_inner` at the end).
+    unstarted: Mutex<Option<Unstarted>>,
     started_at: SystemTime,
     result: Option<Payload>,
     drop_status: FinishStatus,
@@ -92,7 +93,7 @@ impl SpanGuard {
             client,
             instance,
             parent,
-            unstarted: RefCell::new(unstarted),
+            unstarted: Mutex::new(unstarted),
             started_at,
             result: None,
             drop_status: FinishStatus::Complete,
@@ -125,7 +126,7 @@ impl SpanGuard {
     /// before. No-op when already started.
     pub fn start(&mut self, payload: Option<Payload>) {
         let Some(live) = &self.live else { return };
-        if let Some(unstarted) = live.unstarted.borrow_mut().as_mut()
+        if let Some(unstarted) = lock(&live.unstarted).as_mut()
             && payload.is_some()
         {
             unstarted.payload = payload;
@@ -134,7 +135,7 @@ impl SpanGuard {
     }
 
     fn start_live(id: SpanId, live: &Live, at: SystemTime) {
-        let Some(unstarted) = live.unstarted.borrow_mut().take() else { return };
+        let Some(unstarted) = lock(&live.unstarted).take() else { return };
         live.client.enqueue(Op::CreateSpan(SpanCreate {
             instance: live.instance.id,
             id,
@@ -150,7 +151,7 @@ impl SpanGuard {
     /// Sets the payload of a span not started yet; ignored (logged at debug) afterwards.
     pub fn set_payload(&mut self, payload: Payload) {
         let Some(live) = &self.live else { return };
-        match live.unstarted.borrow_mut().as_mut() {
+        match lock(&live.unstarted).as_mut() {
             Some(unstarted) => unstarted.payload = Some(payload),
             None => tracing::debug!(span = %self.id, "prefactor: set_payload after start is ignored"),
         }
@@ -215,7 +216,7 @@ impl SpanGuard {
 
     fn finish_live(id: SpanId, live: Live, status: FinishStatus) {
         let end = SpanEnd { status, result: live.result, at: SystemTime::now() };
-        let op = match live.unstarted.into_inner() {
+        let op = match live.unstarted.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()) {
             // Never started: one create-as-terminal request, started when the guard was made.
             Some(unstarted) => Op::CreateSpan(SpanCreate {
                 instance: live.instance.id,

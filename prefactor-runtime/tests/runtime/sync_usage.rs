@@ -45,6 +45,7 @@ fn the_client_is_send_sync_and_clone() {
     fn assert_send_sync_clone<T: Send + Sync + Clone>() {}
     assert_send_sync_clone::<Client>();
     assert_send_sync_clone::<prefactor_runtime::AgentInstanceHandle>();
-    fn assert_send<T: Send>() {}
-    assert_send::<prefactor_runtime::SpanGuard>();
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<prefactor_runtime::SpanGuard>();
+    assert_send_sync::<prefactor_runtime::Context>();
 }
