@@ -28,7 +28,9 @@ pub(crate) struct SpanCreate {
     pub(crate) schema: SchemaName,
     pub(crate) payload: Option<Payload>,
     pub(crate) started_at: SystemTime,
-    pub(crate) end: Option<SpanEnd>,
+    /// Boxed: rarely set when queued (merges happen in the worker), and keeping it out of line
+    /// makes every queued operation smaller.
+    pub(crate) end: Option<Box<SpanEnd>>,
     /// Queue operations this request stands for (2 once a separate finish merged in).
     pub(crate) weight: u64,
 }

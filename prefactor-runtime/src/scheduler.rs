@@ -119,7 +119,7 @@ impl Scheduler {
             && let Some(Op::CreateSpan(create)) = self.ops.get_mut(key)
             && create.end.is_none()
         {
-            create.end = Some(finish.end);
+            create.end = Some(Box::new(finish.end));
             create.weight += 1;
             return None;
         }

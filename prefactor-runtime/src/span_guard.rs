@@ -225,7 +225,7 @@ impl SpanGuard {
                 schema: unstarted.schema,
                 payload: unstarted.payload,
                 started_at: live.started_at,
-                end: Some(end),
+                end: Some(Box::new(end)),
                 weight: 1,
             }),
             None => Op::FinishSpan(SpanFinish { instance: Some(live.instance.id), id, end }),
