@@ -28,7 +28,9 @@ pub use schema::{
     ParamsSchema, SchemaFn, SchemaOf, SchemaViaFallback, SchemaViaJsonSchema, permissive_schema, result_result_schema,
     value_result_schema,
 };
-pub use span::{SpanFuture, call_once, complete, enter_span, fail, finish_sync, instrument_span, start_span};
+pub use span::{
+    EnteredSpan, SpanFuture, Started, call_once, complete, enter_span, fail, finish_sync, instrument_span, start_span,
+};
 
 pub use ::inventory;
 pub use ::schemars;

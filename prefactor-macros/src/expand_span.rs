@@ -11,7 +11,7 @@ use syn::LitStr;
 
 pub(crate) fn expand_span(model: &FnModel, options: &SpanOptions) -> TokenStream {
     let registration = registration(model, options);
-    let start = span_start(model, options);
+    let start = span_start(model, options, !model.is_async());
     let finish = finish_closure(model, options);
     let lints = allow_lints();
     let body = match &model.execution {
@@ -21,10 +21,9 @@ pub(crate) fn expand_span(model: &FnModel, options: &SpanOptions) -> TokenStream
                 #registration
                 #lints
                 let __pf_span = #start;
-                let __pf_enter = ::prefactor::__private::enter_span(&__pf_span);
                 #lints
                 let __pf_out = ::prefactor::__private::call_once(#closure);
-                ::prefactor::__private::finish_sync(__pf_span, __pf_enter, &__pf_out, #finish);
+                ::prefactor::__private::finish_sync(__pf_span, &__pf_out, #finish);
                 __pf_out
             }
         }
@@ -53,22 +52,21 @@ fn instrumented_async(model: &FnModel, body: &TokenStream, start: &TokenStream, 
     quote! {
         #lints
         let __pf_span = #start;
-        let __pf_future = #future;
-        match __pf_span {
-            ::core::option::Option::Some(__pf_span) => {
-                ::prefactor::__private::instrument_span(__pf_span, __pf_future, #finish).await
-            }
-            ::core::option::Option::None => __pf_future.await,
-        }
+        ::prefactor::__private::instrument_span(__pf_span, #future, #finish).await
     }
 }
 
-/// `start_span(schema, name, payload-closure)`: `None` (nothing built) without a client.
-fn span_start(model: &FnModel, options: &SpanOptions) -> TokenStream {
+/// `start_span(schema, name, payload-closure)` (`enter_span` for sync bodies): `None`
+/// (nothing built) without a client.
+fn span_start(model: &FnModel, options: &SpanOptions, enter: bool) -> TokenStream {
     let schema = &options.schema;
     let name = options.name.clone().unwrap_or_else(|| LitStr::new(&model.name().to_string(), model.name().span()));
     let payload = payload_closure(model, options);
-    quote! { ::prefactor::__private::start_span(#schema, #name, #payload) }
+    if enter {
+        quote! { ::prefactor::__private::enter_span(#schema, #name, #payload) }
+    } else {
+        quote! { ::prefactor::__private::start_span(#schema, #name, #payload) }
+    }
 }
 
 /// The function with its body replaced (attributes, visibility and signature untouched).

@@ -46,6 +46,9 @@ use proc_macro::TokenStream;
 /// `skip(a, b)`, `skip_all`, `fields(key = expr, ...)`, `skip_ret`, `err(Display)` (default) /
 /// `err(Debug)`.
 ///
+/// A call made outside any `#[agent]` function, or before a client is installed, runs
+/// unrecorded (one warning is logged, once).
+///
 /// Arguments whose type depends on a generic parameter, `impl Trait` or `Self` (and bindings of
 /// destructuring patterns) are captured, with a permissive schema (`{}`); a type that does not
 /// implement `JsonSchema` also gets `{}` (derive [`Payload`](derive.Payload.html) for a precise one).

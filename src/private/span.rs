@@ -11,14 +11,18 @@ use std::task::{Context as TaskContext, Poll};
 
 static NO_INSTANCE: Once = Once::new();
 
+/// A started span, boxed so that the no-client path moves and drops one null pointer.
+pub type Started = Option<Box<SpanGuard>>;
+
 /// Starts the span of a call: `None` (and nothing serialized) when no client is installed or
-/// no agent instance is current. The no-client path is one atomic load.
+/// no agent instance is current. The no-client path is one atomic load (plus the relaxed
+/// load of the warn-once flag).
 #[inline]
 pub fn start_span(
     schema: &'static str,
     name: &'static str,
     payload: impl FnOnce() -> Result<Payload, Error>,
-) -> Option<SpanGuard> {
+) -> Started {
     if global_client().is_none() {
         warn_no_client(name);
         return None;
@@ -30,7 +34,7 @@ fn start_recorded_span(
     schema: &'static str,
     name: &'static str,
     payload: impl FnOnce() -> Result<Payload, Error>,
-) -> Option<SpanGuard> {
+) -> Started {
     let context = Context::current();
     let Some(instance) = context.instance() else {
         if NO_INSTANCE.first() {
@@ -47,14 +51,25 @@ fn start_recorded_span(
         Payload::empty()
     });
     // Sent at once as an `active` create (parent: the current context's span, if any).
-    Some(instance.span(schema, None, Some(payload)))
+    Some(Box::new(instance.span(schema, None, Some(payload))))
 }
 
-/// Makes the span current on this thread for a synchronous body.
+/// A span made current on this thread for a synchronous body (the context is restored before
+/// the span ends, also when the body panics).
+pub struct EnteredSpan {
+    // Field order is drop order: leave the context, then end the span.
+    entered: ContextGuard,
+    span: Box<SpanGuard>,
+}
+
+/// Starts the span of a synchronous call and makes it current (see [`start_span`]).
 #[inline]
-#[must_use]
-pub fn enter_span(span: &Option<SpanGuard>) -> Option<ContextGuard> {
-    span.as_ref().map(SpanGuard::enter)
+pub fn enter_span(
+    schema: &'static str,
+    name: &'static str,
+    payload: impl FnOnce() -> Result<Payload, Error>,
+) -> Option<EnteredSpan> {
+    start_span(schema, name, payload).map(|span| EnteredSpan { entered: span.enter(), span })
 }
 
 /// Calls `body` once (an `FnOnce` expectation lets the body move out of and return borrows of
@@ -66,15 +81,10 @@ pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
 
 /// Leaves the span's scope and finishes it from the call's output.
 #[inline]
-pub fn finish_sync<R: ?Sized, F: FnOnce(SpanGuard, &R)>(
-    span: Option<SpanGuard>,
-    entered: Option<ContextGuard>,
-    output: &R,
-    finish: F,
-) {
-    drop(entered);
-    if let Some(span) = span {
-        finish(span, output);
+pub fn finish_sync<R: ?Sized, F: FnOnce(SpanGuard, &R)>(entered: Option<EnteredSpan>, output: &R, finish: F) {
+    if let Some(EnteredSpan { entered, span }) = entered {
+        drop(entered);
+        finish(*span, output);
     }
 }
 
@@ -89,15 +99,22 @@ pub fn fail(span: SpanGuard, result: Option<Payload>) {
 }
 
 /// Wraps an async body: polled inside the span's context, finished from its output, failed
-/// when a poll panics, cancelled when dropped before completion.
-pub fn instrument_span<F, Fin>(mut span: SpanGuard, future: F, finish: Fin) -> SpanFuture<F, Fin>
+/// when a poll panics, cancelled when dropped before completion. Without a span (no client)
+/// the body is polled as is.
+pub fn instrument_span<F, Fin>(span: Started, future: F, finish: Fin) -> SpanFuture<F, Fin>
 where
     F: Future,
     Fin: FnOnce(SpanGuard, &F::Output),
 {
-    span.set_drop_status(FinishStatus::Cancelled);
-    let context = span.context();
-    SpanFuture { inner: future.in_context(context), span: Some(span), finish: Some(finish) }
+    match span {
+        Some(mut span) => {
+            span.set_drop_status(FinishStatus::Cancelled);
+            let context = span.context();
+            let inner = Body::InContext { future: future.in_context(context) };
+            SpanFuture { inner, span: Some(span), finish: Some(finish) }
+        }
+        None => SpanFuture { inner: Body::Plain { future }, span: None, finish: None },
+    }
 }
 
 pin_project! {
@@ -105,9 +122,30 @@ pin_project! {
     pub struct SpanFuture<F, Fin> {
         // Declared first: dropped (inside the span's context) before the span itself.
         #[pin]
-        inner: Instrumented<F>,
-        span: Option<SpanGuard>,
+        inner: Body<F>,
+        span: Option<Box<SpanGuard>>,
         finish: Option<Fin>,
+    }
+}
+
+pin_project! {
+    /// The body future, entered in the span's context on every poll (and drop) when recorded.
+    #[project = BodyProjection]
+    enum Body<F> {
+        Plain { #[pin] future: F },
+        InContext { #[pin] future: Instrumented<F> },
+    }
+}
+
+impl<F: Future> Future for Body<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        match self.project() {
+            BodyProjection::Plain { future } => future.poll(cx),
+            BodyProjection::InContext { future } => future.poll(cx),
+        }
     }
 }
 
@@ -118,6 +156,7 @@ where
 {
     type Output = F::Output;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let this = self.project();
         let watch = FailOnPanic(this.span);
@@ -125,7 +164,7 @@ where
         if let Poll::Ready(output) = &poll
             && let (Some(span), Some(finish)) = (watch.0.take(), this.finish.take())
         {
-            finish(span, output);
+            finish(*span, output);
         }
         poll
     }
@@ -133,11 +172,12 @@ where
 
 /// Fails the span if the poll it watches unwinds (the executor may drop the future much later,
 /// when a drop would read as a cancellation).
-struct FailOnPanic<'a>(&'a mut Option<SpanGuard>);
+struct FailOnPanic<'a>(&'a mut Option<Box<SpanGuard>>);
 
 impl Drop for FailOnPanic<'_> {
     fn drop(&mut self) {
-        if std::thread::panicking()
+        if self.0.is_some()
+            && std::thread::panicking()
             && let Some(span) = self.0.take()
         {
             span.fail(None);
