@@ -26,6 +26,7 @@ import asyncio
 import json
 import logging
 import os
+import resource
 import sys
 import time
 
@@ -118,6 +119,7 @@ async def main(spans: int, concurrency: int) -> dict:
 
     client = PrefactorCoreClient(config)
     await client.initialize()
+    cpu_before = cpu_seconds()
     start = time.time()
     await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     await client.close()
@@ -130,7 +132,14 @@ async def main(spans: int, concurrency: int) -> dict:
         "start_unix": start,
         "closed_unix": closed,
         "seconds": closed - start,
+        "cpu_seconds": cpu_seconds() - cpu_before,
     }
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far (all threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def require_env(name: str) -> str:

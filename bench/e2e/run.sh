@@ -15,15 +15,20 @@
 #   5. prints a table with spans per second for each and the ratio, and stops the server.
 # Python runs first so that it meets the smaller database.
 #
-# Environment knobs: RUST_SPANS, PY_SPANS, RUST_CONCURRENCY, PY_CONCURRENCY, WAIT_TIMEOUT (s),
+# Environment knobs: RUST_SPANS, PY_SPANS, RUST_CONCURRENCY, PY_CONCURRENCY (agent runs in
+# flight), RUST_SDK_CONCURRENCY (the Rust client's requests in flight), WAIT_TIMEOUT (s),
 # RESULTS (a file to write the JSON results to).
 set -euo pipefail
+shopt -s inherit_errexit
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 RUST_SPANS="${RUST_SPANS:-100000}"
 PY_SPANS="${PY_SPANS:-2000}"
 RUST_CONCURRENCY="${RUST_CONCURRENCY:-8}"
 PY_CONCURRENCY="${PY_CONCURRENCY:-8}"
+# Requests the Rust client keeps in flight (its `concurrency` setting, default 8): the local
+# server answers each request after a group commit, so 8 lanes leave both cores mostly idle.
+RUST_SDK_CONCURRENCY="${RUST_SDK_CONCURRENCY:-64}"
 WAIT_TIMEOUT="${WAIT_TIMEOUT:-600}"
 PY_SDK_VERSION="0.5.3"
 VENV="$ROOT/bench/.venv"
@@ -36,7 +41,9 @@ install_python_sdk() {
     log "creating $VENV"
     python3 -m venv "$VENV"
   fi
-  if ! "$VENV/bin/python" -m pip show prefactor-core 2>/dev/null | grep -qx "Version: $PY_SDK_VERSION"; then
+  local installed
+  installed="$("$VENV/bin/python" -m pip show prefactor-core 2>/dev/null || true)"
+  if ! grep -qx "Version: $PY_SDK_VERSION" <<<"$installed"; then
     log "installing prefactor-core==$PY_SDK_VERSION"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "prefactor-core==$PY_SDK_VERSION"
   fi
@@ -77,17 +84,24 @@ finished_spans() {
     | "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["finished"])'
 }
 
+# CPU seconds (user + system) the server process used so far.
+server_cpu_seconds() {
+  awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$SERVER_PID/stat"
+}
+
 # run_workload NAME SPANS COMMAND... : runs one workload, waits until its spans are stored,
-# prints one JSON line merging the workload's report with the stored time.
+# prints one JSON line merging the workload's report with the stored time and server CPU.
 run_workload() {
   local name="$1" spans="$2"; shift 2
-  local before report stored
+  local before report stored cpu_before cpu_after
   before="$(finished_spans)"
+  cpu_before="$(server_cpu_seconds)"
   log "$name: $spans spans"
   report="$(PREFACTOR_API_URL="$API_URL" PREFACTOR_API_TOKEN="$TOKEN" "$@")"
   stored="$("$VENV/bin/python" "$ROOT/bench/e2e/wait_stored.py" "$WORK/bench.db" \
     "$((before + spans))" "$WAIT_TIMEOUT")" || { log "$name: spans not stored in time: $stored"; exit 1; }
-  "$VENV/bin/python" "$ROOT/bench/e2e/report.py" merge "$report" "$stored"
+  cpu_after="$(server_cpu_seconds)"
+  "$VENV/bin/python" "$ROOT/bench/e2e/report.py" merge "$report" "$stored" "$cpu_before" "$cpu_after"
 }
 
 install_python_sdk
@@ -101,6 +115,7 @@ start_server
 PY_RESULT="$(run_workload python "$PY_SPANS" \
   "$VENV/bin/python" "$ROOT/bench/e2e/python_workload.py" --spans "$PY_SPANS" --concurrency "$PY_CONCURRENCY")"
 RUST_RESULT="$(run_workload rust "$RUST_SPANS" \
+  env PREFACTOR_CONCURRENCY="$RUST_SDK_CONCURRENCY" \
   "$TARGET/release/examples/bench_e2e" --spans "$RUST_SPANS" --concurrency "$RUST_CONCURRENCY")"
 
 echo "python: $PY_RESULT" >&2

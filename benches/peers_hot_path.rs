@@ -1,0 +1,201 @@
+//! Peers, hot path: the call cost of a sync function with two small arguments.
+//!
+//! Four variants of the same function (`user_id: u64, query: &str -> usize`), run in this order:
+//! 1. `plain`: no instrumentation;
+//! 2. `prefactor_span/no_client`: `#[prefactor::span]` before any client is installed;
+//! 3. `tracing_instrument/keep_fields`: `#[tracing::instrument(ret)]` under a global
+//!    `tracing-subscriber` registry whose layer keeps the two arguments and the return value in the
+//!    span's extensions (the comparable work: both sides capture args and result);
+//! 4. `prefactor_span/client`: `#[prefactor::span]` inside an agent instance, with the global
+//!    client installed and its worker delivering to a local server on 127.0.0.1.
+//!
+//! Variant 4 is measured in chunks of `CHUNK` calls; between chunks (untimed) the client is
+//! flushed, so every span is delivered and none is dropped for a full queue: the number measured
+//! is the cost of a span that is really sent, not of a drop. The bench checks that nothing was
+//! dropped. Its measurement time is short because every measured call is delivered to the server.
+//!
+//! Run: `cargo bench --bench peers_hot_path`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use prefactor::{Config, CreateInstance, InitGuard};
+use prefactor_server::{DbLocation, LocalServer, ServerConfig};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::{Context as LayerContext, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Calls per timed chunk of the client variant; two queue operations per span stay far below
+/// the default queue capacity, so no operation is dropped.
+const CHUNK: u64 = 4_096;
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[inline(never)]
+fn plain_lookup(user_id: u64, query: &str) -> usize {
+    query.len() + (user_id & 7) as usize
+}
+
+#[inline(never)]
+#[prefactor::span(schema = "bench:lookup")]
+fn prefactor_lookup(user_id: u64, query: &str) -> usize {
+    query.len() + (user_id & 7) as usize
+}
+
+#[inline(never)]
+#[tracing::instrument(ret)]
+fn traced_lookup(user_id: u64, query: &str) -> usize {
+    query.len() + (user_id & 7) as usize
+}
+
+/// The fields a span recorded, kept until the span closes (the registry drops extensions then).
+#[derive(Default)]
+struct KeptFields(Vec<(&'static str, KeptValue)>);
+
+enum KeptValue {
+    U64(u64),
+    I64(i64),
+    Bool(bool),
+    Text(String),
+}
+
+impl Visit for KeptFields {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.push((field.name(), KeptValue::U64(value)));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.push((field.name(), KeptValue::I64(value)));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.push((field.name(), KeptValue::Bool(value)));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.push((field.name(), KeptValue::Text(value.to_owned())));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.push((field.name(), KeptValue::Text(format!("{value:?}"))));
+    }
+}
+
+impl KeptFields {
+    /// Sum of the kept numbers and text lengths: lets the bench use the values it kept.
+    fn weight(&self) -> u64 {
+        self.0
+            .iter()
+            .map(|(_, value)| match value {
+                KeptValue::U64(v) => *v,
+                KeptValue::I64(v) => v.unsigned_abs(),
+                KeptValue::Bool(v) => u64::from(*v),
+                KeptValue::Text(v) => v.len() as u64,
+            })
+            .sum()
+    }
+}
+
+/// A layer that keeps every span's fields and the events recorded inside it (`ret`).
+struct KeepFieldsLayer;
+
+impl<S> Layer<S> for KeepFieldsLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
+        let mut fields = KeptFields::default();
+        attrs.record(&mut fields);
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(fields);
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: LayerContext<'_, S>) {
+        if let Some(span) = ctx.span(id)
+            && let Some(fields) = span.extensions_mut().get_mut::<KeptFields>()
+        {
+            values.record(fields);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
+        if let Some(span) = ctx.event_span(event)
+            && let Some(fields) = span.extensions_mut().get_mut::<KeptFields>()
+        {
+            event.record(fields);
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: LayerContext<'_, S>) {
+        if let Some(span) = ctx.span(&id)
+            && let Some(fields) = span.extensions().get::<KeptFields>()
+        {
+            black_box(fields.weight());
+        }
+    }
+}
+
+fn plain(c: &mut Criterion) {
+    c.bench_function("plain", |b| b.iter(|| plain_lookup(black_box(42), black_box("weather in Paris"))));
+}
+
+fn prefactor_no_client(c: &mut Criterion) {
+    assert!(prefactor::global_client().is_none(), "no client may be installed yet");
+    c.bench_function("prefactor_span/no_client", |b| {
+        b.iter(|| prefactor_lookup(black_box(42), black_box("weather in Paris")))
+    });
+}
+
+fn tracing_instrument(c: &mut Criterion) {
+    // Only this bench's own callsites are enabled: the runtime's own tracing calls stay off
+    // (interest "never"), so they cost prefactor nothing in the variant measured after this one.
+    let filter = Targets::new().with_target("peers_hot_path", Level::TRACE);
+    let subscriber = tracing_subscriber::registry().with(KeepFieldsLayer.with_filter(filter));
+    tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+    c.bench_function("tracing_instrument/keep_fields", |b| {
+        b.iter(|| traced_lookup(black_box(42), black_box("weather in Paris")))
+    });
+}
+
+fn prefactor_client(c: &mut Criterion) {
+    let server = LocalServer::start(ServerConfig::default().with_db(DbLocation::Temp).with_record_capacity(0))
+        .expect("local server starts");
+    let config = Config::builder().api_url(server.base_url()).api_token(server.token()).build().expect("valid config");
+    let guard: InitGuard = prefactor::init_blocking(config).expect("client initializes");
+    let client = prefactor::global_client().expect("client installed");
+    let instance = client.create_agent_instance(CreateInstance::default()).expect("instance created");
+    instance.start();
+    let _context = instance.context().enter();
+
+    let mut group = c.benchmark_group("prefactor_span");
+    group.sample_size(10).warm_up_time(Duration::from_millis(50)).measurement_time(Duration::from_millis(200));
+    group.bench_function("client", |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            let mut done = 0;
+            while done < iters {
+                let chunk = CHUNK.min(iters - done);
+                let start = Instant::now();
+                for i in 0..chunk {
+                    black_box(prefactor_lookup(black_box(i), black_box("weather in Paris")));
+                }
+                timed += start.elapsed();
+                client.flush_blocking(FLUSH_TIMEOUT).expect("chunk delivered");
+                done += chunk;
+            }
+            timed
+        })
+    });
+    group.finish();
+
+    let stats = client.stats();
+    assert_eq!(stats.dropped, 0, "the measured calls must not hit a full queue: {stats:?}");
+    assert_eq!(stats.failed, 0, "every span must be accepted by the server: {stats:?}");
+    eprintln!("prefactor_span/client delivery: {stats:?}");
+    drop(_context);
+    drop(guard);
+    server.shutdown();
+}
+
+criterion_group!(benches, plain, prefactor_no_client, tracing_instrument, prefactor_client);
+criterion_main!(benches);
