@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::ids::{InstanceId, SpanId};
 use crate::instance::{AgentInstanceHandle, InstanceState};
 use crate::instance_manager::InstanceManager;
+use crate::op_queue::OpQueue;
 use crate::operation::{Op, SpanCreate, SpanEnd, SpanFinish};
 use crate::payload::Payload;
 use crate::schema_name::SchemaName;
@@ -141,10 +142,9 @@ enum Lifecycle {
 }
 
 struct WorkerLink {
-    /// Unbounded channel: the bound is enforced by the pending count in `enqueue`, which also
-    /// covers what the worker holds, and avoids the bounded channel's semaphore (a lock taken
-    /// on every receive, contended with every send).
-    ops: mpsc::UnboundedSender<Op>,
+    /// Unbounded queue: the bound is enforced by the pending count in `enqueue`, which also
+    /// covers what the worker holds. Wakes the worker only when it is parked.
+    ops: Arc<OpQueue>,
     commands: mpsc::UnboundedSender<Command>,
 }
 
@@ -249,15 +249,15 @@ impl Client {
         let mut registry = config.schema_registry().cloned().unwrap_or_default();
         registry.merge(&SchemaRegistry::from_static()?)?;
         let transport = Transport::new(config)?;
-        let (ops_tx, ops_rx) = mpsc::unbounded_channel();
+        let ops = Arc::new(OpQueue::default());
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-        worker::spawn(Worker::new(self.inner.shared.clone(), transport, ops_rx, commands_rx))?;
+        worker::spawn(Worker::new(self.inner.shared.clone(), transport, ops.clone(), commands_rx))?;
         let (reply, answer) = oneshot::channel();
         commands_tx.send(Command::Ping { reply }).map_err(|_| Error::WorkerGone)?;
         answer.await.map_err(|_| Error::WorkerGone)??;
         tracing::debug!(schemas = registry.len(), "prefactor: client initialized");
         let _ = self.inner.registry.set(registry);
-        let _ = self.inner.link.set(WorkerLink { ops: ops_tx, commands: commands_tx });
+        let _ = self.inner.link.set(WorkerLink { ops, commands: commands_tx });
         Ok(())
     }
 
@@ -541,17 +541,12 @@ impl Client {
             shared.warn_full();
             return false;
         }
-        match link.ops.send(op) {
-            Ok(()) => {
-                Counters::add(&shared.counters.enqueued, weight);
-                true
-            }
-            // The worker stopped (closed client).
-            Err(_) => {
-                Counters::add(&shared.counters.dropped, weight);
-                false
-            }
+        if link.ops.push(op, &shared.counters.enqueued) {
+            return true;
         }
+        // The worker stopped (closed client).
+        Counters::add(&shared.counters.dropped, weight);
+        false
     }
 }
 

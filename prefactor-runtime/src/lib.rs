@@ -59,6 +59,7 @@ mod ids;
 mod instance;
 mod instance_manager;
 mod instrument;
+mod op_queue;
 mod operation;
 mod payload;
 mod requests;

@@ -17,6 +17,7 @@ use crate::close_report::CloseReport;
 use crate::error::Error;
 use crate::ids::InstanceId;
 use crate::instance::InstanceState;
+use crate::op_queue::OpQueue;
 use crate::operation::{Op, OpKind};
 use crate::requests;
 use crate::retry::retry_delay;
@@ -69,8 +70,9 @@ struct Closing {
 pub(crate) struct Worker {
     shared: Arc<Shared>,
     transport: Arc<Transport>,
-    ops: mpsc::UnboundedReceiver<Op>,
-    ops_open: bool,
+    ops: Arc<OpQueue>,
+    /// Queue weight taken from `ops` so far (compared with `enqueued` before parking).
+    taken: u64,
     commands: mpsc::UnboundedReceiver<Command>,
     commands_open: bool,
     scheduler: Scheduler,
@@ -88,14 +90,14 @@ impl Worker {
     pub(crate) fn new(
         shared: Arc<Shared>,
         transport: Transport,
-        ops: mpsc::UnboundedReceiver<Op>,
+        ops: Arc<OpQueue>,
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Worker {
         Worker {
             shared,
             transport: Arc::new(transport),
             ops,
-            ops_open: true,
+            taken: 0,
             commands,
             commands_open: true,
             scheduler: Scheduler::default(),
@@ -114,13 +116,19 @@ impl Worker {
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         poll.reset();
         loop {
+            let drained = self.accept_batch();
             self.dispatch();
             self.answer_flushes();
             if self.finish_close_if_due() {
                 break;
             }
             let wake = self.next_deadline();
+            // Wait for a producer only when the queue is drained; otherwise just give the
+            // other branches (completed requests first) a turn before the next batch.
+            let parked = drained && self.ops.park(self.taken, &self.shared.counters.enqueued);
+            let ops = self.ops.clone();
             tokio::select! {
+                biased;
                 Some(done) = self.attempts.join_next(), if !self.attempts.is_empty() => match done {
                     Ok(attempted) => self.on_attempt(attempted),
                     Err(err) => tracing::error!(error = %err, "prefactor: a send task failed"),
@@ -130,10 +138,6 @@ impl Worker {
                         self.retry_ready.push_back(due);
                     }
                 }
-                op = self.ops.recv(), if self.ops_open => match op {
-                    Some(op) => self.accept_batch(op),
-                    None => self.ops_open = false,
-                },
                 command = self.commands.recv(), if self.commands_open => match command {
                     Some(command) => self.on_command(command),
                     None => {
@@ -145,18 +149,21 @@ impl Worker {
                 },
                 _ = poll.tick() => self.poll_live(),
                 _ = tokio::time::sleep_until(wake) => {}
+                _ = ops.woken(), if parked => {}
+                _ = std::future::ready(()), if !parked => {}
             }
+            self.ops.unpark();
         }
     }
 
-    fn accept_batch(&mut self, first: Op) {
-        self.accept(first);
-        for _ in 1..BATCH {
-            match self.ops.try_recv() {
-                Ok(op) => self.accept(op),
-                Err(_) => break,
-            }
+    /// Takes up to `BATCH` operations from the queue; true when it is drained.
+    fn accept_batch(&mut self) -> bool {
+        for _ in 0..BATCH {
+            let Some(op) = self.ops.pop() else { return true };
+            self.taken += op.weight();
+            self.accept(op);
         }
+        false
     }
 
     fn accept(&mut self, op: Op) {
