@@ -536,7 +536,7 @@ impl Client {
         };
         // The bound covers everything not yet settled (channel, scheduler, in flight), so a
         // slow server cannot make the worker hold more than `queue_capacity` operations.
-        if shared.counters.pending() >= shared.config.queue_capacity() as u64 {
+        if !shared.counters.has_room(shared.config.queue_capacity() as u64) {
             Counters::add(&shared.counters.dropped, weight);
             shared.warn_full();
             return false;

@@ -26,7 +26,8 @@ struct Live {
     parent: Option<SpanId>,
     /// A mutex (not a `RefCell`) keeps the guard `Sync`, so `&SpanGuard` may be held across
     /// `.await` in `Send` futures; the hot path never locks it (`into_inner` at the end).
-    unstarted: Mutex<Option<Unstarted>>,
+    /// Boxed: only deferred guards have one, and a smaller guard is cheaper to move.
+    unstarted: Mutex<Option<Box<Unstarted>>>,
     started_at: SystemTime,
     result: Option<Payload>,
     drop_status: FinishStatus,
@@ -87,7 +88,7 @@ impl SpanGuard {
             }));
             None
         } else {
-            Some(Unstarted { schema, payload })
+            Some(Box::new(Unstarted { schema, payload }))
         };
         let live = Live {
             client,

@@ -54,6 +54,8 @@ pub(crate) struct Counters {
     pub(crate) dropped: Padded,
     pub(crate) failed: Padded,
     pub(crate) settled: Padded,
+    /// A value of `settled` seen by the enqueue side (a lower bound: `settled` only grows).
+    settled_seen: Padded,
 }
 
 /// An atomic counter alone on its cache line (128 bytes covers adjacent-line prefetching).
@@ -79,13 +81,42 @@ impl Counters {
         }
     }
 
-    /// Operations enqueued and not yet settled (queued, waiting, or in flight).
-    pub(crate) fn pending(&self) -> u64 {
+    /// Whether fewer than `capacity` operations are enqueued and not yet settled (queued,
+    /// waiting, or in flight).
+    ///
+    /// Reads `settled` (the line the worker writes on every delivery) only when the last value
+    /// seen by the enqueue side no longer proves there is room: an old value over-estimates
+    /// what is pending, so "room" by it is always right, and a full queue is re-checked exactly.
+    pub(crate) fn has_room(&self, capacity: u64) -> bool {
+        let enqueued = self.enqueued.load(Ordering::Acquire);
+        if enqueued.saturating_sub(self.settled_seen.load(Ordering::Relaxed)) < capacity {
+            return true;
+        }
         let settled = self.settled.load(Ordering::Acquire);
-        self.enqueued.load(Ordering::Acquire).saturating_sub(settled)
+        self.settled_seen.store(settled, Ordering::Relaxed);
+        enqueued.saturating_sub(settled) < capacity
     }
 
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_is_rechecked_against_the_worker_s_count_when_the_cache_says_full() {
+        let counters = Counters::default();
+        Counters::add(&counters.enqueued, 3);
+        assert!(!counters.has_room(3));
+        assert!(counters.has_room(4));
+        counters.settled.store(2, Ordering::Release);
+        assert!(counters.has_room(3), "settled operations free room");
+        Counters::add(&counters.enqueued, 1);
+        assert!(counters.has_room(3), "the cached settled count proves room");
+        Counters::add(&counters.enqueued, 1);
+        assert!(!counters.has_room(3));
     }
 }
