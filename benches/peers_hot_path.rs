@@ -167,8 +167,15 @@ fn prefactor_client(c: &mut Criterion) {
     instance.start();
     let _context = instance.context().enter();
 
+    // Untimed warm-up: the first calls pay one-time costs (lazy statics, the worker's first
+    // connection); left in, criterion would plan a handful of iterations from them.
+    for i in 0..CHUNK {
+        black_box(prefactor_lookup(black_box(i), black_box("weather in Paris")));
+    }
+    client.flush_blocking(FLUSH_TIMEOUT).expect("warm-up delivered");
+
     let mut group = c.benchmark_group("prefactor_span");
-    group.sample_size(10).warm_up_time(Duration::from_millis(50)).measurement_time(Duration::from_millis(200));
+    group.sample_size(10).warm_up_time(Duration::from_millis(100)).measurement_time(Duration::from_millis(400));
     group.bench_function("client", |b| {
         b.iter_custom(|iters| {
             let mut timed = Duration::ZERO;
