@@ -269,13 +269,16 @@ impl Client {
     }
 
     /// Waits until every operation queued before this call is delivered or has failed, or the
-    /// timeout passes ([`Error::Timeout`]).
+    /// timeout passes ([`Error::Timeout`]). Operations queued after the call (by other threads,
+    /// say) do not delay it.
     pub async fn flush(&self, timeout: Duration) -> Result<(), Error> {
         let link = self.ready_link()?;
-        let target = self.inner.shared.counters.enqueued.load(Ordering::Acquire);
         let (reply, answer) = oneshot::channel();
         let deadline = Instant::now() + timeout;
-        link.commands.send(Command::Flush { target, deadline, reply }).map_err(|_| Error::WorkerGone)?;
+        // Sent after this thread's pushes, so the worker (which drains the queue on receiving
+        // it) sees every one of them; operations settle out of order, so it answers by epoch,
+        // not by count (see `flush_epochs`).
+        link.commands.send(Command::Flush { deadline, reply }).map_err(|_| Error::WorkerGone)?;
         answer.await.map_err(|_| Error::WorkerGone)?
     }
 

@@ -54,6 +54,7 @@ mod close_report;
 mod config;
 mod context;
 mod error;
+mod flush_epochs;
 mod global;
 mod ids;
 mod instance;

@@ -11,6 +11,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
+use crate::flush_epochs::Epochs;
 use crate::ids::{InstanceId, SpanId};
 use crate::operation::{Op, OpKind};
 
@@ -74,7 +75,8 @@ pub(crate) enum Pushed {
 #[derive(Debug, Default)]
 pub(crate) struct Scheduler {
     next_key: Key,
-    ops: HashMap<Key, Op, Fx>,
+    /// Each operation with the flush epochs of the queue operations it stands for.
+    ops: HashMap<Key, (Op, Epochs), Fx>,
     ready: VecDeque<Key>,
     parked: HashMap<Dep, Vec<Key>, Fx>,
     spans: HashMap<SpanId, SpanTrack, Fx>,
@@ -90,8 +92,8 @@ impl Scheduler {
         self.ops.len()
     }
 
-    pub(crate) fn push(&mut self, op: Op) -> Pushed {
-        let Some(op) = self.try_merge(op) else { return Pushed::Merged };
+    pub(crate) fn push(&mut self, op: Op, epochs: Epochs) -> Pushed {
+        let Some(op) = self.try_merge(op, epochs) else { return Pushed::Merged };
         let key = self.next_key;
         self.next_key += 1;
         let kind = op.kind();
@@ -107,33 +109,35 @@ impl Scheduler {
         if let OpKind::CreateSpan(span, _) = kind {
             self.spans.insert(span, SpanTrack::Waiting(key));
         }
-        self.ops.insert(key, op);
+        self.ops.insert(key, (op, epochs));
         self.schedule(key);
         Pushed::Queued
     }
 
     /// A finish whose create is still queued here rides along with it (then `None`).
-    fn try_merge(&mut self, op: Op) -> Option<Op> {
+    fn try_merge(&mut self, op: Op, epochs: Epochs) -> Option<Op> {
         let Op::FinishSpan(finish) = op else { return Some(op) };
         if let Some(SpanTrack::Waiting(key)) = self.spans.get(&finish.id)
-            && let Some(Op::CreateSpan(create)) = self.ops.get_mut(key)
+            && let Some((Op::CreateSpan(create), create_epochs)) = self.ops.get_mut(key)
             && create.end.is_none()
         {
             create.end = Some(Box::new(finish.end));
             create.weight += 1;
+            *create_epochs = create_epochs.merged(epochs);
             return None;
         }
         Some(Op::FinishSpan(finish))
     }
 
-    /// Next operation ready to send, in arrival order among the ready ones.
-    pub(crate) fn next_ready(&mut self) -> Option<Op> {
+    /// Next operation ready to send (with its flush epochs), in arrival order among the ready
+    /// ones.
+    pub(crate) fn next_ready(&mut self) -> Option<(Op, Epochs)> {
         while let Some(key) = self.ready.pop_front() {
-            let Some(op) = self.ops.remove(&key) else { continue };
+            let Some((op, epochs)) = self.ops.remove(&key) else { continue };
             if let OpKind::CreateSpan(span, _) = op.kind() {
                 self.spans.insert(span, SpanTrack::Sending);
             }
-            return Some(op);
+            return Some((op, epochs));
         }
         None
     }
@@ -206,7 +210,7 @@ impl Scheduler {
     }
 
     fn schedule(&mut self, key: Key) {
-        let Some(op) = self.ops.get(&key) else { return };
+        let Some((op, _)) = self.ops.get(&key) else { return };
         match self.unmet_dependency(op) {
             Some(dep) => self.parked.entry(dep).or_default().push(key),
             None => self.ready.push_back(key),
@@ -250,6 +254,14 @@ mod tests {
         id: InstanceId,
     }
 
+    fn push(s: &mut Scheduler, op: Op) -> Pushed {
+        s.push(op, Epochs::at(0))
+    }
+
+    fn next(s: &mut Scheduler) -> Option<Op> {
+        s.next_ready().map(|(op, _)| op)
+    }
+
     fn instance() -> Instance {
         Instance { id: InstanceId::generate(1) }
     }
@@ -279,12 +291,13 @@ mod tests {
         let i = instance();
         let mut s = Scheduler::default();
         let (id, op) = create(&i, None);
-        assert_eq!(s.push(op), Pushed::Queued);
-        assert_eq!(s.push(finish(&i, id)), Pushed::Merged);
-        let Some(Op::CreateSpan(c)) = s.next_ready() else { panic!("expected the create") };
+        assert_eq!(s.push(op, Epochs::at(3)), Pushed::Queued);
+        assert_eq!(s.push(finish(&i, id), Epochs::at(5)), Pushed::Merged);
+        let Some((Op::CreateSpan(c), epochs)) = s.next_ready() else { panic!("expected the create") };
         assert_eq!(c.weight, 2);
+        assert_eq!(epochs, Epochs::at(3).merged(Epochs::at(5)), "each half keeps its flush epoch");
         assert!(c.end.is_some());
-        assert!(s.next_ready().is_none());
+        assert!(next(&mut s).is_none());
     }
 
     #[test]
@@ -292,37 +305,37 @@ mod tests {
         let i = instance();
         let mut s = Scheduler::default();
         let (parent, op) = create(&i, None);
-        s.push(op);
-        let sent = s.next_ready().map(|op| op.kind());
+        push(&mut s, op);
+        let sent = next(&mut s).map(|op| op.kind());
         assert_eq!(sent, Some(OpKind::CreateSpan(parent, i.id)));
         let (child, op) = create(&i, Some(parent));
-        s.push(op);
-        s.push(finish(&i, parent));
-        assert!(s.next_ready().is_none(), "child and finish must wait for the parent create");
+        push(&mut s, op);
+        push(&mut s, finish(&i, parent));
+        assert!(next(&mut s).is_none(), "child and finish must wait for the parent create");
         s.complete(OpKind::CreateSpan(parent, i.id), true);
-        assert_eq!(s.next_ready().map(|o| o.kind()), Some(OpKind::CreateSpan(child, i.id)));
-        assert_eq!(s.next_ready().map(|o| o.kind()), Some(OpKind::FinishSpan(parent, Some(i.id))));
+        assert_eq!(next(&mut s).map(|o| o.kind()), Some(OpKind::CreateSpan(child, i.id)));
+        assert_eq!(next(&mut s).map(|o| o.kind()), Some(OpKind::FinishSpan(parent, Some(i.id))));
     }
 
     #[test]
     fn everything_waits_for_register_and_instance_finish_waits_for_the_rest() {
         let i = instance();
         let mut s = Scheduler::default();
-        s.push(Op::Register { instance: i.id, request: Box::new(RegisterInstanceRequest::default()) });
-        s.push(Op::Start { instance: i.id, at: SystemTime::now() });
+        push(&mut s, Op::Register { instance: i.id, request: Box::new(RegisterInstanceRequest::default()) });
+        push(&mut s, Op::Start { instance: i.id, at: SystemTime::now() });
         let (span, op) = create(&i, None);
-        s.push(op);
-        s.push(Op::Finish { instance: i.id, status: FinishStatus::Complete, at: SystemTime::now() });
-        assert_eq!(s.next_ready().map(|o| o.kind()), Some(OpKind::Register(i.id)));
-        assert!(s.next_ready().is_none());
+        push(&mut s, op);
+        push(&mut s, Op::Finish { instance: i.id, status: FinishStatus::Complete, at: SystemTime::now() });
+        assert_eq!(next(&mut s).map(|o| o.kind()), Some(OpKind::Register(i.id)));
+        assert!(next(&mut s).is_none());
         s.complete(OpKind::Register(i.id), true);
-        assert_eq!(s.next_ready().map(|o| o.kind()), Some(OpKind::Start(i.id)));
-        assert_eq!(s.next_ready().map(|o| o.kind()), Some(OpKind::CreateSpan(span, i.id)));
-        assert!(s.next_ready().is_none(), "finish waits for start and span");
+        assert_eq!(next(&mut s).map(|o| o.kind()), Some(OpKind::Start(i.id)));
+        assert_eq!(next(&mut s).map(|o| o.kind()), Some(OpKind::CreateSpan(span, i.id)));
+        assert!(next(&mut s).is_none(), "finish waits for start and span");
         s.complete(OpKind::Start(i.id), true);
-        assert!(s.next_ready().is_none());
+        assert!(next(&mut s).is_none());
         s.complete(OpKind::CreateSpan(span, i.id), true);
-        assert_eq!(s.next_ready().map(|o| o.kind()), Some(OpKind::Finish(i.id)));
+        assert_eq!(next(&mut s).map(|o| o.kind()), Some(OpKind::Finish(i.id)));
         s.complete(OpKind::Finish(i.id), true);
         assert_eq!(s.len(), 0);
         assert!(s.instances.is_empty());
@@ -332,9 +345,9 @@ mod tests {
     fn two_instance_finishes_do_not_wait_for_each_other() {
         let i = instance();
         let mut s = Scheduler::default();
-        s.push(Op::Finish { instance: i.id, status: FinishStatus::Complete, at: SystemTime::now() });
-        s.push(Op::Finish { instance: i.id, status: FinishStatus::Failed, at: SystemTime::now() });
-        assert!(s.next_ready().is_some());
-        assert!(s.next_ready().is_some());
+        push(&mut s, Op::Finish { instance: i.id, status: FinishStatus::Complete, at: SystemTime::now() });
+        push(&mut s, Op::Finish { instance: i.id, status: FinishStatus::Failed, at: SystemTime::now() });
+        assert!(next(&mut s).is_some());
+        assert!(next(&mut s).is_some());
     }
 }

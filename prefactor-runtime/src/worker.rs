@@ -15,6 +15,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::client::Shared;
 use crate::close_report::CloseReport;
 use crate::error::Error;
+use crate::flush_epochs::{Epochs, FlushLedger};
 use crate::ids::InstanceId;
 use crate::instance::InstanceState;
 use crate::op_queue::OpQueue;
@@ -29,8 +30,9 @@ use crate::transport::{Attempt, Transport, termination_signal};
 pub(crate) enum Command {
     /// Validate the token.
     Ping { reply: oneshot::Sender<Result<(), Error>> },
-    /// Answer once `target` enqueued operations are settled, or at `deadline`.
-    Flush { target: u64, deadline: std::time::Instant, reply: oneshot::Sender<Result<(), Error>> },
+    /// Answer once every operation queued before this command was sent is settled, or at
+    /// `deadline`.
+    Flush { deadline: std::time::Instant, reply: oneshot::Sender<Result<(), Error>> },
     /// Deliver what is queued until `deadline`, then stop.
     Shutdown { deadline: std::time::Instant, reply: oneshot::Sender<CloseReport> },
 }
@@ -52,12 +54,14 @@ pub(crate) fn spawn(worker: Worker) -> Result<(), Error> {
 
 struct Attempted {
     op: Op,
+    epochs: Epochs,
     attempt: u32,
     result: Attempt,
 }
 
 struct FlushWaiter {
-    target: u64,
+    /// Answered once every operation accepted in this flush epoch or before is settled.
+    epoch: u64,
     deadline: Instant,
     reply: oneshot::Sender<Result<(), Error>>,
 }
@@ -77,10 +81,12 @@ pub(crate) struct Worker {
     commands_open: bool,
     scheduler: Scheduler,
     attempts: JoinSet<Attempted>,
-    retry_timers: JoinSet<(Op, u32)>,
-    retry_ready: VecDeque<(Op, u32)>,
+    retry_timers: JoinSet<(Op, Epochs, u32)>,
+    retry_ready: VecDeque<(Op, Epochs, u32)>,
     live: HashMap<InstanceId, Arc<InstanceState>>,
     flushes: Vec<FlushWaiter>,
+    /// Unsettled operations by flush epoch.
+    ledger: FlushLedger,
     closing: Option<Closing>,
     /// Enqueued operations that reached a final state (sent, failed, or discarded).
     settled: u64,
@@ -106,6 +112,7 @@ impl Worker {
             retry_ready: VecDeque::new(),
             live: HashMap::new(),
             flushes: Vec::new(),
+            ledger: FlushLedger::default(),
             closing: None,
             settled: 0,
         }
@@ -167,14 +174,15 @@ impl Worker {
     }
 
     fn accept(&mut self, op: Op) {
+        let epochs = self.ledger.accept(op.weight());
         if self.shared.is_latched() {
-            self.discard(op);
+            self.discard(op, epochs);
             return;
         }
         if let OpKind::Finish(instance) = op.kind() {
             self.live.remove(&instance);
         }
-        self.scheduler.push(op);
+        self.scheduler.push(op, epochs);
     }
 
     /// Sends ready operations while fewer than `concurrency` requests are in flight. Ready
@@ -182,37 +190,37 @@ impl Worker {
     fn dispatch(&mut self) {
         let limit = self.shared.config.concurrency();
         while self.attempts.len() < limit {
-            let (op, attempt) = match self.retry_ready.pop_front() {
+            let (op, epochs, attempt) = match self.retry_ready.pop_front() {
                 Some(due) => due,
                 None => match self.scheduler.next_ready() {
-                    Some(op) => (op, 0),
+                    Some((op, epochs)) => (op, epochs, 0),
                     None => break,
                 },
             };
             if self.shared.is_latched() {
-                self.discard_sent(op);
+                self.discard_sent(op, epochs);
                 continue;
             }
             if let Some(reason) = self.scheduler.doomed(&op) {
                 let error = Error::Http { operation: op.kind().label(), status: None, code: None, message: reason };
-                self.fail(op, error);
+                self.fail(op, epochs, error);
                 continue;
             }
             let transport = self.transport.clone();
             self.attempts.spawn(async move {
                 let result = send(&transport, &op).await;
-                Attempted { op, attempt, result }
+                Attempted { op, epochs, attempt, result }
             });
         }
     }
 
-    fn on_attempt(&mut self, Attempted { op, attempt, result }: Attempted) {
+    fn on_attempt(&mut self, Attempted { op, epochs, attempt, result }: Attempted) {
         match result {
             Attempt::Done(body) => {
                 self.apply_response(&op, &body);
-                self.succeed(op);
+                self.succeed(op, epochs);
             }
-            Attempt::AlreadyDone => self.succeed(op),
+            Attempt::AlreadyDone => self.succeed(op, epochs),
             Attempt::Transient { retry_after, error } => {
                 if attempt < self.shared.config.max_retries() {
                     Counters::add(&self.shared.counters.retried, 1);
@@ -220,17 +228,17 @@ impl Worker {
                     tracing::debug!(operation = op.kind().label(), error = %error, ?delay, attempt, "prefactor: retrying");
                     self.retry_timers.spawn(async move {
                         tokio::time::sleep(delay).await;
-                        (op, attempt + 1)
+                        (op, epochs, attempt + 1)
                     });
                 } else {
-                    self.fail(op, error);
+                    self.fail(op, epochs, error);
                 }
             }
             Attempt::Auth(error) => {
                 self.shared.latch(error.clone());
-                self.fail(op, error);
+                self.fail(op, epochs, error);
             }
-            Attempt::Permanent(error) => self.fail(op, error),
+            Attempt::Permanent(error) => self.fail(op, epochs, error),
         }
     }
 
@@ -256,37 +264,38 @@ impl Worker {
         }
     }
 
-    fn succeed(&mut self, op: Op) {
+    fn succeed(&mut self, op: Op, epochs: Epochs) {
         let weight = op.weight();
         Counters::add(&self.shared.counters.sent, weight);
-        self.settle(weight);
+        self.settle(epochs, weight);
         self.scheduler.complete(op.kind(), true);
     }
 
-    fn fail(&mut self, op: Op, error: Error) {
+    fn fail(&mut self, op: Op, epochs: Epochs, error: Error) {
         let weight = op.weight();
         tracing::warn!(operation = op.kind().label(), error = %error, "prefactor: operation failed");
         self.shared.record_error(&error);
         Counters::add(&self.shared.counters.failed, weight);
-        self.settle(weight);
+        self.settle(epochs, weight);
         self.scheduler.complete(op.kind(), false);
     }
 
     /// Drops an operation taken from the queue after the token was rejected.
-    fn discard(&mut self, op: Op) {
+    fn discard(&mut self, op: Op, epochs: Epochs) {
         let weight = op.weight();
         Counters::add(&self.shared.counters.dropped, weight);
-        self.settle(weight);
+        self.settle(epochs, weight);
     }
 
     /// Drops an operation handed out by the scheduler (so what waits on it is released).
-    fn discard_sent(&mut self, op: Op) {
+    fn discard_sent(&mut self, op: Op, epochs: Epochs) {
         let kind = op.kind();
-        self.discard(op);
+        self.discard(op, epochs);
         self.scheduler.complete(kind, false);
     }
 
-    fn settle(&mut self, weight: u64) {
+    fn settle(&mut self, epochs: Epochs, weight: u64) {
+        self.ledger.settle(epochs, weight);
         self.settled += weight;
         self.shared.counters.settled.store(self.settled, Ordering::Release);
     }
@@ -300,8 +309,12 @@ impl Worker {
                     let _ = reply.send(ping(&transport, &shared).await);
                 });
             }
-            Command::Flush { target, deadline, reply } => {
-                self.flushes.push(FlushWaiter { target, deadline: Instant::from_std(deadline), reply });
+            Command::Flush { deadline, reply } => {
+                // What the caller pushed before sending this command is in the queue now:
+                // take all of it so it belongs to the epoch this flush closes.
+                while !self.accept_batch() {}
+                let epoch = self.ledger.close_epoch();
+                self.flushes.push(FlushWaiter { epoch, deadline: Instant::from_std(deadline), reply });
             }
             Command::Shutdown { deadline, reply } => {
                 let deadline = Instant::from_std(deadline);
@@ -325,16 +338,18 @@ impl Worker {
             return;
         }
         let now = Instant::now();
-        let settled = self.settled;
         let mut pending = Vec::with_capacity(self.flushes.len());
-        for waiter in self.flushes.drain(..) {
-            if settled >= waiter.target {
-                let _ = waiter.reply.send(Ok(()));
+        for waiter in std::mem::take(&mut self.flushes) {
+            let answer = if self.ledger.settled_through(waiter.epoch) {
+                Ok(())
             } else if now >= waiter.deadline {
-                let _ = waiter.reply.send(Err(Error::Timeout));
+                Err(Error::Timeout)
             } else {
                 pending.push(waiter);
-            }
+                continue;
+            };
+            self.ledger.release(waiter.epoch);
+            let _ = waiter.reply.send(answer);
         }
         self.flushes = pending;
     }

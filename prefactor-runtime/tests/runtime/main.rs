@@ -6,6 +6,7 @@ mod common;
 mod config;
 mod context;
 mod deadlines;
+mod flush;
 mod global;
 mod headers;
 mod initialize;
