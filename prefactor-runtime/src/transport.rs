@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use prefactor_protocol::{Control, ErrorResponse};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
-use serde_json::Value;
+use reqwest::{Method, Url};
+use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use crate::config::Config;
 use crate::error::Error;
@@ -13,7 +15,8 @@ use crate::retry::parse_retry_after;
 /// The outcome of one HTTP attempt.
 #[derive(Debug)]
 pub(crate) enum Attempt {
-    /// 2xx: the parsed body (`Null` when not JSON).
+    /// 2xx: what the caller reads of the body (`Null` when not JSON): the whole body of a
+    /// GET, only `{"control": ...}` of a span write (when present), `Null` for other writes.
     Done(Value),
     /// 409 where the API means "already done" (instance or span finish).
     AlreadyDone,
@@ -31,10 +34,38 @@ pub(crate) fn termination_signal(body: &Value) -> Option<Option<String>> {
     control.terminate.then_some(control.reason)
 }
 
+/// How much of a 2xx body the caller reads (parsing whole span responses, which echo the
+/// payloads, was the worker's largest allocation cost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    /// The whole body (GETs: the termination poll reads `details`).
+    Everything,
+    /// Only the `control` object (span create and finish responses, A12).
+    Control,
+    /// Nothing (instance writes: their answers carry no control signal).
+    Nothing,
+}
+
+impl Wanted {
+    /// What a POST to `path` may answer that the worker acts on: only span writes carry `control`.
+    fn for_post(path: &str) -> Wanted {
+        if path.starts_with("/agent_spans") { Wanted::Control } else { Wanted::Nothing }
+    }
+}
+
+/// The one field of a span write's answer the worker reads; other keys are skipped unparsed.
+#[derive(Deserialize)]
+struct ControlEnvelope {
+    #[serde(default)]
+    control: Option<Value>,
+}
+
 #[derive(Debug)]
 pub(crate) struct Transport {
     http: reqwest::Client,
-    base: String,
+    /// `{api_url}/api/v1`, parsed once: request URLs append path segments to a copy, so the
+    /// scheme and host (IDNA included) are never parsed again.
+    base: Url,
 }
 
 impl Transport {
@@ -57,7 +88,21 @@ impl Transport {
             .connect_timeout(config.connect_timeout())
             .build()
             .map_err(|e| Error::Http { operation: "client setup", status: None, code: None, message: e.to_string() })?;
-        Ok(Transport { http, base: format!("{}/api/v1", config.api_url()) })
+        let base = Url::parse(&format!("{}/api/v1", config.api_url()))
+            .ok()
+            .filter(|url| !url.cannot_be_a_base())
+            .ok_or_else(|| Error::InvalidConfig { field: "api_url", reason: "is not an http(s) URL".into() })?;
+        Ok(Transport { http, base })
+    }
+
+    /// The base URL with `path` (`/a/b`, ids only) appended.
+    fn url(&self, path: &str) -> Url {
+        let mut url = self.base.clone();
+        // `cannot_be_a_base` was ruled out in `new`, so the segments are always available.
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend(path.trim_start_matches('/').split('/'));
+        }
+        url
     }
 
     /// POSTs a JSON body. `conflict_is_done`: a 409 means the work was already done.
@@ -68,20 +113,25 @@ impl Transport {
         body: Vec<u8>,
         conflict_is_done: bool,
     ) -> Attempt {
-        let request = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(body);
-        self.send(operation, request, conflict_is_done).await
+        let mut request = reqwest::Request::new(Method::POST, self.url(path));
+        request.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        *request.body_mut() = Some(body.into());
+        self.send(operation, request, Wanted::for_post(path), conflict_is_done).await
     }
 
     pub(crate) async fn get(&self, operation: &'static str, path: &str) -> Attempt {
-        self.send(operation, self.http.get(format!("{}{path}", self.base)), false).await
+        let request = reqwest::Request::new(Method::GET, self.url(path));
+        self.send(operation, request, Wanted::Everything, false).await
     }
 
-    async fn send(&self, operation: &'static str, request: reqwest::RequestBuilder, conflict_is_done: bool) -> Attempt {
-        let response = match request.send().await {
+    async fn send(
+        &self,
+        operation: &'static str,
+        request: reqwest::Request,
+        wanted: Wanted,
+        conflict_is_done: bool,
+    ) -> Attempt {
+        let response = match self.http.execute(request).await {
             Ok(response) => response,
             Err(err) => {
                 let message = describe_transport_error(&err);
@@ -103,7 +153,7 @@ impl Transport {
                 };
             }
         };
-        classify(operation, status, retry_after, &bytes, conflict_is_done)
+        classify(operation, status, retry_after, &bytes, wanted, conflict_is_done)
     }
 }
 
@@ -112,10 +162,11 @@ fn classify(
     status: u16,
     retry_after: Option<Duration>,
     body: &[u8],
+    wanted: Wanted,
     conflict_is_done: bool,
 ) -> Attempt {
     if (200..300).contains(&status) {
-        return Attempt::Done(serde_json::from_slice(body).unwrap_or(Value::Null));
+        return Attempt::Done(success_body(body, wanted));
     }
     if status == 409 && conflict_is_done {
         return Attempt::AlreadyDone;
@@ -129,6 +180,22 @@ fn classify(
             Attempt::Transient { retry_after, error: Error::Http { operation, status: Some(status), code, message } }
         }
         _ => Attempt::Permanent(Error::Http { operation, status: Some(status), code, message }),
+    }
+}
+
+/// The part of a 2xx body the caller reads (see [`Wanted`]); `Null` when absent or not JSON.
+fn success_body(body: &[u8], wanted: Wanted) -> Value {
+    match wanted {
+        Wanted::Everything => serde_json::from_slice(body).unwrap_or(Value::Null),
+        Wanted::Nothing => Value::Null,
+        // Only an object has a `control` key (serde would also accept a struct from an array).
+        Wanted::Control if !body.trim_ascii_start().starts_with(b"{") => Value::Null,
+        Wanted::Control => match serde_json::from_slice::<ControlEnvelope>(body) {
+            Ok(ControlEnvelope { control: Some(control) }) => {
+                Value::Object(Map::from_iter([("control".to_owned(), control)]))
+            }
+            _ => Value::Null,
+        },
     }
 }
 
@@ -176,19 +243,19 @@ mod tests {
     #[test]
     fn classification_follows_the_status_table() {
         let body = br#"{"status":"error","code":"validation_error","message":"bad","errors":{"x":["is required"]}}"#;
-        match classify("span create", 422, None, body, false) {
+        match classify("span create", 422, None, body, Wanted::Nothing, false) {
             Attempt::Permanent(Error::Http { status: Some(422), code: Some(code), message, .. }) => {
                 assert_eq!(code, "validation_error");
                 assert!(message.contains("bad") && message.contains("is required"));
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(matches!(classify("x", 401, None, b"{}", false), Attempt::Auth(_)));
-        assert!(matches!(classify("x", 503, None, b"<html>", false), Attempt::Transient { .. }));
-        assert!(matches!(classify("x", 429, None, b"", false), Attempt::Transient { .. }));
-        assert!(matches!(classify("x", 409, None, b"{}", true), Attempt::AlreadyDone));
-        assert!(matches!(classify("x", 409, None, b"{}", false), Attempt::Permanent(_)));
-        assert!(matches!(classify("x", 200, None, b"not json", false), Attempt::Done(Value::Null)));
+        assert!(matches!(classify("x", 401, None, b"{}", Wanted::Nothing, false), Attempt::Auth(_)));
+        assert!(matches!(classify("x", 503, None, b"<html>", Wanted::Nothing, false), Attempt::Transient { .. }));
+        assert!(matches!(classify("x", 429, None, b"", Wanted::Nothing, false), Attempt::Transient { .. }));
+        assert!(matches!(classify("x", 409, None, b"{}", Wanted::Nothing, true), Attempt::AlreadyDone));
+        assert!(matches!(classify("x", 409, None, b"{}", Wanted::Nothing, false), Attempt::Permanent(_)));
+        assert!(matches!(classify("x", 200, None, b"not json", Wanted::Everything, false), Attempt::Done(Value::Null)));
     }
 
     #[test]
@@ -198,5 +265,35 @@ mod tests {
         assert_eq!(termination_signal(&serde_json::json!({"control": "terminate"})), None);
         assert_eq!(termination_signal(&serde_json::json!({"control": {"terminate": false}})), None);
         assert_eq!(termination_signal(&serde_json::json!({})), None);
+    }
+
+    #[test]
+    fn span_writes_keep_only_the_control_object() {
+        let with_control = br#"{"status":"success","details":{"id":"s","payload":{"control":1}},"control":{"terminate":true,"reason":"r"}}"#;
+        let Attempt::Done(body) = classify("span create", 200, None, with_control, Wanted::Control, true) else {
+            panic!("a 200 is done");
+        };
+        assert_eq!(body, serde_json::json!({"control": {"terminate": true, "reason": "r"}}));
+        assert_eq!(termination_signal(&body), Some(Some("r".into())));
+        let without = br#"{"status":"success","details":{"id":"s"}}"#;
+        assert_eq!(success_body(without, Wanted::Control), Value::Null);
+        assert_eq!(success_body(br#"[{"terminate":true}]"#, Wanted::Control), Value::Null);
+        assert_eq!(success_body(b"not json", Wanted::Control), Value::Null);
+        assert_eq!(success_body(with_control, Wanted::Nothing), Value::Null);
+        assert_eq!(Wanted::for_post("/agent_spans"), Wanted::Control);
+        assert_eq!(Wanted::for_post("/agent_spans/s1/finish"), Wanted::Control);
+        assert_eq!(Wanted::for_post("/agent_instance/i1/start"), Wanted::Nothing);
+    }
+
+    #[test]
+    fn request_urls_append_the_path_to_the_parsed_base() {
+        let config = Config::builder().api_url("http://127.0.0.1:9/prefix/").api_token("t").build().unwrap();
+        let transport = Transport::new(&config).unwrap();
+        assert_eq!(transport.url("/agent_spans").as_str(), "http://127.0.0.1:9/prefix/api/v1/agent_spans");
+        assert_eq!(
+            transport.url("/agent_spans/abc/finish").as_str(),
+            "http://127.0.0.1:9/prefix/api/v1/agent_spans/abc/finish"
+        );
+        assert_eq!(transport.url("/ping").as_str(), "http://127.0.0.1:9/prefix/api/v1/ping");
     }
 }
