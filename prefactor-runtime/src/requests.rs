@@ -1,6 +1,8 @@
 //! Wire bodies of queued operations (built in the worker, never on the caller's thread).
 
-use prefactor_protocol::{AgentStatus, FinishInstanceRequest, RecordQualityRequest, StartInstanceRequest};
+use std::borrow::Cow;
+
+use prefactor_protocol::{AgentStatus, FinishInstanceRequest, StartInstanceRequest};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -10,7 +12,7 @@ use crate::timestamp::rfc3339;
 /// One HTTP request of an operation. Built again for each attempt from the same operation,
 /// so every retry carries the same body and idempotency key.
 pub(crate) struct Request {
-    pub(crate) path: String,
+    pub(crate) path: Cow<'static, str>,
     pub(crate) body: Vec<u8>,
     /// A 409 means "already done": finishes (already finished or terminated), and creates of
     /// client-chosen ids (an earlier attempt whose answer was lost created it).
@@ -50,6 +52,31 @@ struct FinishSpanBody<'a> {
     idempotency_key: &'a str,
 }
 
+/// Same shape as `prefactor_protocol::RecordQualityRequest`, borrowing the pre-serialized payload
+/// (`payload` is always written, `null` removing the stored one).
+#[derive(Serialize)]
+struct RecordQualityBody<'a> {
+    name: &'a str,
+    payload: Option<&'a RawValue>,
+    idempotency_key: &'a str,
+}
+
+/// Room for a span body's fixed part (keys, ids, timestamps, schema name): the body buffer is
+/// sized once from the payloads' lengths instead of growing (and copying) as it is written.
+const SPAN_BODY_OVERHEAD: usize = 512;
+
+/// `value` as JSON, written into a buffer of `capacity` bytes.
+fn to_body<T: Serialize>(value: &T, capacity: usize) -> Result<Vec<u8>, serde_json::Error> {
+    let mut body = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut body, value)?;
+    Ok(body)
+}
+
+/// The serialized length of an optional payload.
+fn raw_len(payload: Option<&RawValue>) -> usize {
+    payload.map_or(0, |p| p.get().len())
+}
+
 thread_local! {
     static EMPTY_OBJECT: Box<RawValue> = RawValue::from_string("{}".to_owned()).expect("`{}` is valid JSON");
 }
@@ -71,14 +98,14 @@ pub(crate) fn build(op: &Op) -> Result<Request, serde_json::Error> {
     let key = idempotency_key(op);
     match op {
         Op::Register { request, .. } => Ok(Request {
-            path: "/agent_instance/register".into(),
+            path: Cow::Borrowed("/agent_instance/register"),
             body: serde_json::to_vec(request)?,
             conflict_is_done: true,
         }),
         Op::Start { instance, at } => {
             let body = StartInstanceRequest { timestamp: Some(rfc3339(*at)), idempotency_key: Some(key) };
             Ok(Request {
-                path: format!("/agent_instance/{instance}/start"),
+                path: format!("/agent_instance/{instance}/start").into(),
                 body: serde_json::to_vec(&body)?,
                 conflict_is_done: false,
             })
@@ -90,19 +117,15 @@ pub(crate) fn build(op: &Op) -> Result<Request, serde_json::Error> {
                 idempotency_key: Some(key),
             };
             Ok(Request {
-                path: format!("/agent_instance/{instance}/finish"),
+                path: format!("/agent_instance/{instance}/finish").into(),
                 body: serde_json::to_vec(&body)?,
                 conflict_is_done: true,
             })
         }
         Op::Quality { instance, name, payload, .. } => {
-            let body = RecordQualityRequest {
-                name: name.clone(),
-                payload: payload.as_ref().map(|p| p.to_value()),
-                idempotency_key: Some(key),
-            };
+            let body = RecordQualityBody { name, payload: payload.as_ref().map(|p| p.raw()), idempotency_key: &key };
             Ok(Request {
-                path: format!("/agent_instance/{instance}/record_quality"),
+                path: format!("/agent_instance/{instance}/record_quality").into(),
                 body: serde_json::to_vec(&body)?,
                 conflict_is_done: false,
             })
@@ -130,8 +153,9 @@ fn create_span(create: &SpanCreate, key: &str) -> Result<Request, serde_json::Er
             finished_at: create.end.as_ref().map(|end| rfc3339(end.at)),
             idempotency_key: key,
         };
-        let body = serde_json::to_vec(&CreateSpanBody { details, idempotency_key: key })?;
-        Ok(Request { path: "/agent_spans".into(), body, conflict_is_done: true })
+        let capacity = SPAN_BODY_OVERHEAD + details.payload.get().len() + raw_len(details.result_payload);
+        let body = to_body(&CreateSpanBody { details, idempotency_key: key }, capacity)?;
+        Ok(Request { path: Cow::Borrowed("/agent_spans"), body, conflict_is_done: true })
     })
 }
 
@@ -142,9 +166,10 @@ fn finish_span(finish: &SpanFinish, key: &str) -> Result<Request, serde_json::Er
         timestamp: rfc3339(finish.end.at),
         idempotency_key: key,
     };
+    let capacity = SPAN_BODY_OVERHEAD + raw_len(body.result_payload);
     Ok(Request {
-        path: format!("/agent_spans/{}/finish", finish.id),
-        body: serde_json::to_vec(&body)?,
+        path: format!("/agent_spans/{}/finish", finish.id).into(),
+        body: to_body(&body, capacity)?,
         conflict_is_done: true,
     })
 }
