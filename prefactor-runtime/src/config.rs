@@ -49,7 +49,7 @@ pub struct Config {
 
 impl Config {
     /// A builder with the defaults: 30 s request timeout, 10 s connect timeout, 3 retries with
-    /// delays from 1 s doubling up to 60 s, a queue of 65 536 operations, 8 concurrent requests,
+    /// delays from 1 s doubling up to 60 s, a queue of 65 536 operations, 32 concurrent requests,
     /// a 30 s termination poll and a 30 s close deadline.
     pub fn builder() -> ConfigBuilder {
         ConfigBuilder::default()
@@ -188,7 +188,7 @@ impl Default for ConfigBuilder {
                 max_retry_delay: Duration::from_secs(60),
                 retry_multiplier: 2.0,
                 queue_capacity: 65_536,
-                concurrency: 8,
+                concurrency: 32,
                 termination_poll_interval: Duration::from_secs(30),
                 close_timeout: Duration::from_secs(30),
                 schema_registry: None,
