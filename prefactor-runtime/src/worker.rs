@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::flush_epochs::{Epochs, FlushLedger};
 use crate::ids::InstanceId;
 use crate::instance::InstanceState;
-use crate::op_queue::OpQueue;
+use crate::op_queue::{DOZE_TICK, OpQueue};
 use crate::operation::{Op, OpKind};
 use crate::requests;
 use crate::retry::retry_delay;
@@ -36,6 +36,9 @@ pub(crate) enum Command {
     /// Deliver what is queued until `deadline`, then stop.
     Shutdown { deadline: std::time::Instant, reply: oneshot::Sender<CloseReport> },
 }
+
+/// Rests without new operations after which the worker parks instead of dozing.
+const IDLE_TICKS_BEFORE_PARKING: u32 = 16;
 
 /// Most operations taken from the queue per wake-up before dispatching.
 const BATCH: usize = 4096;
@@ -77,6 +80,9 @@ pub(crate) struct Worker {
     ops: Arc<OpQueue>,
     /// Queue weight taken from `ops` so far (compared with `enqueued` before parking).
     taken: u64,
+    /// `taken` when the worker last went to rest, and the rests since it last changed.
+    taken_at_rest: u64,
+    idle_ticks: u32,
     commands: mpsc::UnboundedReceiver<Command>,
     commands_open: bool,
     scheduler: Scheduler,
@@ -104,6 +110,8 @@ impl Worker {
             transport: Arc::new(transport),
             ops,
             taken: 0,
+            taken_at_rest: 0,
+            idle_ticks: IDLE_TICKS_BEFORE_PARKING,
             commands,
             commands_open: true,
             scheduler: Scheduler::default(),
@@ -130,9 +138,10 @@ impl Worker {
                 break;
             }
             let wake = self.next_deadline();
-            // Wait for a producer only when the queue is drained; otherwise just give the
-            // other branches (completed requests first) a turn before the next batch.
-            let parked = drained && self.ops.park(self.taken, &self.shared.counters.enqueued);
+            // When the queue is drained: doze (drain again after a short tick, no wake-ups
+            // needed) while operations keep coming, park (wait to be woken) once they stopped.
+            // Otherwise just give the other branches (completed requests first) a turn.
+            let (parked, dozing) = self.rest(drained);
             let ops = self.ops.clone();
             tokio::select! {
                 biased;
@@ -156,11 +165,30 @@ impl Worker {
                 },
                 _ = poll.tick() => self.poll_live(),
                 _ = tokio::time::sleep_until(wake) => {}
-                _ = ops.woken(), if parked => {}
-                _ = std::future::ready(()), if !parked => {}
+                _ = ops.woken(), if parked || dozing => {}
+                _ = tokio::time::sleep(DOZE_TICK), if dozing => {}
+                _ = std::future::ready(()), if !parked && !dozing => {}
             }
             self.ops.unpark();
         }
+    }
+
+    /// How the worker waits when nothing else happens: `(parked, dozing)`.
+    fn rest(&mut self, drained: bool) -> (bool, bool) {
+        if !drained {
+            return (false, false);
+        }
+        if self.taken != self.taken_at_rest {
+            self.taken_at_rest = self.taken;
+            self.idle_ticks = 0;
+        } else {
+            self.idle_ticks = self.idle_ticks.saturating_add(1);
+        }
+        if self.idle_ticks < IDLE_TICKS_BEFORE_PARKING {
+            self.ops.doze();
+            return (false, true);
+        }
+        (self.ops.park(self.taken, &self.shared.counters.enqueued), false)
     }
 
     /// Takes up to `BATCH` operations from the queue; true when it is drained.
