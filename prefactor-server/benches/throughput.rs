@@ -9,12 +9,17 @@
 //! Run: `cargo bench -p prefactor-server --bench throughput`
 //! Knobs (env): `PF_BENCH_SPANS` (default 100000), `PF_BENCH_CLIENTS` (default 64),
 //! `PF_BENCH_WORKERS` (server tokio workers, default 2), `PF_BENCH_RECORD` (request log
-//! capacity, default 0 = off).
+//! capacity, default 0 = off), `PF_BENCH_MODE` (`pairs`, the default: create active + finish
+//! with empty schemas; `e2e`: the request mix of `examples/bench_e2e.rs` — an instance
+//! registered with a schema version declaring four span types with JSON Schemas and templates,
+//! and each span sent as ONE create-as-terminal request with a client id, small payload and
+//! result payload, timestamps, an idempotency key, and (9 spans in 10) a parent span id).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use prefactor_protocol::Pfid;
 use prefactor_server::{LocalServer, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -33,21 +38,77 @@ fn main() {
     let server = LocalServer::start(ServerConfig::default().with_worker_threads(workers).with_record_capacity(record))
         .expect("server starts");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("client runtime");
-    let (elapsed, done) = runtime.block_on(drive(&server, spans, clients));
+    let e2e = std::env::var("PF_BENCH_MODE").is_ok_and(|mode| mode == "e2e");
+    let (elapsed, done) = runtime.block_on(drive(&server, spans, clients, e2e));
     let rate = done as f64 / elapsed.as_secs_f64();
+    let shape = if e2e { "e2e: create-as-terminal" } else { "create+finish" };
     println!(
-        "server throughput: {done} spans (create+finish) in {:.3} s with {clients} connections, {workers} server workers: {rate:.0} spans/s ({:.0} requests/s)",
+        "server throughput: {done} spans ({shape}) in {:.3} s with {clients} connections, {workers} server workers: {rate:.0} spans/s ({:.0} requests/s)",
         elapsed.as_secs_f64(),
         rate * 2.0
     );
     server.shutdown();
 }
 
-async fn drive(server: &LocalServer, spans: u64, clients: u64) -> (Duration, u64) {
+/// A span type as `#[prefactor::span]` declares it: schemars-style schemas and a template.
+fn span_type(name: &str, params: &[(&str, &str)], result: &[(&str, &str)], template: &str) -> String {
+    let schema = |title: &str, fields: &[(&str, &str)]| {
+        let properties: Vec<String> = fields.iter().map(|(f, t)| format!(r#""{f}":{{"type":"{t}"}}"#)).collect();
+        let required: Vec<String> = fields.iter().map(|(f, _)| format!(r#""{f}""#)).collect();
+        format!(
+            r#"{{"$schema":"https://json-schema.org/draft/2020-12/schema","title":"{title}","type":"object","properties":{{{}}},"required":[{}]}}"#,
+            properties.join(","),
+            required.join(",")
+        )
+    };
+    format!(
+        r#"{{"name":"{name}","title":"{name}","params_schema":{},"result_schema":{},"template":"{template}"}}"#,
+        schema("Params", params),
+        schema("Result", result)
+    )
+}
+
+/// The register body of `examples/bench_e2e.rs`'s agent (four span types).
+fn e2e_register_body() -> String {
+    let types = [
+        span_type("agent:run", &[("task", "string")], &[("answer", "string")], "run {{ task }}"),
+        span_type("agent:step", &[("index", "integer")], &[("done", "boolean")], "step {{ index }}"),
+        span_type(
+            "agent:llm",
+            &[("model", "string"), ("prompt", "string")],
+            &[("response", "string"), ("tokens", "integer")],
+            "{{ model }}: {{ tokens }} tokens",
+        ),
+        span_type("agent:tool", &[("tool", "string"), ("query", "string")], &[("output", "string")], "{{ tool }}"),
+    ];
+    format!(
+        r#"{{"agent_version":{{"name":"bench-e2e","external_identifier":"rust-v1"}},"agent_schema_version":{{"external_identifier":"bench-e2e-schemas","span_type_schemas":[{}]}},"idempotency_key":"register-bench"}}"#,
+        types.join(",")
+    )
+}
+
+/// One create-as-terminal span body of the e2e mix (`index` 0 is the run's root).
+fn e2e_span_body(instance_id: &str, id: &str, root: &str, index: u64) -> String {
+    let (schema, payload, result) = match index {
+        0 => ("agent:run", r#"{"task":"run 1"}"#, r#"{"answer":"done"}"#),
+        n if n % 3 == 1 => ("agent:step", r#"{"index":1}"#, r#"{"done":true}"#),
+        n if n % 3 == 2 => {
+            ("agent:llm", r#"{"model":"small-model","prompt":"step 1"}"#, r#"{"response":"ok","tokens":42}"#)
+        }
+        _ => ("agent:tool", r#"{"tool":"search","query":"q1"}"#, r#"{"output":"result"}"#),
+    };
+    let parent = if index == 0 { String::new() } else { format!(r#","parent_span_id":"{root}""#) };
+    format!(
+        r#"{{"details":{{"id":"{id}","agent_instance_id":"{instance_id}","schema_name":"{schema}","status":"complete","payload":{payload},"result_payload":{result}{parent},"started_at":"2026-11-26T12:00:00.000000Z","finished_at":"2026-11-26T12:00:00.001000Z","idempotency_key":"create-{id}"}},"idempotency_key":"create-{id}"}}"#
+    )
+}
+
+async fn drive(server: &LocalServer, spans: u64, clients: u64, e2e: bool) -> (Duration, u64) {
     let address = server.local_addr();
     let token = server.token().to_string();
     let mut setup = Connection::open(address, &token).await;
-    let (status, body) = setup.post("/api/v1/agent_instance/register", br#"{"agent_version":{"name":"bench"}}"#).await;
+    let register = if e2e { e2e_register_body() } else { r#"{"agent_version":{"name":"bench"}}"#.to_string() };
+    let (status, body) = setup.post("/api/v1/agent_instance/register", register.as_bytes()).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let instance_id = string_field(&body, "id").expect("instance id");
     let remaining = Arc::new(AtomicU64::new(spans));
@@ -63,7 +124,22 @@ async fn drive(server: &LocalServer, spans: u64, clients: u64) -> (Duration, u64
                 r#"{{"details":{{"agent_instance_id":"{instance_id}","schema_name":"agent:llm","status":"active","payload":{{"model":"bench","prompt":"hello"}}}}}}"#
             );
             let finish = br#"{"status":"complete","result_payload":{"tokens":42}}"#;
+            let partition = Pfid::random_partition();
+            let mut root = String::new();
+            let mut index = 0u64;
             while remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(1)).is_ok() {
+                if e2e {
+                    let id = Pfid::generate(partition).encode().as_str().to_string();
+                    if index.is_multiple_of(10) {
+                        root = id.clone();
+                    }
+                    let body = e2e_span_body(&instance_id, &id, &root, index % 10);
+                    let (status, answer) = connection.post("/api/v1/agent_spans", body.as_bytes()).await;
+                    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+                    index += 1;
+                    completed.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 let (status, body) = connection.post("/api/v1/agent_spans", create.as_bytes()).await;
                 assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
                 let span_id = string_field(&body, "id").expect("span id");

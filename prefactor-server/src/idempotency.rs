@@ -104,12 +104,36 @@ pub fn scope_for(
 /// assert_eq!(fingerprint(&a), fingerprint(&b));
 /// ```
 pub fn fingerprint(body: &Value) -> i64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in body.to_string().bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    // The JSON text is streamed into the hash instead of being built as a String first.
+    let mut hasher = Fnv1a(0xcbf2_9ce4_8422_2325);
+    if serde_json::to_writer(&mut hasher, body).is_err() {
+        // Writing into the hasher cannot fail; hash the lossy text rather than panic.
+        hasher.hash(body.to_string().as_bytes());
     }
-    hash as i64
+    hasher.0 as i64
+}
+
+/// FNV-1a state, fed as an `io::Write`.
+struct Fnv1a(u64);
+
+impl Fnv1a {
+    fn hash(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+impl std::io::Write for Fnv1a {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.hash(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 macro_rules! top_level_key {

@@ -3,7 +3,7 @@
 //! run the handler, record the request with its status. One middleware instead of a stack of
 //! three keeps the per-request overhead (boxed futures, service clones) low on the hot path.
 
-use axum::body::{Body, to_bytes};
+use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use crate::auth::rejection;
 use crate::error::ApiError;
 use crate::faults;
-use crate::recorder::{RecordedRequest, recorded_body};
+use crate::recorder::RawRequest;
 use crate::state::AppState;
 
 /// The middleware function (see the module doc).
@@ -20,22 +20,17 @@ pub async fn handle(State(state): State<AppState>, request: Request, next: Next)
     let record = recorder.enabled() && !request.uri().path().starts_with("/__admin");
     let sequence = recorder.arrival();
     let (parts, body) = request.into_parts();
-    let pending = record.then(|| RecordedRequest {
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_string(),
-        query: parts.uri.query().map(str::to_string),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
-            .collect(),
-        body: None,
+    let pending = record.then(|| RawRequest {
+        method: parts.method.clone(),
+        uri: parts.uri.clone(),
+        headers: parts.headers.clone(),
+        body: Bytes::new(),
         status: 0,
     });
     let limit = state.options.max_body_bytes;
     let (body, response) = match to_bytes(body, limit).await {
         Ok(bytes) => {
-            let recorded = if record { recorded_body(&bytes) } else { None };
+            let recorded = if record { bytes.clone() } else { Bytes::new() };
             let response = match rejection(&state, &parts.headers, parts.uri.path()) {
                 Some(unauthorized) => unauthorized,
                 None => match faults::apply(&state.faults, parts.method.as_str(), parts.uri.path()).await {
@@ -48,7 +43,7 @@ pub async fn handle(State(state): State<AppState>, request: Request, next: Next)
         Err(_) => {
             let error =
                 ApiError::new(413, "payload_too_large", format!("request body exceeds the limit of {limit} bytes"));
-            (None, error.into_response())
+            (Bytes::new(), error.into_response())
         }
     };
     if let Some(mut entry) = pending {

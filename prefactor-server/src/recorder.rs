@@ -1,6 +1,10 @@
 //! The request log: every request the server handled (except `/__admin`), in arrival order,
 //! in a bounded ring, so tests can assert exact wire shapes (filled by [`crate::pipeline`]).
 //!
+//! The hot path only keeps cheap handles (method, URI and header map clones share their
+//! buffers, the body is the request's own `Bytes`); converting to [`RecordedRequest`] (header
+//! strings, body parsed as JSON) happens when a snapshot is taken, which tests do rarely.
+//!
 //! Headers are kept verbatim (including `Authorization`) because tests assert what the SDK
 //! sends; the log lives only in memory of the process that started the server and is never
 //! written to logs.
@@ -9,6 +13,8 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, Uri};
 use serde_json::Value;
 
 /// One handled request.
@@ -35,6 +41,38 @@ impl RecordedRequest {
     }
 }
 
+/// A handled request as kept in the ring (cheap to take; see the module doc).
+#[derive(Debug, Clone)]
+pub struct RawRequest {
+    /// HTTP method.
+    pub method: Method,
+    /// Request URI.
+    pub uri: Uri,
+    /// Headers in arrival order.
+    pub headers: HeaderMap,
+    /// Body bytes (empty when none, or when the body was over the limit).
+    pub body: Bytes,
+    /// Status code of the answer.
+    pub status: u16,
+}
+
+impl RawRequest {
+    fn to_recorded(&self) -> RecordedRequest {
+        RecordedRequest {
+            method: self.method.to_string(),
+            path: self.uri.path().to_string(),
+            query: self.uri.query().map(str::to_string),
+            headers: self
+                .headers
+                .iter()
+                .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+                .collect(),
+            body: recorded_body(&self.body),
+            status: self.status,
+        }
+    }
+}
+
 /// The bounded request log.
 #[derive(Clone)]
 pub struct Recorder {
@@ -44,7 +82,7 @@ pub struct Recorder {
 struct RecorderInner {
     capacity: usize,
     next_sequence: AtomicU64,
-    entries: Mutex<VecDeque<(u64, RecordedRequest)>>,
+    entries: Mutex<VecDeque<(u64, RawRequest)>>,
 }
 
 impl Recorder {
@@ -69,9 +107,9 @@ impl Recorder {
         let Ok(entries) = self.inner.entries.lock() else {
             return Vec::new();
         };
-        let mut sorted: Vec<&(u64, RecordedRequest)> = entries.iter().collect();
+        let mut sorted: Vec<&(u64, RawRequest)> = entries.iter().collect();
         sorted.sort_by_key(|(sequence, _)| *sequence);
-        sorted.into_iter().map(|(_, entry)| entry.clone()).collect()
+        sorted.into_iter().map(|(_, entry)| entry.to_recorded()).collect()
     }
 
     /// Forgets every recorded request.
@@ -87,7 +125,7 @@ impl Recorder {
     }
 
     /// Stores a handled request under its arrival number.
-    pub fn push(&self, sequence: u64, entry: RecordedRequest) {
+    pub fn push(&self, sequence: u64, entry: RawRequest) {
         if let Ok(mut entries) = self.inner.entries.lock() {
             while entries.len() >= self.inner.capacity {
                 entries.pop_front();

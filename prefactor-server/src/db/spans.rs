@@ -37,13 +37,23 @@ pub struct SpanRow {
     pub updated_at: String,
 }
 
-const COLUMNS: &str = "id, agent_instance_id, parent_span_id, schema_name, status, payload, \
-    result_payload, sensitive_encoding, started_at, finished_at, inserted_at, updated_at";
+/// The span columns, as a literal so that hot statements are `concat!`ed at compile time
+/// (no SQL text formatted per request just to look up the cached statement).
+macro_rules! columns {
+    () => {
+        "id, agent_instance_id, parent_span_id, schema_name, status, payload, \
+         result_payload, sensitive_encoding, started_at, finished_at, inserted_at, updated_at"
+    };
+}
+
+const COLUMNS: &str = columns!();
 
 /// Inserts a span.
 pub fn insert(conn: &Connection, span: &SpanRow) -> Result<(), ApiError> {
-    conn.prepare_cached(&format!(
-        "INSERT INTO agent_spans ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    conn.prepare_cached(concat!(
+        "INSERT INTO agent_spans (",
+        columns!(),
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     ))?
     .execute(params![
         span.id,
@@ -83,9 +93,14 @@ pub fn update_finish(conn: &Connection, span: &SpanRow) -> Result<(), ApiError> 
 /// Reads one span.
 pub fn find(conn: &Connection, id: &str) -> Result<Option<SpanRow>, ApiError> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM agent_spans WHERE id = ?1"))?
+        .prepare_cached(concat!("SELECT ", columns!(), " FROM agent_spans WHERE id = ?1"))?
         .query_row(params![id], span_from_row)
         .optional()?)
+}
+
+/// True when a span with this id exists (reads the key only, not the row's payloads).
+pub fn exists(conn: &Connection, id: &str) -> Result<bool, ApiError> {
+    Ok(conn.prepare_cached("SELECT 1 FROM agent_spans WHERE id = ?1")?.exists(params![id])?)
 }
 
 /// The instance a span belongs to, if the span exists.

@@ -122,7 +122,7 @@ fn create_in_tx(conn: &Connection, state: &AppState, checked: CheckedCreate) -> 
         ));
     }
     if checked.client_id {
-        if spans::find(conn, &span.id)?.is_some() {
+        if spans::exists(conn, &span.id)? {
             return Err(ApiError::conflict(format!("agent span {} already exists", span.id)));
         }
     } else {
