@@ -43,6 +43,18 @@ impl Payload {
         Ok(Payload(serde_json::value::to_raw_value(&Wrapped { value })?))
     }
 
+    /// Adopts JSON text that is already serialized, without serializing it again; a non-object
+    /// value is wrapped as `{"value": v}`, like [`from_serialize`](Payload::from_serialize).
+    ///
+    /// ```
+    /// use prefactor_runtime::Payload;
+    /// let raw = serde_json::value::RawValue::from_string(r#"{"a":1}"#.to_owned()).unwrap();
+    /// assert_eq!(Payload::from_raw(raw).unwrap().as_json(), r#"{"a":1}"#);
+    /// ```
+    pub fn from_raw(raw: Box<RawValue>) -> Result<Payload, Error> {
+        if raw.get().starts_with('{') { Ok(Payload(raw)) } else { Self::from_serialize(&*raw) }
+    }
+
     /// The empty object `{}`.
     pub fn empty() -> Payload {
         // `{}` is a constant, valid JSON text: this cannot fail.

@@ -116,8 +116,7 @@ pub fn payload_of(entries: &[Arg<'_>]) -> Result<Payload, prefactor_runtime::Err
     json.push(b'}');
     // serde_json only writes valid UTF-8; the fallback keeps this panic-free regardless.
     let text = String::from_utf8(json).unwrap_or_else(|_| "{}".to_owned());
-    let raw = serde_json::value::RawValue::from_string(text)?;
-    Payload::from_serialize(&*raw)
+    Payload::from_raw(serde_json::value::RawValue::from_string(text)?)
 }
 
 #[derive(serde::Serialize)]
