@@ -201,9 +201,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("quality: {name} = {summary}");
     }
     println!();
-    if let Some(db) = &backend.db_path {
-        println!("The run is stored in {}.", db.display());
-    }
+    println!("{}", backend.location(&run.instance.id));
     Ok(())
 }
 

@@ -199,10 +199,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("client closed: {} operations delivered, nothing lost\n", report.delivered);
     print!("{}", run.render());
     println!();
-    match &backend.db_path {
-        Some(db) => println!("The run is stored in {}.", db.display()),
-        None => println!("Sent to {}: open run {} in Prefactor.", backend.api_url, run.instance.id),
-    }
+    println!("{}", backend.location(&run.instance.id));
     Ok(())
 }
 

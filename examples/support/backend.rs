@@ -49,6 +49,14 @@ impl Backend {
     pub fn config(&self) -> Result<ConfigBuilder, prefactor::Error> {
         Ok(Config::from_env()?.api_url(&self.api_url).api_token(&self.api_token))
     }
+
+    /// One line saying where run `run_id` went.
+    pub fn location(&self, run_id: &str) -> String {
+        match &self.db_path {
+            Some(db) => format!("The run is stored in {}.", db.display()),
+            None => format!("Sent to {}: open run {run_id} in Prefactor.", self.api_url),
+        }
+    }
 }
 
 impl Drop for Backend {
