@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 mod agent;
+mod bulk;
 mod envelope;
 mod instance;
 mod pfid;
@@ -26,6 +27,7 @@ mod span;
 mod status;
 
 pub use agent::{Agent, AvailableActions, CreateAgentDetails, CreateAgentRequest, InstanceCounts};
+pub use bulk::{BULK_KEY_MAX_LEN, BULK_KEY_MIN_LEN, BulkAction, BulkItem, BulkOutput, BulkRequest, BulkResponse};
 pub use envelope::{Control, ErrorResponse, ListResponse, Pagination, PingDetails, Sorting, SuccessResponse};
 pub use instance::{
     AgentInstance, AgentVersionSpec, FinishInstanceRequest, RecordQualityRequest, RegisterInstanceRequest, SpanCounts,
