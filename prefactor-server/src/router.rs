@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::error::ApiError;
-use crate::handlers::{admin, agents, instances, ping, spans};
+use crate::handlers::{admin, agents, bulk, instances, ping, spans};
 use crate::pipeline;
 use crate::state::AppState;
 
@@ -27,6 +27,7 @@ pub fn build(state: AppState) -> Router {
         .route("/api/v1/agent_spans/{id}/finish", post(spans::finish))
         .route("/api/v1/agent", post(agents::create).get(agents::list))
         .route("/api/v1/agent/{id}", get(agents::get))
+        .route("/api/v1/bulk", post(bulk::bulk))
         .route("/__admin/faults", post(admin::add_fault).delete(admin::clear_faults))
         .route("/__admin/requests", get(admin::requests).delete(admin::clear_requests))
         .fallback(unknown_route)

@@ -14,7 +14,8 @@ use rusqlite::Connection;
 use serde_json::Value;
 
 use super::listing::{QueryPairs, list_answer, page_request, param, sorting};
-use super::{client_time, idempotent_write, respond, success};
+use super::operation::Operation;
+use super::{client_time, respond, success};
 use crate::body::parse;
 use crate::db::instances::{self, InstanceRow};
 use crate::db::{agent_versions, agents, meta, schema_versions};
@@ -27,19 +28,19 @@ use crate::validation::{CompiledSchemaVersion, check};
 
 /// `POST /api/v1/agent_instance/register`.
 pub async fn register(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(register_inner(state, headers, body).await)
+    respond(async { prepare_register(&state, &headers, &body)?.run(&state).await }.await)
 }
 
-async fn register_inner(state: AppState, headers: HeaderMap, body: Bytes) -> Result<(u16, String), ApiError> {
-    let request: RegisterInstanceRequest = parse(&body)?;
-    let scope = scope_for("POST", "/api/v1/agent_instance/register", &headers, &request)?;
-    let checked = CheckedRegister::from_request(&state, request)?;
+/// Parses and checks a register body (bulk item: the same body).
+pub fn prepare_register(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Operation, ApiError> {
+    let request: RegisterInstanceRequest = parse(body)?;
+    let scope = scope_for("POST", "/api/v1/agent_instance/register", headers, &request)?;
+    let checked = CheckedRegister::from_request(state, request)?;
     let writer_state = state.clone();
-    idempotent_write(&state, scope, move |conn| {
+    Ok(Operation::new(scope, move |conn| {
         let instance = register_in_tx(conn, &writer_state, checked)?;
         success(instance, None)
-    })
-    .await
+    }))
 }
 
 /// A register request whose ids and schema document have been checked.
@@ -147,17 +148,18 @@ fn resolve_agent(
 /// no longer pending changes nothing and answers 200, because the SDKs may deliver a start
 /// after spans or even after the finish (Python runs three queue workers).
 pub async fn start(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(start_inner(state, id, headers, body).await)
+    respond(async { prepare_start(&state, &id, &headers, &body)?.run(&state).await }.await)
 }
 
-async fn start_inner(state: AppState, id: String, headers: HeaderMap, body: Bytes) -> Result<(u16, String), ApiError> {
-    let id = parse_path_id("agent instance", &id)?;
-    let request: StartInstanceRequest = parse(&body)?;
+/// Parses and checks a start body for instance `id`.
+pub fn prepare_start(state: &AppState, id: &str, headers: &HeaderMap, body: &[u8]) -> Result<Operation, ApiError> {
+    let id = parse_path_id("agent instance", id)?;
+    let request: StartInstanceRequest = parse(body)?;
     let path = format!("/api/v1/agent_instance/{id}/start");
-    let scope = scope_for("POST", &path, &headers, &request)?;
+    let scope = scope_for("POST", &path, headers, &request)?;
     let started_at = client_time("timestamp", request.timestamp.as_deref())?;
     let account = state.account.clone();
-    idempotent_write(&state, scope, move |conn| {
+    Ok(Operation::new(scope, move |conn| {
         let mut row = instances::get(conn, &id)?;
         if row.status == AgentStatus::Pending {
             let now = now_utc();
@@ -167,8 +169,7 @@ async fn start_inner(state: AppState, id: String, headers: HeaderMap, body: Byte
             instances::update(conn, &row)?;
         }
         success(instances::to_resource(conn, &account, row)?, None)
-    })
-    .await
+    }))
 }
 
 /// `POST /api/v1/agent_instance/{id}/finish`: pending|active -> complete|failed|cancelled
@@ -179,18 +180,19 @@ pub async fn finish(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    respond(finish_inner(state, id, headers, body).await)
+    respond(async { prepare_finish(&state, &id, &headers, &body)?.run(&state).await }.await)
 }
 
-async fn finish_inner(state: AppState, id: String, headers: HeaderMap, body: Bytes) -> Result<(u16, String), ApiError> {
-    let id = parse_path_id("agent instance", &id)?;
-    let request: FinishInstanceRequest = parse(&body)?;
+/// Parses and checks an instance finish body for instance `id`.
+pub fn prepare_finish(state: &AppState, id: &str, headers: &HeaderMap, body: &[u8]) -> Result<Operation, ApiError> {
+    let id = parse_path_id("agent instance", id)?;
+    let request: FinishInstanceRequest = parse(body)?;
     let path = format!("/api/v1/agent_instance/{id}/finish");
-    let scope = scope_for("POST", &path, &headers, &request)?;
+    let scope = scope_for("POST", &path, headers, &request)?;
     let finished_at = client_time("timestamp", request.timestamp.as_deref())?;
     let status = AgentStatus::from(request.status.unwrap_or(FinishStatus::Complete));
     let account = state.account.clone();
-    idempotent_write(&state, scope, move |conn| {
+    Ok(Operation::new(scope, move |conn| {
         let mut row = instances::get(conn, &id)?;
         if row.status.is_terminal() {
             return Err(ApiError::conflict(format!("Agent instance is already {}", row.status.as_str())));
@@ -201,8 +203,7 @@ async fn finish_inner(state: AppState, id: String, headers: HeaderMap, body: Byt
         row.updated_at = now;
         instances::update(conn, &row)?;
         success(instances::to_resource(conn, &account, row)?, None)
-    })
-    .await
+    }))
 }
 
 /// `GET /api/v1/agent_instance/{id}`.
@@ -257,26 +258,27 @@ pub async fn record_quality(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    respond(record_quality_inner(state, id, headers, body).await)
+    respond(async { prepare_record_quality(&state, &id, &headers, &body)?.run(&state).await }.await)
 }
 
-async fn record_quality_inner(
-    state: AppState,
-    id: String,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<(u16, String), ApiError> {
-    let id = parse_path_id("agent instance", &id)?;
-    let request: RecordQualityRequest = parse(&body)?;
+/// Parses and checks a record_quality body for instance `id`.
+pub fn prepare_record_quality(
+    state: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Operation, ApiError> {
+    let id = parse_path_id("agent instance", id)?;
+    let request: RecordQualityRequest = parse(body)?;
     let path = format!("/api/v1/agent_instance/{id}/record_quality");
-    let scope = scope_for("POST", &path, &headers, &request)?;
+    let scope = scope_for("POST", &path, headers, &request)?;
     let payload = match request.payload {
         None | Some(Value::Null) => None,
         Some(Value::Object(map)) => Some(Value::Object(map)),
         Some(_) => return Err(ApiError::validation("payload", "must be an object or null")),
     };
     let writer_state = state.clone();
-    idempotent_write(&state, scope, move |conn| {
+    Ok(Operation::new(scope, move |conn| {
         let mut row = instances::get(conn, &id)?;
         let compiled = compiled_for(conn, &writer_state, row.schema_version_id.as_deref())?;
         let quality = compiled.as_ref().and_then(|c| c.quality.get(&request.name)).ok_or_else(|| {
@@ -304,8 +306,7 @@ async fn record_quality_inner(
         row.updated_at = now_utc();
         instances::update(conn, &row)?;
         success(instances::to_resource(conn, &writer_state.account, row)?, None)
-    })
-    .await
+    }))
 }
 
 /// The compiled schema version `id` (None when the instance has none).
@@ -327,25 +328,19 @@ pub async fn terminate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    respond(terminate_inner(state, id, headers, body).await)
+    respond(async { prepare_terminate(&state, &id, &headers, &body)?.run(&state).await }.await)
 }
 
-async fn terminate_inner(
-    state: AppState,
-    id: String,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<(u16, String), ApiError> {
-    let id = parse_path_id("agent instance", &id)?;
-    let request: TerminateInstanceRequest = parse(&body)?;
+fn prepare_terminate(state: &AppState, id: &str, headers: &HeaderMap, body: &[u8]) -> Result<Operation, ApiError> {
+    let id = parse_path_id("agent instance", id)?;
+    let request: TerminateInstanceRequest = parse(body)?;
     let path = format!("/api/v1/agent_instance/{id}/terminate");
-    let scope = scope_for("POST", &path, &headers, &request)?;
+    let scope = scope_for("POST", &path, headers, &request)?;
     let account = state.account.clone();
-    idempotent_write(&state, scope, move |conn| {
+    Ok(Operation::new(scope, move |conn| {
         let instance = terminate_in_tx(conn, &account, &id, request.reason)?;
         success(instance, None)
-    })
-    .await
+    }))
 }
 
 /// Terminates instance `id` inside a write transaction (shared with `LocalServer`).

@@ -4,8 +4,10 @@
 
 pub mod admin;
 pub mod agents;
+pub mod bulk;
 pub mod instances;
 pub mod listing;
+pub mod operation;
 pub mod ping;
 pub mod spans;
 
@@ -36,18 +38,6 @@ pub fn respond(result: Result<StoredAnswer, ApiError>) -> Response {
             axum::response::IntoResponse::into_response(error)
         }
     }
-}
-
-/// Runs `work` on the writer under `scope` (the request's idempotency key, if it has one).
-pub async fn idempotent_write<F>(
-    state: &crate::state::AppState,
-    scope: Option<crate::idempotency::IdempotencyScope>,
-    work: F,
-) -> Result<StoredAnswer, ApiError>
-where
-    F: FnOnce(&rusqlite::Connection) -> Result<StoredAnswer, ApiError> + Send + 'static,
-{
-    state.db.write(move |conn| crate::db::idempotency::run_once(conn, scope.as_ref(), || work(conn))).await
 }
 
 /// Normalises an optional client timestamp for `field` (422 naming the field when invalid).

@@ -23,7 +23,8 @@ use serde_json::{Map, Value};
 
 use super::instances::compiled_for;
 use super::listing::{QueryPairs, list_answer, page_request, param, sorting};
-use super::{client_time, idempotent_write, respond, success};
+use super::operation::Operation;
+use super::{client_time, respond, success};
 use crate::body::{json_kind, parse};
 use crate::db::instances::{self, SpanOwner};
 use crate::db::spans::{self, SpanOrder, SpanRow};
@@ -36,15 +37,16 @@ use crate::validation::{CompiledSchemaVersion, check};
 
 /// `POST /api/v1/agent_spans` (wrapped body).
 pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(create_inner(state, headers, body).await)
+    respond(async { prepare_create(&state, &headers, &body)?.run(&state).await }.await)
 }
 
-async fn create_inner(state: AppState, headers: HeaderMap, body: Bytes) -> Result<(u16, String), ApiError> {
-    let request: CreateSpanRequest = parse(&body)?;
-    let scope = scope_for("POST", "/api/v1/agent_spans", &headers, &request)?;
+/// Parses and checks a span create body (bulk item: the same body); the write is left to run.
+pub fn prepare_create(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Operation, ApiError> {
+    let request: CreateSpanRequest = parse(body)?;
+    let scope = scope_for("POST", "/api/v1/agent_spans", headers, &request)?;
     let checked = CheckedCreate::from_details(request.details)?;
     let writer_state = state.clone();
-    idempotent_write(&state, scope, move |conn| create_in_tx(conn, &writer_state, checked)).await
+    Ok(Operation::new(scope, move |conn| create_in_tx(conn, &writer_state, checked)))
 }
 
 /// A create request with ids, timestamps and payload shapes checked.
@@ -212,14 +214,15 @@ pub async fn finish(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    respond(finish_inner(state, id, headers, body).await)
+    respond(async { prepare_finish(&state, &id, &headers, &body)?.run(&state).await }.await)
 }
 
-async fn finish_inner(state: AppState, id: String, headers: HeaderMap, body: Bytes) -> Result<(u16, String), ApiError> {
-    let id = parse_path_id("agent span", &id)?;
-    let request: FinishSpanRequest = parse(&body)?;
+/// Parses and checks a span finish body for span `id` (as given in the path or the bulk item).
+pub fn prepare_finish(state: &AppState, id: &str, headers: &HeaderMap, body: &[u8]) -> Result<Operation, ApiError> {
+    let id = parse_path_id("agent span", id)?;
+    let request: FinishSpanRequest = parse(body)?;
     let path = format!("/api/v1/agent_spans/{id}/finish");
-    let scope = scope_for("POST", &path, &headers, &request)?;
+    let scope = scope_for("POST", &path, headers, &request)?;
     let finished_at = client_time("timestamp", request.timestamp.as_deref())?;
     let result_payload = match request.result_payload {
         None | Some(Value::Null) => None,
@@ -228,7 +231,7 @@ async fn finish_inner(state: AppState, id: String, headers: HeaderMap, body: Byt
     let status = AgentStatus::from(request.status.unwrap_or(FinishStatus::Complete));
     let sensitive_encoding = request.sensitive_encoding;
     let writer_state = state.clone();
-    idempotent_write(&state, scope, move |conn| {
+    Ok(Operation::new(scope, move |conn| {
         let mut span =
             spans::find(conn, &id)?.ok_or_else(|| ApiError::not_found(format!("agent span {id} not found")))?;
         if span.status.is_terminal() {
@@ -251,8 +254,7 @@ async fn finish_inner(state: AppState, id: String, headers: HeaderMap, body: Byt
         span.updated_at = now;
         spans::update_finish(conn, &span)?;
         answer(&writer_state, &instance, compiled.as_deref(), span)
-    })
-    .await
+    }))
 }
 
 fn validate_result(

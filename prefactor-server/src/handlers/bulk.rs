@@ -1,0 +1,294 @@
+//! `POST /api/v1/bulk` (the Python form of API notes A8.10): several actions in one request.
+//!
+//! The request is checked as a whole first (422 with the normal error envelope when `items`
+//! is missing or empty, has more than [`MAX_BULK_ITEMS`] entries, an entry that is not an
+//! object, an unknown `_type`, or a missing, too short, too long or repeated
+//! `idempotency_key`). Then each item is parsed and checked exactly as its single endpoint
+//! would check its body, outside the database. The checked items run in order as ONE job of
+//! the group-committing writer, each inside its own savepoint, so an item that fails leaves
+//! no trace while the items before it stay; processing stops at the first failing item. The
+//! answer is sent after the commit: `{"status":"success","outputs":{key: output}}`, where a
+//! successful output is the single endpoint's success body (`details`, `control`, ...) and a
+//! failed one its error body (`status`, `code`, `message`, `errors`).
+//!
+//! Each item's key is the idempotency key of its operation, scoped like the single endpoint
+//! (method and path of that endpoint), so a bulk item and a single request with the same key
+//! and body are the same operation: a replay answers with the stored output, a key reused
+//! with another body fails that item with `idempotency_key_reused`.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use prefactor_protocol::{BULK_KEY_MAX_LEN, BULK_KEY_MIN_LEN, BulkAction};
+use rusqlite::Connection;
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::listing::QueryPairs;
+use super::operation::Operation;
+use super::{agents, instances, respond, spans};
+use crate::body::{json_kind, parse};
+use crate::db::idempotency::StoredAnswer;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Most items accepted in one request (the body limit, 2 MiB by default, may bind first).
+pub const MAX_BULK_ITEMS: usize = 1000;
+
+/// `POST /api/v1/bulk`.
+pub async fn bulk(State(state): State<AppState>, body: Bytes) -> Response {
+    respond(run(&state, &body).await)
+}
+
+async fn run(state: &AppState, body: &[u8]) -> Result<StoredAnswer, ApiError> {
+    let items = checked_items(body)?;
+    let mut keys = Vec::with_capacity(items.len());
+    let mut operations = Vec::with_capacity(items.len());
+    let mut rejected = None;
+    for item in &items {
+        match prepare_item(state, item) {
+            Ok(operation) => {
+                keys.push(item.key.clone());
+                operations.push(operation);
+            }
+            Err(error) => {
+                rejected = Some((item.key.clone(), Err(error)));
+                break;
+            }
+        }
+    }
+    let mut outputs = if operations.is_empty() {
+        Vec::new()
+    } else {
+        let results = state.db.write(move |conn| Ok(run_in_order(conn, operations))).await?;
+        keys.into_iter().zip(results).collect()
+    };
+    let all_ran = outputs.iter().all(|(_, result)| result.is_ok());
+    if all_ran && let Some(rejected) = rejected {
+        outputs.push(rejected);
+    }
+    Ok((200, response_body(&outputs)))
+}
+
+/// One item that passed the whole-request checks.
+struct Item {
+    action: BulkAction,
+    key: String,
+    head: ItemHead,
+    raw: Box<RawValue>,
+}
+
+/// The request envelope; items stay raw until their action is known.
+#[derive(Deserialize)]
+struct Envelope {
+    items: Option<Vec<Box<RawValue>>>,
+}
+
+/// The fields of an item the bulk endpoint itself reads (the rest is the action's body).
+#[derive(Deserialize, Default)]
+struct ItemHead {
+    #[serde(rename = "_type")]
+    action: Option<Value>,
+    idempotency_key: Option<Value>,
+    agent_instance_id: Option<Value>,
+    agent_span_id: Option<Value>,
+    agent_id: Option<Value>,
+    pagination: Option<Value>,
+    sorting: Option<Value>,
+}
+
+/// Parses the envelope and applies the whole-request checks; every problem found is
+/// reported in one 422, keyed by the item's path (`items[3]._type`).
+fn checked_items(body: &[u8]) -> Result<Vec<Item>, ApiError> {
+    let envelope: Envelope = parse(body)?;
+    let Some(raw_items) = envelope.items else {
+        return Err(ApiError::validation("items", "is required"));
+    };
+    if raw_items.is_empty() {
+        return Err(ApiError::validation("items", "must contain at least one item"));
+    }
+    if raw_items.len() > MAX_BULK_ITEMS {
+        return Err(ApiError::validation(
+            "items",
+            format!("must contain at most {MAX_BULK_ITEMS} items (got {})", raw_items.len()),
+        ));
+    }
+    let mut problems: Vec<(String, String)> = Vec::new();
+    let mut items = Vec::with_capacity(raw_items.len());
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(raw_items.len());
+    for (index, raw) in raw_items.into_iter().enumerate() {
+        let path = format!("items[{index}]");
+        let head = match serde_json::from_str::<ItemHead>(raw.get()) {
+            Ok(head) if raw.get().starts_with('{') => head,
+            _ => {
+                let kind = serde_json::from_str::<Value>(raw.get()).map_or("JSON", |value| json_kind(&value));
+                problems.push((path, format!("must be an object, got {kind}")));
+                continue;
+            }
+        };
+        let action = match head.action.as_ref() {
+            Some(Value::String(text)) => BulkAction::parse(text).ok_or_else(|| {
+                let known: Vec<&str> = BulkAction::ALL.iter().map(|action| action.as_str()).collect();
+                format!("unknown action '{text}' (supported: {})", known.join(", "))
+            }),
+            Some(other) => Err(format!("must be a string, got {}", json_kind(other))),
+            None => Err("is required".to_string()),
+        };
+        let key = match head.idempotency_key.as_ref() {
+            Some(Value::String(key)) if (BULK_KEY_MIN_LEN..=BULK_KEY_MAX_LEN).contains(&key.chars().count()) => {
+                match seen.insert(key.clone(), index) {
+                    Some(first) => Err(format!("'{key}' is already the key of items[{first}]")),
+                    None => Ok(key.clone()),
+                }
+            }
+            Some(Value::String(key)) => Err(format!(
+                "must be {BULK_KEY_MIN_LEN} to {BULK_KEY_MAX_LEN} characters (got {})",
+                key.chars().count()
+            )),
+            Some(other) => Err(format!("must be a string, got {}", json_kind(other))),
+            None => Err("is required".to_string()),
+        };
+        match (action, key) {
+            (Ok(action), Ok(key)) => items.push(Item { action, key, head, raw }),
+            (action, key) => {
+                if let Err(message) = action {
+                    problems.push((format!("{path}._type"), message));
+                }
+                if let Err(message) = key {
+                    problems.push((format!("{path}.idempotency_key"), message));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(items);
+    }
+    let summary = problems.iter().map(|(path, message)| format!("{path}: {message}")).collect::<Vec<_>>().join("; ");
+    Err(ApiError::validation_map(summary, problems))
+}
+
+/// Parses and checks one item as its single endpoint would (no database access yet).
+fn prepare_item(state: &AppState, item: &Item) -> Result<Operation, ApiError> {
+    static NO_HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(HeaderMap::new);
+    let headers = &*NO_HEADERS;
+    let body = item.raw.get().as_bytes();
+    let head = &item.head;
+    match item.action {
+        BulkAction::AgentsCreate => agents::prepare_create(state, headers, body),
+        BulkAction::AgentsShow => agents::prepare_show(required_id("agent_id", &head.agent_id)?),
+        BulkAction::AgentsList => agents::prepare_list(&list_query(head)?),
+        BulkAction::AgentInstancesRegister => instances::prepare_register(state, headers, body),
+        BulkAction::AgentInstancesStart => {
+            instances::prepare_start(state, required_id("agent_instance_id", &head.agent_instance_id)?, headers, body)
+        }
+        BulkAction::AgentInstancesFinish => {
+            instances::prepare_finish(state, required_id("agent_instance_id", &head.agent_instance_id)?, headers, body)
+        }
+        BulkAction::AgentInstancesRecordQuality => instances::prepare_record_quality(
+            state,
+            required_id("agent_instance_id", &head.agent_instance_id)?,
+            headers,
+            body,
+        ),
+        BulkAction::AgentSpansCreate => spans::prepare_create(state, headers, body),
+        BulkAction::AgentSpansFinish => {
+            spans::prepare_finish(state, required_id("agent_span_id", &head.agent_span_id)?, headers, body)
+        }
+    }
+}
+
+/// The id parameter `field` of an item (a string; its PFID form is checked by the action).
+fn required_id<'a>(field: &str, value: &'a Option<Value>) -> Result<&'a str, ApiError> {
+    match value {
+        Some(Value::String(id)) => Ok(id),
+        Some(other) => Err(ApiError::validation(field, format!("must be a string, got {}", json_kind(other)))),
+        None => Err(ApiError::validation(field, "is required")),
+    }
+}
+
+/// `agents/list` parameters as the query pairs of `GET /api/v1/agent`:
+/// `pagination: {offset, page_size}` and `sorting: "id" | "-id"`.
+fn list_query(head: &ItemHead) -> Result<QueryPairs, ApiError> {
+    let mut query = QueryPairs::new();
+    match &head.pagination {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(fields)) => {
+            for (name, value) in fields {
+                let text = match value {
+                    Value::String(text) => text.clone(),
+                    Value::Number(number) => number.to_string(),
+                    other => {
+                        return Err(ApiError::validation(
+                            &format!("pagination.{name}"),
+                            format!("must be a number, got {}", json_kind(other)),
+                        ));
+                    }
+                };
+                query.push((format!("pagination[{name}]"), text));
+            }
+        }
+        Some(other) => {
+            return Err(ApiError::validation("pagination", format!("must be an object, got {}", json_kind(other))));
+        }
+    }
+    match &head.sorting {
+        None | Some(Value::Null) => {}
+        Some(Value::String(text)) => query.push(("sorting".to_string(), text.clone())),
+        Some(other) => {
+            return Err(ApiError::validation("sorting", format!("must be a string, got {}", json_kind(other))));
+        }
+    }
+    Ok(query)
+}
+
+/// Runs the items in order, each in its own savepoint, until one fails.
+fn run_in_order(conn: &Connection, operations: Vec<Operation>) -> Vec<Result<StoredAnswer, ApiError>> {
+    let mut results = Vec::with_capacity(operations.len());
+    for operation in operations {
+        let result = run_in_savepoint(conn, operation);
+        let failed = result.is_err();
+        results.push(result);
+        if failed {
+            break;
+        }
+    }
+    results
+}
+
+fn run_in_savepoint(conn: &Connection, operation: Operation) -> Result<StoredAnswer, ApiError> {
+    conn.prepare_cached("SAVEPOINT item")?.execute([])?;
+    let result = operation.run_on(conn);
+    if result.is_err() {
+        conn.prepare_cached("ROLLBACK TO item")?.execute([])?;
+    }
+    conn.prepare_cached("RELEASE item")?.execute([])?;
+    result
+}
+
+/// `{"status":"success","outputs":{...}}` from the stored bodies, without re-parsing them.
+fn response_body(outputs: &[(String, Result<StoredAnswer, ApiError>)]) -> String {
+    let size: usize =
+        outputs.iter().map(|(key, result)| key.len() + result.as_ref().map_or(128, |(_, body)| body.len()) + 4).sum();
+    let mut body = String::with_capacity(size + 32);
+    body.push_str(r#"{"status":"success","outputs":{"#);
+    for (index, (key, result)) in outputs.iter().enumerate() {
+        if index > 0 {
+            body.push(',');
+        }
+        body.push_str(&Value::String(key.clone()).to_string());
+        body.push(':');
+        match result {
+            Ok((_, answer)) => body.push_str(answer),
+            Err(error) => {
+                tracing::debug!(key = %key, code = %error.code, "bulk item failed: {}", error.message);
+                body.push_str(&error.to_json().to_string());
+            }
+        }
+    }
+    body.push_str("}}");
+    body
+}
