@@ -19,6 +19,7 @@
 
 mod agent;
 mod bulk;
+pub mod clock;
 mod envelope;
 mod instance;
 mod pfid;
