@@ -8,7 +8,8 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::clock;
 
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 /// Marks bytes that are not base32 digits in [`DECODE`].
@@ -120,7 +121,8 @@ impl Pfid {
         Pfid(bytes)
     }
 
-    /// A new PFID for the current time in `partition` (masked to its low 30 bits), with 80
+    /// A new PFID for the current time ([`clock::unix_millis`], so the ids one thread
+    /// generates never go back in time) in `partition` (masked to its low 30 bits), with 80
     /// bits from a fast thread-local generator. Does not allocate or lock.
     ///
     /// ```
@@ -130,11 +132,10 @@ impl Pfid {
     /// assert_ne!(a, Pfid::generate(7));
     /// ```
     pub fn generate(partition: u32) -> Pfid {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
-            & Self::MAX_TIMESTAMP_MS;
+        let now_ms = clock::unix_millis() & Self::MAX_TIMESTAMP_MS;
+        // One draw of 128 bits: one thread-local access for all 80 random bits.
         let mut randomness = [0u8; 10];
-        randomness[..8].copy_from_slice(&fastrand::u64(..).to_ne_bytes());
-        randomness[8..].copy_from_slice(&fastrand::u16(..).to_ne_bytes());
+        randomness.copy_from_slice(&fastrand::u128(..).to_ne_bytes()[..10]);
         Self::from_valid_parts(now_ms, partition & Self::MAX_PARTITION, randomness)
     }
 
