@@ -55,9 +55,11 @@ pub fn unix_nanos() -> u64 {
 /// ```
 /// use std::time::{SystemTime, UNIX_EPOCH};
 ///
+/// let system_micros = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64;
+/// let before = system_micros();
 /// let ours = prefactor_protocol::clock::unix_micros();
-/// let system = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64;
-/// assert!(ours.abs_diff(system) < 2_000);
+/// let after = system_micros();
+/// assert!(before - 2_000 <= ours && ours <= after + 2_000);
 /// ```
 #[inline]
 pub fn unix_micros() -> u64 {
@@ -81,10 +83,11 @@ pub fn unix_millis() -> u64 {
 /// ```
 /// use std::time::{Duration, SystemTime};
 ///
+/// let before = SystemTime::now();
 /// let ours = prefactor_protocol::clock::system_time();
-/// let system = SystemTime::now();
-/// let gap = system.duration_since(ours).unwrap_or_else(|early| early.duration());
-/// assert!(gap < Duration::from_millis(2));
+/// let after = SystemTime::now();
+/// let tolerance = Duration::from_millis(2);
+/// assert!(before - tolerance <= ours && ours <= after + tolerance);
 /// ```
 pub fn system_time() -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(unix_nanos())
