@@ -13,7 +13,9 @@
 //! with empty schemas; `e2e`: the request mix of `examples/bench_e2e.rs` — an instance
 //! registered with a schema version declaring four span types with JSON Schemas and templates,
 //! and each span sent as ONE create-as-terminal request with a client id, small payload and
-//! result payload, timestamps, an idempotency key, and (9 spans in 10) a parent span id).
+//! result payload, timestamps, an idempotency key, and (9 spans in 10) a parent span id;
+//! `bulk`: the e2e spans, `PF_BENCH_BATCH` (default 100) of them per `POST /api/v1/bulk` as
+//! `agent_spans/create` items, which is what the SDK's bulk delivery sends).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,14 +40,22 @@ fn main() {
     let server = LocalServer::start(ServerConfig::default().with_worker_threads(workers).with_record_capacity(record))
         .expect("server starts");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("client runtime");
-    let e2e = std::env::var("PF_BENCH_MODE").is_ok_and(|mode| mode == "e2e");
-    let (elapsed, done) = runtime.block_on(drive(&server, spans, clients, e2e));
+    let mode = match std::env::var("PF_BENCH_MODE").as_deref() {
+        Ok("e2e") => Mode::E2e,
+        Ok("bulk") => Mode::Bulk(env_or("PF_BENCH_BATCH", 100).max(1)),
+        _ => Mode::Pairs,
+    };
+    let (elapsed, done, requests) = runtime.block_on(drive(&server, spans, clients, mode));
     let rate = done as f64 / elapsed.as_secs_f64();
-    let shape = if e2e { "e2e: create-as-terminal" } else { "create+finish" };
+    let shape = match mode {
+        Mode::Pairs => "create+finish".to_string(),
+        Mode::E2e => "e2e: create-as-terminal".to_string(),
+        Mode::Bulk(batch) => format!("bulk: {batch} create-as-terminal items per request"),
+    };
     println!(
         "server throughput: {done} spans ({shape}) in {:.3} s with {clients} connections, {workers} server workers: {rate:.0} spans/s ({:.0} requests/s)",
         elapsed.as_secs_f64(),
-        rate * 2.0
+        requests as f64 / elapsed.as_secs_f64()
     );
     server.shutdown();
 }
@@ -103,7 +113,35 @@ fn e2e_span_body(instance_id: &str, id: &str, root: &str, index: u64) -> String 
     )
 }
 
-async fn drive(server: &LocalServer, spans: u64, clients: u64, e2e: bool) -> (Duration, u64) {
+/// The request mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// create(active) + finish per span.
+    Pairs,
+    /// One create-as-terminal request per span.
+    E2e,
+    /// Create-as-terminal items, this many per bulk request.
+    Bulk(u64),
+}
+
+/// One bulk `agent_spans/create` item: the e2e span body plus `_type` (its key is already there).
+fn bulk_item(instance_id: &str, id: &str, root: &str, index: u64) -> String {
+    let body = e2e_span_body(instance_id, id, root, index);
+    format!(r#"{{"_type":"agent_spans/create",{}"#, &body[1..])
+}
+
+/// Takes up to `want` spans from the shared budget; 0 when it is used up.
+fn take(remaining: &AtomicU64, want: u64) -> u64 {
+    let mut taken = 0;
+    let _ = remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+        taken = left.min(want);
+        (taken > 0).then(|| left - taken)
+    });
+    taken
+}
+
+async fn drive(server: &LocalServer, spans: u64, clients: u64, mode: Mode) -> (Duration, u64, u64) {
+    let e2e = mode != Mode::Pairs;
     let address = server.local_addr();
     let token = server.token().to_string();
     let mut setup = Connection::open(address, &token).await;
@@ -113,11 +151,12 @@ async fn drive(server: &LocalServer, spans: u64, clients: u64, e2e: bool) -> (Du
     let instance_id = string_field(&body, "id").expect("instance id");
     let remaining = Arc::new(AtomicU64::new(spans));
     let completed = Arc::new(AtomicU64::new(0));
+    let requests = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
         let (token, instance_id) = (token.clone(), instance_id.clone());
-        let (remaining, completed) = (remaining.clone(), completed.clone());
+        let (remaining, completed, requests) = (remaining.clone(), completed.clone(), requests.clone());
         tasks.push(tokio::spawn(async move {
             let mut connection = Connection::open(address, &token).await;
             let create = format!(
@@ -127,6 +166,38 @@ async fn drive(server: &LocalServer, spans: u64, clients: u64, e2e: bool) -> (Du
             let partition = Pfid::random_partition();
             let mut root = String::new();
             let mut index = 0u64;
+            if let Mode::Bulk(batch) = mode {
+                loop {
+                    let count = take(&remaining, batch);
+                    if count == 0 {
+                        break;
+                    }
+                    let mut body = String::with_capacity(count as usize * 512);
+                    body.push_str(r#"{"items":["#);
+                    for n in 0..count {
+                        let id = Pfid::generate(partition).encode().as_str().to_string();
+                        if index.is_multiple_of(10) {
+                            root = id.clone();
+                        }
+                        if n > 0 {
+                            body.push(',');
+                        }
+                        body.push_str(&bulk_item(&instance_id, &id, &root, index % 10));
+                        index += 1;
+                    }
+                    body.push_str("]}");
+                    let (status, answer) = connection.post("/api/v1/bulk", body.as_bytes()).await;
+                    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+                    assert!(
+                        !answer.windows(17).any(|w| w == br#""status":"error""#),
+                        "{}",
+                        String::from_utf8_lossy(&answer)
+                    );
+                    requests.fetch_add(1, Ordering::Relaxed);
+                    completed.fetch_add(count, Ordering::Relaxed);
+                }
+                return;
+            }
             while remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(1)).is_ok() {
                 if e2e {
                     let id = Pfid::generate(partition).encode().as_str().to_string();
@@ -137,6 +208,7 @@ async fn drive(server: &LocalServer, spans: u64, clients: u64, e2e: bool) -> (Du
                     let (status, answer) = connection.post("/api/v1/agent_spans", body.as_bytes()).await;
                     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
                     index += 1;
+                    requests.fetch_add(1, Ordering::Relaxed);
                     completed.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
@@ -145,6 +217,7 @@ async fn drive(server: &LocalServer, spans: u64, clients: u64, e2e: bool) -> (Du
                 let span_id = string_field(&body, "id").expect("span id");
                 let (status, body) = connection.post(&format!("/api/v1/agent_spans/{span_id}/finish"), finish).await;
                 assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+                requests.fetch_add(2, Ordering::Relaxed);
                 completed.fetch_add(1, Ordering::Relaxed);
             }
         }));
@@ -152,7 +225,7 @@ async fn drive(server: &LocalServer, spans: u64, clients: u64, e2e: bool) -> (Du
     for task in tasks {
         task.await.expect("client task");
     }
-    (started.elapsed(), completed.load(Ordering::Relaxed))
+    (started.elapsed(), completed.load(Ordering::Relaxed), requests.load(Ordering::Relaxed))
 }
 
 /// The first `"name":"value"` string in a JSON text (the resource id comes before any payload).

@@ -85,6 +85,16 @@ impl Db {
         self.writer.write(work).await
     }
 
+    /// [`Db::write`] without a savepoint around `work`, which must not write before its last
+    /// check that can fail with a 4xx (see [`writer`]).
+    pub async fn write_unguarded<R, F>(&self, work: F) -> Result<R, ApiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, ApiError> + Send + 'static,
+    {
+        self.writer.write_unguarded(work).await
+    }
+
     /// Blocking variant of [`Db::write`] for the sync `LocalServer` API.
     pub fn write_blocking<R, F>(&self, work: F) -> Result<R, ApiError>
     where

@@ -5,8 +5,10 @@
 //! object, an unknown `_type`, or a missing, too short, too long or repeated
 //! `idempotency_key`). Then each item is parsed and checked exactly as its single endpoint
 //! would check its body, outside the database. The checked items run in order as ONE job of
-//! the group-committing writer, each inside its own savepoint, so an item that fails leaves
-//! no trace while the items before it stay; processing stops at the first failing item. The
+//! the group-committing writer; an item that fails leaves no trace while the items before it
+//! stay (span creates and finishes make every check before their only write and need no
+//! rollback; the other actions run inside their own savepoint); processing stops at the first
+//! failing item. The
 //! answer is sent after the commit: `{"status":"success","outputs":{key: output}}`, where a
 //! successful output is the single endpoint's success body (`details`, `control`, ...) and a
 //! failed one its error body (`status`, `code`, `message`, `errors`).
@@ -64,7 +66,7 @@ async fn run(state: &AppState, body: &[u8]) -> Result<StoredAnswer, ApiError> {
     let mut outputs = if operations.is_empty() {
         Vec::new()
     } else {
-        let results = state.db.write(move |conn| Ok(run_in_order(conn, operations))).await?;
+        let results = state.db.write_unguarded(move |conn| run_in_order(conn, operations)).await?;
         keys.into_iter().zip(results).collect()
     };
     let all_ran = outputs.iter().all(|(_, result)| result.is_ok());
@@ -245,28 +247,41 @@ fn list_query(head: &ItemHead) -> Result<QueryPairs, ApiError> {
     Ok(query)
 }
 
-/// Runs the items in order, each in its own savepoint, until one fails.
-fn run_in_order(conn: &Connection, operations: Vec<Operation>) -> Vec<Result<StoredAnswer, ApiError>> {
+/// Runs the items in order until one fails. Items whose checks all come before their writes
+/// run bare; the others inside their own savepoint. An error of a bare item after it may have
+/// written (5xx) ends the job with that error, which rolls back the group commit.
+fn run_in_order(
+    conn: &Connection,
+    operations: Vec<Operation>,
+) -> Result<Vec<Result<StoredAnswer, ApiError>>, ApiError> {
     let mut results = Vec::with_capacity(operations.len());
     for operation in operations {
-        let result = run_in_savepoint(conn, operation);
+        let result = if operation.guarded {
+            run_in_savepoint(conn, operation)?
+        } else {
+            match operation.run_on(conn) {
+                Err(error) if error.status >= 500 => return Err(error),
+                other => other,
+            }
+        };
         let failed = result.is_err();
         results.push(result);
         if failed {
             break;
         }
     }
-    results
+    Ok(results)
 }
 
-fn run_in_savepoint(conn: &Connection, operation: Operation) -> Result<StoredAnswer, ApiError> {
+/// Runs a guarded item; the outer error is a failure of the savepoint itself.
+fn run_in_savepoint(conn: &Connection, operation: Operation) -> Result<Result<StoredAnswer, ApiError>, ApiError> {
     conn.prepare_cached("SAVEPOINT item")?.execute([])?;
     let result = operation.run_on(conn);
     if result.is_err() {
         conn.prepare_cached("ROLLBACK TO item")?.execute([])?;
     }
     conn.prepare_cached("RELEASE item")?.execute([])?;
-    result
+    Ok(result)
 }
 
 /// `{"status":"success","outputs":{...}}` from the stored bodies, without re-parsing them.

@@ -46,7 +46,7 @@ pub fn prepare_create(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Res
     let scope = scope_for("POST", "/api/v1/agent_spans", headers, &request)?;
     let checked = CheckedCreate::from_details(request.details)?;
     let writer_state = state.clone();
-    Ok(Operation::new(scope, move |conn| create_in_tx(conn, &writer_state, checked)))
+    Ok(Operation::checked_before_writing(scope, move |conn| create_in_tx(conn, &writer_state, checked)))
 }
 
 /// A create request with ids, timestamps and payload shapes checked.
@@ -110,6 +110,8 @@ fn object_or_empty(field: &str, value: Value) -> Result<Value, ApiError> {
     }
 }
 
+/// Every check (instance, schema, parent, id taken) comes before the one write, so the create
+/// runs without a savepoint.
 fn create_in_tx(conn: &Connection, state: &AppState, checked: CheckedCreate) -> Result<(u16, String), ApiError> {
     let mut span = checked.span;
     let instance = instances::span_owner(conn, &span.agent_instance_id)?;
@@ -231,7 +233,8 @@ pub fn prepare_finish(state: &AppState, id: &str, headers: &HeaderMap, body: &[u
     let status = AgentStatus::from(request.status.unwrap_or(FinishStatus::Complete));
     let sensitive_encoding = request.sensitive_encoding;
     let writer_state = state.clone();
-    Ok(Operation::new(scope, move |conn| {
+    // Every check (not found, already finished, result schema) comes before the one write.
+    Ok(Operation::checked_before_writing(scope, move |conn| {
         let mut span =
             spans::find(conn, &id)?.ok_or_else(|| ApiError::not_found(format!("agent span {id} not found")))?;
         if span.status.is_terminal() {
