@@ -8,10 +8,11 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use crate::client::Client;
 use crate::ids::{InstanceId, SpanId};
-use crate::instance::AgentInstanceHandle;
+use crate::instance::{AgentInstanceHandle, InstanceState};
 
 thread_local! {
     static CURRENT: RefCell<Context> = const { RefCell::new(Context::EMPTY) };
@@ -66,8 +67,13 @@ impl Context {
     /// one is restored). The guard is `!Send`; do not hold it across `.await` — use
     /// [`FutureExt::in_context`](crate::FutureExt::in_context) for async code.
     pub fn enter(&self) -> ContextGuard {
-        let previous = swap_current(self.clone());
-        ContextGuard { previous: Some(previous), _not_send: PhantomData }
+        self.clone().enter_owned()
+    }
+
+    /// [`enter`](Context::enter) without the clone, for a context made to be entered.
+    pub(crate) fn enter_owned(self) -> ContextGuard {
+        let previous = swap_current(self);
+        ContextGuard { previous: Some(Previous::Whole(previous)), _not_send: PhantomData }
     }
 
     /// The client: the explicit one, else the instance's.
@@ -126,19 +132,59 @@ pub(crate) fn current_parent(instance: InstanceId) -> Option<SpanId> {
         .flatten()
 }
 
+/// Makes `span` the current span when the thread's context already is `client` and
+/// `instance` (the common case: a span opened inside its parent's context). Only the span id
+/// changes, so entering costs no reference-count traffic; `None` when the context differs
+/// (the caller then enters a whole new context).
+pub(crate) fn enter_span_of(client: &Client, instance: &Arc<InstanceState>, span: SpanId) -> Option<ContextGuard> {
+    CURRENT
+        .try_with(|cx| {
+            let mut cx = cx.try_borrow_mut().ok()?;
+            let current = cx.instance.as_ref()?;
+            let same = Arc::ptr_eq(&current.state, instance)
+                && current.client.same_as(client)
+                && cx.client.as_ref().is_some_and(|c| c.same_as(client));
+            if !same {
+                return None;
+            }
+            let previous = cx.span.replace(span);
+            Some(ContextGuard { previous: Some(Previous::Span(previous)), _not_send: PhantomData })
+        })
+        .ok()
+        .flatten()
+}
+
+/// What a [`ContextGuard`] puts back.
+enum Previous {
+    /// The whole previous context.
+    Whole(Context),
+    /// Only the previous span: the guard changed nothing else (see [`enter_span_of`]). Guards
+    /// are dropped in the reverse order of entering, so client and instance are still the
+    /// ones it saw, and restoring the span alone restores the whole previous context.
+    Span(Option<SpanId>),
+}
+
 /// Restores the previous context when dropped. Not `Send`: it belongs to the thread that
 /// entered.
 #[must_use = "the context is exited as soon as the guard is dropped"]
 pub struct ContextGuard {
-    previous: Option<Context>,
+    previous: Option<Previous>,
     _not_send: PhantomData<*const ()>,
 }
 
 impl Drop for ContextGuard {
     fn drop(&mut self) {
-        if let Some(previous) = self.previous.take() {
+        match self.previous.take() {
             // The replaced value is dropped here, outside the thread-local borrow.
-            drop(swap_current(previous));
+            Some(Previous::Whole(previous)) => drop(swap_current(previous)),
+            Some(Previous::Span(previous)) => {
+                let _ = CURRENT.try_with(|cx| {
+                    if let Ok(mut cx) = cx.try_borrow_mut() {
+                        cx.span = previous;
+                    }
+                });
+            }
+            None => {}
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `Payload`: a JSON object serialized once, on the caller's thread, and then moved cheaply.
 
+use std::cell::Cell;
 use std::fmt;
 
 use serde::Serialize;
@@ -28,19 +29,79 @@ use crate::error::Error;
 #[derive(Clone)]
 pub struct Payload(Box<RawValue>);
 
-#[derive(Serialize)]
-struct Wrapped<'a, T: ?Sized> {
-    value: &'a T,
+/// Scratch buffers above this capacity are not kept for the next payload.
+const SCRATCH_KEPT: usize = 16 * 1024;
+
+thread_local! {
+    /// Where payloads are serialized before being copied into an allocation of their exact
+    /// size: no growth reallocations, no shrink at the end, and the buffer is reused.
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
 impl Payload {
     /// Serializes `value`; non-object values are wrapped as `{"value": v}`.
     pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Payload, Error> {
-        let raw = serde_json::value::to_raw_value(value)?;
-        if raw.get().starts_with('{') {
-            return Ok(Payload(raw));
+        Self::from_serde_json_writer(|out| serde_json::to_writer(out, value))
+    }
+
+    /// Builds a payload from JSON that `write` appends to an empty buffer **with serde_json**
+    /// (`serde_json::to_writer`, or hand-written punctuation around such values, as the
+    /// `#[prefactor::span]` argument capture does); a non-object value is wrapped as
+    /// `{"value": v}`. The text is not parsed again: serde_json's output is valid JSON by
+    /// construction, so validating it would only cost time on the caller's thread. (Debug
+    /// builds still check it.) Text that is not valid JSON is not a memory-safety issue; it is
+    /// sent as is and rejected by the server.
+    ///
+    /// ```
+    /// use prefactor_runtime::Payload;
+    /// let p = Payload::from_serde_json_writer(|out| {
+    ///     out.extend_from_slice(b"{\"n\":");
+    ///     serde_json::to_writer(&mut *out, &3)?;
+    ///     out.push(b'}');
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// assert_eq!(p.as_json(), r#"{"n":3}"#);
+    /// ```
+    pub fn from_serde_json_writer(
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+    ) -> Result<Payload, Error> {
+        // Taken out of the thread-local (not borrowed), so a `Serialize` impl that builds a
+        // payload itself simply gets an empty buffer of its own.
+        let mut buffer = SCRATCH.try_with(Cell::take).unwrap_or_default();
+        buffer.clear();
+        let payload = Self::write_into(&mut buffer, write);
+        if buffer.capacity() <= SCRATCH_KEPT {
+            let _ = SCRATCH.try_with(|scratch| scratch.set(buffer));
         }
-        Ok(Payload(serde_json::value::to_raw_value(&Wrapped { value })?))
+        payload
+    }
+
+    fn write_into(
+        buffer: &mut Vec<u8>,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+    ) -> Result<Payload, Error> {
+        write(buffer)?;
+        if buffer.first() != Some(&b'{') {
+            // `{"value":<v>}` around the value already written: still serde_json's output.
+            buffer.splice(0..0, *br#"{"value":"#);
+            buffer.push(b'}');
+        }
+        Ok(Payload::adopt(buffer))
+    }
+
+    /// Copies serde_json's output into a payload of its exact size.
+    fn adopt(json: &[u8]) -> Payload {
+        // serde_json writes only UTF-8; the fallback keeps this panic-free regardless.
+        let Ok(text) = std::str::from_utf8(json) else { return Payload::empty() };
+        let text: Box<str> = text.into();
+        debug_assert!(serde_json::from_str::<&RawValue>(&text).is_ok(), "not JSON: {text}");
+        // SAFETY: `RawValue` is `#[repr(transparent)]` over `str` (serde_json 1.x declares
+        // `pub struct RawValue { json: str }` with that attribute, and its own `to_raw_value`
+        // makes a `Box<RawValue>` from a `Box<str>` with this same transmute), so both boxes
+        // have the same layout and the same allocation. The one invariant `RawValue` keeps
+        // beyond that, "the text is valid JSON", holds because serde_json wrote it.
+        Payload(unsafe { std::mem::transmute::<Box<str>, Box<RawValue>>(text) })
     }
 
     /// Adopts JSON text that is already serialized, without serializing it again; a non-object
@@ -100,11 +161,7 @@ impl Payload {
 impl From<Value> for Payload {
     /// Objects are kept; any other value is wrapped as `{"value": v}`.
     fn from(value: Value) -> Payload {
-        match value {
-            Value::Object(_) => Payload::from_serialize(&value),
-            other => Payload::from_serialize(&Wrapped { value: &other }),
-        }
-        .unwrap_or_else(|_| Payload::empty())
+        Payload::from_serialize(&value).unwrap_or_else(|_| Payload::empty())
     }
 }
 
@@ -132,9 +189,36 @@ mod tests {
         assert_eq!(a.to_value(), json!({"a": 1, "b": 3, "c": 4}));
     }
 
+    /// A value whose serialization builds another payload (the scratch buffer is in use).
+    struct Nested;
+
+    impl Serialize for Nested {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let inner = Payload::from_serialize(&json!({"inner": [1, 2]})).map_err(serde::ser::Error::custom)?;
+            serializer.serialize_str(inner.as_json())
+        }
+    }
+
+    #[test]
+    fn a_payload_built_while_serializing_another_gets_its_own_buffer() {
+        let outer = Payload::from_serialize(&json!({"a": "x"})).unwrap();
+        let nested = Payload::from_serialize(&Nested).unwrap();
+        assert_eq!(nested.to_value(), json!({"value": r#"{"inner":[1,2]}"#}));
+        assert_eq!(outer.as_json(), r#"{"a":"x"}"#);
+    }
+
+    #[test]
+    fn a_failed_serialization_leaves_the_next_payload_intact() {
+        let bad = std::collections::HashMap::from([((1, 2), 3)]);
+        assert!(Payload::from_serialize(&bad).is_err(), "tuple keys are not JSON object keys");
+        assert_eq!(Payload::from_serialize(&json!({"k": true})).unwrap().as_json(), r#"{"k":true}"#);
+    }
+
     #[test]
     fn strings_and_arrays_are_wrapped() {
         assert_eq!(Payload::from_serialize("hi").unwrap().to_value(), json!({"value": "hi"}));
         assert_eq!(Payload::from(json!([1, 2])).to_value(), json!({"value": [1, 2]}));
+        assert_eq!(Payload::from_serialize(&7).unwrap().as_json(), r#"{"value":7}"#);
+        assert_eq!(Payload::from_serialize(&None::<u8>).unwrap().as_json(), r#"{"value":null}"#);
     }
 }

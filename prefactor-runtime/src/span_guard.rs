@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use prefactor_protocol::FinishStatus;
 
 use crate::client::{Client, lock};
-use crate::context::{Context, ContextGuard};
+use crate::context::{Context, ContextGuard, enter_span_of};
 use crate::ids::SpanId;
 use crate::instance::{AgentInstanceHandle, InstanceState};
 use crate::operation::{Op, SpanCreate, SpanEnd, SpanFinish};
@@ -28,6 +28,9 @@ struct Live {
     /// `.await` in `Send` futures; the hot path never locks it (`into_inner` at the end).
     /// Boxed: only deferred guards have one, and a smaller guard is cheaper to move.
     unstarted: Mutex<Option<Box<Unstarted>>>,
+    /// Made by `span_deferred`: only then can `unstarted` hold something, so started guards
+    /// never lock it.
+    deferred: bool,
     started_at: SystemTime,
     result: Option<Payload>,
     drop_status: FinishStatus,
@@ -95,6 +98,7 @@ impl SpanGuard {
             instance,
             parent,
             unstarted: Mutex::new(unstarted),
+            deferred: !start,
             started_at,
             result: None,
             drop_status: FinishStatus::Complete,
@@ -132,11 +136,16 @@ impl SpanGuard {
         {
             unstarted.payload = payload;
         }
-        Self::start_live(self.id, live, SystemTime::now());
+        Self::start_live(self.id, live);
     }
 
-    fn start_live(id: SpanId, live: &Live, at: SystemTime) {
+    /// Queues the create of a deferred span not started yet (the clock is read only then).
+    fn start_live(id: SpanId, live: &Live) {
+        if !live.deferred {
+            return;
+        }
         let Some(unstarted) = lock(&live.unstarted).take() else { return };
+        let at = SystemTime::now();
         live.client.enqueue(Op::CreateSpan(SpanCreate {
             instance: live.instance.id,
             id,
@@ -194,16 +203,24 @@ impl SpanGuard {
     /// children are always sent after it.
     pub fn context(&self) -> Context {
         let Some(live) = &self.live else { return Context::current() };
-        Self::start_live(self.id, live, SystemTime::now());
+        Self::start_live(self.id, live);
+        Self::live_context(self.id, live)
+    }
+
+    fn live_context(id: SpanId, live: &Live) -> Context {
         let instance = AgentInstanceHandle { client: live.client.clone(), state: live.instance.clone() };
-        Context::new(Some(live.client.clone()), Some(instance), Some(self.id))
+        Context::new(Some(live.client.clone()), Some(instance), Some(id))
     }
 
     /// Makes this span the current parent on this thread until the returned guard drops.
     /// For async code use [`FutureExt::in_context`](crate::FutureExt::in_context) with
     /// [`context`](SpanGuard::context) instead: a `ContextGuard` must not be held across `.await`.
     pub fn enter(&self) -> ContextGuard {
-        self.context().enter()
+        let Some(live) = &self.live else { return Context::current().enter_owned() };
+        Self::start_live(self.id, live);
+        // Inside its own instance's context (the usual nesting) only the span id changes.
+        enter_span_of(&live.client, &live.instance, self.id)
+            .unwrap_or_else(|| Self::live_context(self.id, live).enter_owned())
     }
 
     fn end(mut self, status: FinishStatus, result: Option<Payload>) {

@@ -103,20 +103,21 @@ pub fn field<'a, T: SpanField>(name: &'static str, value: &'a T) -> Arg<'a> {
 /// # Errors
 /// When a value fails to serialize.
 pub fn payload_of(entries: &[Arg<'_>]) -> Result<Payload, prefactor_runtime::Error> {
-    let mut json = Vec::with_capacity(64);
-    json.push(b'{');
-    for (index, entry) in entries.iter().enumerate() {
-        if index > 0 {
-            json.push(b',');
+    // Keys and values are written by serde_json and the punctuation here, so the text is valid
+    // JSON by construction and is not parsed again (see `Payload::from_serde_json_writer`).
+    Payload::from_serde_json_writer(|json| {
+        json.push(b'{');
+        for (index, entry) in entries.iter().enumerate() {
+            if index > 0 {
+                json.push(b',');
+            }
+            serde_json::to_writer(&mut *json, entry.name)?;
+            json.push(b':');
+            entry.value.write_json(json)?;
         }
-        serde_json::to_writer(&mut json, entry.name)?;
-        json.push(b':');
-        entry.value.write_json(&mut json)?;
-    }
-    json.push(b'}');
-    // serde_json only writes valid UTF-8; the fallback keeps this panic-free regardless.
-    let text = String::from_utf8(json).unwrap_or_else(|_| "{}".to_owned());
-    Payload::from_raw(serde_json::value::RawValue::from_string(text)?)
+        json.push(b'}');
+        Ok(())
+    })
 }
 
 #[derive(serde::Serialize)]

@@ -35,8 +35,9 @@ fn start_recorded_span(
     name: &'static str,
     payload: impl FnOnce() -> Result<Payload, Error>,
 ) -> Started {
-    let context = Context::current();
-    let Some(instance) = context.instance() else {
+    // The thread's context is read in place (cloning it would cost three reference counts up
+    // and down per call).
+    if !Context::with_current(|context| context.instance().is_some()) {
         if NO_INSTANCE.first() {
             tracing::warn!(
                 span = name,
@@ -45,13 +46,16 @@ fn start_recorded_span(
             );
         }
         return None;
-    };
+    }
+    // Serialized outside the context borrow: user `Serialize` code runs here.
     let payload = payload().unwrap_or_else(|error| {
         tracing::warn!(span = name, schema, %error, "prefactor: could not serialize the span payload; recording `{{}}`");
         Payload::empty()
     });
     // Sent at once as an `active` create (parent: the current context's span, if any).
-    Some(Box::new(instance.span(schema, None, Some(payload))))
+    Context::with_current(|context| {
+        context.instance().map(|instance| Box::new(instance.span(schema, None, Some(payload))))
+    })
 }
 
 /// A span made current on this thread for a synchronous body (the context is restored before
