@@ -3,8 +3,16 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::delivery::Delivery;
 use crate::error::Error;
 use crate::schema_registry::SchemaRegistry;
+
+/// The most items a bulk request may carry (the local server's limit, see
+/// `prefactor-server/README.md`).
+pub const MAX_BULK_ITEMS: usize = 1000;
+
+/// The longest accepted linger: a span create never waits longer than this for its finish.
+pub const MAX_LINGER: Duration = Duration::from_secs(1);
 
 /// The `X-Prefactor-SDK` entry of this crate.
 pub const SDK_HEADER_ENTRY: &str = concat!("prefactor-rs@", env!("CARGO_PKG_VERSION"));
@@ -43,6 +51,9 @@ pub struct Config {
     concurrency: usize,
     termination_poll_interval: Duration,
     close_timeout: Duration,
+    delivery: Delivery,
+    bulk_max_items: usize,
+    linger: Duration,
     schema_registry: Option<SchemaRegistry>,
     sdk_header_entries: Vec<String>,
 }
@@ -50,7 +61,8 @@ pub struct Config {
 impl Config {
     /// A builder with the defaults: 30 s request timeout, 10 s connect timeout, 3 retries with
     /// delays from 1 s doubling up to 60 s, a queue of 65 536 operations, 32 concurrent requests,
-    /// a 30 s termination poll and a 30 s close deadline.
+    /// a 30 s termination poll, a 30 s close deadline, and bulk delivery of up to 500 operations
+    /// per request with a 2 ms linger.
     pub fn builder() -> ConfigBuilder {
         ConfigBuilder::default()
     }
@@ -121,6 +133,19 @@ impl Config {
     pub fn close_timeout(&self) -> Duration {
         self.close_timeout
     }
+    /// How operations are sent: in bulk requests (default) or one request each.
+    pub fn delivery(&self) -> Delivery {
+        self.delivery
+    }
+    /// Most operations in one bulk request.
+    pub fn bulk_max_items(&self) -> usize {
+        self.bulk_max_items
+    }
+    /// How long a span create waits for its span's finish, so that both leave as one
+    /// create-as-terminal request; a span still open after this is sent as `active`.
+    pub fn linger(&self) -> Duration {
+        self.linger
+    }
     /// The explicit schema registry, if any.
     pub fn schema_registry(&self) -> Option<&SchemaRegistry> {
         self.schema_registry.as_ref()
@@ -154,6 +179,9 @@ impl fmt::Debug for Config {
             .field("concurrency", &self.concurrency)
             .field("termination_poll_interval", &self.termination_poll_interval)
             .field("close_timeout", &self.close_timeout)
+            .field("delivery", &self.delivery)
+            .field("bulk_max_items", &self.bulk_max_items)
+            .field("linger", &self.linger)
             .field("schema_registry", &self.schema_registry.as_ref().map(|r| r.len()))
             .field("sdk_header", &self.sdk_header())
             .finish()
@@ -191,6 +219,9 @@ impl Default for ConfigBuilder {
                 concurrency: 32,
                 termination_poll_interval: Duration::from_secs(30),
                 close_timeout: Duration::from_secs(30),
+                delivery: Delivery::Bulk,
+                bulk_max_items: 500,
+                linger: Duration::from_millis(2),
                 schema_registry: None,
                 sdk_header_entries: Vec::new(),
             },
@@ -276,6 +307,19 @@ impl ConfigBuilder {
         /// Deadline of `close()` (> 0; default 30 s).
         close_timeout: Duration
     );
+    setter!(
+        /// Bulk requests (default) or one request per operation.
+        delivery: Delivery
+    );
+    setter!(
+        /// Most operations per bulk request (1–[`MAX_BULK_ITEMS`]; default 500).
+        bulk_max_items: usize
+    );
+    setter!(
+        /// How long a span create may wait for its finish to leave with it as one
+        /// create-as-terminal request (0–[`MAX_LINGER`]; default 2 ms; 0 sends creates at once).
+        linger: Duration
+    );
     /// An explicit schema registry, merged with the statically declared span types.
     pub fn schema_registry(mut self, registry: crate::schema_registry::SchemaRegistry) -> Self {
         self.config.schema_registry = Some(registry);
@@ -296,8 +340,9 @@ impl ConfigBuilder {
     /// `PREFACTOR_REQUEST_TIMEOUT` / `PREFACTOR_CONNECT_TIMEOUT` / `PREFACTOR_INITIAL_RETRY_DELAY` /
     /// `PREFACTOR_MAX_RETRY_DELAY` / `PREFACTOR_TERMINATION_POLL_INTERVAL` / `PREFACTOR_CLOSE_TIMEOUT`
     /// (seconds, decimals allowed), `PREFACTOR_MAX_RETRIES`, `PREFACTOR_RETRY_MULTIPLIER`,
-    /// `PREFACTOR_QUEUE_CAPACITY`, `PREFACTOR_CONCURRENCY`. A value that does not parse is an
-    /// [`Error::InvalidConfig`].
+    /// `PREFACTOR_QUEUE_CAPACITY`, `PREFACTOR_CONCURRENCY`, `PREFACTOR_DELIVERY` (`bulk` or
+    /// `per_request`), `PREFACTOR_BULK_MAX_ITEMS`, `PREFACTOR_LINGER` (seconds). A value that does
+    /// not parse is an [`Error::InvalidConfig`].
     ///
     /// ```
     /// use prefactor_runtime::Config;
@@ -332,7 +377,7 @@ impl ConfigBuilder {
                 .map(Duration::from_secs_f64)
                 .ok_or_else(|| invalid(field, format!("`{v}` is not a number of seconds")))
         };
-        let durations: [(&str, &'static str, &mut Duration); 6] = [
+        let durations: [(&str, &'static str, &mut Duration); 7] = [
             ("PREFACTOR_REQUEST_TIMEOUT", "request_timeout", &mut self.config.request_timeout),
             ("PREFACTOR_CONNECT_TIMEOUT", "connect_timeout", &mut self.config.connect_timeout),
             ("PREFACTOR_INITIAL_RETRY_DELAY", "initial_retry_delay", &mut self.config.initial_retry_delay),
@@ -343,6 +388,7 @@ impl ConfigBuilder {
                 &mut self.config.termination_poll_interval,
             ),
             ("PREFACTOR_CLOSE_TIMEOUT", "close_timeout", &mut self.config.close_timeout),
+            ("PREFACTOR_LINGER", "linger", &mut self.config.linger),
         ];
         for (key, field, slot) in durations {
             if let Some(v) = get(key) {
@@ -360,6 +406,12 @@ impl ConfigBuilder {
         }
         if let Some(v) = get("PREFACTOR_CONCURRENCY") {
             self.config.concurrency = parse_number("concurrency", &v)?;
+        }
+        if let Some(v) = get("PREFACTOR_DELIVERY") {
+            self.config.delivery = v.parse().map_err(|reason| invalid("delivery", reason))?;
+        }
+        if let Some(v) = get("PREFACTOR_BULK_MAX_ITEMS") {
+            self.config.bulk_max_items = parse_number("bulk_max_items", &v)?;
         }
         Ok(self)
     }
@@ -398,6 +450,15 @@ impl ConfigBuilder {
         }
         if !(1..=256).contains(&c.concurrency) {
             return Err(invalid("concurrency", format!("must be between 1 and 256, got {}", c.concurrency)));
+        }
+        if !(1..=MAX_BULK_ITEMS).contains(&c.bulk_max_items) {
+            return Err(invalid(
+                "bulk_max_items",
+                format!("must be between 1 and {MAX_BULK_ITEMS}, got {}", c.bulk_max_items),
+            ));
+        }
+        if c.linger > MAX_LINGER {
+            return Err(invalid("linger", format!("must be at most {MAX_LINGER:?}, got {:?}", c.linger)));
         }
         for (field, value) in [("agent_id", &c.agent_id), ("environment_id", &c.environment_id)] {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {

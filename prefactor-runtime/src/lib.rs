@@ -49,10 +49,13 @@
 #![warn(missing_docs)]
 
 mod blocking;
+mod bulk_batch;
+mod bulk_outcome;
 mod client;
 mod close_report;
 mod config;
 mod context;
+mod delivery;
 mod error;
 mod flush_epochs;
 mod global;
@@ -78,8 +81,9 @@ mod worker;
 
 pub use client::{AgentVersion, Client, CreateInstance};
 pub use close_report::CloseReport;
-pub use config::{Config, ConfigBuilder, SDK_HEADER_ENTRY};
+pub use config::{Config, ConfigBuilder, MAX_BULK_ITEMS, MAX_LINGER, SDK_HEADER_ENTRY};
 pub use context::{Context, ContextGuard};
+pub use delivery::Delivery;
 pub use error::Error;
 pub use global::{
     DEFAULT_DROP_TIMEOUT, InitGuard, Terminated, check_terminated, current_instance, global_client, init,

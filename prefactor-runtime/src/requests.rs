@@ -94,6 +94,14 @@ pub(crate) fn idempotency_key(op: &Op) -> String {
     }
 }
 
+/// Whether a 409 answer to `op` means its work was already done (see [`Request`]).
+pub(crate) fn conflict_is_done(op: &Op) -> bool {
+    match op {
+        Op::Register { .. } | Op::Finish { .. } | Op::CreateSpan(_) | Op::FinishSpan(_) => true,
+        Op::Start { .. } | Op::Quality { .. } => false,
+    }
+}
+
 pub(crate) fn build(op: &Op) -> Result<Request, serde_json::Error> {
     let key = idempotency_key(op);
     match op {

@@ -7,9 +7,20 @@
 //! * a span finish waits for its own create; when that create has not been sent yet, the
 //!   finish is merged into it and one create-as-terminal request goes out;
 //! * an instance finish waits until every other operation of that instance is done.
+//!
+//! A span create without its finish first lingers (`linger`): its finish usually arrives
+//! within microseconds and merges, so one create-as-terminal request replaces two.
+//!
+//! Bulk delivery builds a batch with `begin_batch` / `next_for_batch` / `seal_batch`. Items of
+//! one bulk request run in order on the server, so an operation whose dependency was placed
+//! earlier in the same open batch may follow it there ("chained"); what is still chained when
+//! the batch is sealed waits for the real completion again.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::flush_epochs::Epochs;
 use crate::ids::{InstanceId, SpanId};
@@ -72,8 +83,30 @@ pub(crate) enum Pushed {
     Merged,
 }
 
+/// What `next_for_batch` hands out.
+pub(crate) enum Taken {
+    /// Placed in the open batch.
+    Send(Op, Epochs),
+    /// Cannot succeed because something it depends on failed (the reason); not placed.
+    Doomed(Op, Epochs, String),
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Scheduler {
+    /// How long a create without its finish waits for it (zero: not at all).
+    linger: Duration,
+    /// Lingering creates by due time (arrival order, so due times are ordered); keys no longer
+    /// in `lingering_keys` (merged with their finish) are skipped.
+    lingering: VecDeque<(Instant, Key)>,
+    lingering_keys: HashSet<Key, Fx>,
+    /// Ready only within the open batch (a dependency was placed in it), taken first.
+    chained: VecDeque<Key>,
+    /// Dependencies met by operations placed in the open batch.
+    in_batch: HashSet<Dep, Fx>,
+    /// Operations other than instance finishes placed in the open batch, by instance.
+    placed: HashMap<InstanceId, usize, Fx>,
+    /// Ready operations the open batch had no room for; first in line for the next one.
+    skipped: Vec<Key>,
     next_key: Key,
     /// Each operation with the flush epochs of the queue operations it stands for.
     ops: HashMap<Key, (Op, Epochs), Fx>,
@@ -86,14 +119,70 @@ pub(crate) struct Scheduler {
 }
 
 impl Scheduler {
+    /// A scheduler whose span creates wait up to `linger` for their finish.
+    pub(crate) fn with_linger(linger: Duration) -> Scheduler {
+        Scheduler { linger, ..Scheduler::default() }
+    }
+
     /// Operations held here (queued or parked), not counting those handed out.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.ops.len()
     }
 
-    pub(crate) fn push(&mut self, op: Op, epochs: Epochs) -> Pushed {
+    /// Takes an operation accepted `now`.
+    pub(crate) fn push(&mut self, op: Op, epochs: Epochs, now: Instant) -> Pushed {
         let Some(op) = self.try_merge(op, epochs) else { return Pushed::Merged };
+        let lingers = !self.linger.is_zero() && matches!(&op, Op::CreateSpan(create) if create.end.is_none());
+        let key = self.insert(op, epochs);
+        if lingers {
+            self.lingering.push_back((now + self.linger, key));
+            self.lingering_keys.insert(key);
+        } else {
+            self.schedule(key);
+        }
+        Pushed::Queued
+    }
+
+    /// Takes back operations handed out but not processed (items after a failed one in a bulk
+    /// request, or a bulk request a server without bulk refused), in their original order:
+    /// each waits again for what it depends on, without lingering.
+    pub(crate) fn restore(&mut self, op: Op, epochs: Epochs) {
+        let key = self.next_key;
+        self.next_key += 1;
+        if let OpKind::CreateSpan(span, _) = op.kind() {
+            self.spans.insert(span, SpanTrack::Waiting(key));
+        }
+        self.ops.insert(key, (op, epochs));
+        self.schedule(key);
+    }
+
+    /// Schedules the lingering creates due at `now` (all of them with `now = None`).
+    pub(crate) fn release_lingering(&mut self, now: Option<Instant>) {
+        while let Some(&(due, key)) = self.lingering.front() {
+            if now.is_some_and(|now| due > now) {
+                break;
+            }
+            self.lingering.pop_front();
+            if self.lingering_keys.remove(&key) {
+                self.schedule(key);
+            }
+        }
+    }
+
+    /// When the next lingering create is due.
+    pub(crate) fn next_linger_due(&mut self) -> Option<Instant> {
+        while let Some(&(due, key)) = self.lingering.front() {
+            if self.lingering_keys.contains(&key) {
+                return Some(due);
+            }
+            self.lingering.pop_front();
+        }
+        None
+    }
+
+    /// Registers a new operation (instance and span tracking) under a fresh key.
+    fn insert(&mut self, op: Op, epochs: Epochs) -> Key {
         let key = self.next_key;
         self.next_key += 1;
         let kind = op.kind();
@@ -110,8 +199,7 @@ impl Scheduler {
             self.spans.insert(span, SpanTrack::Waiting(key));
         }
         self.ops.insert(key, (op, epochs));
-        self.schedule(key);
-        Pushed::Queued
+        key
     }
 
     /// A finish whose create is still queued here rides along with it (then `None`).
@@ -124,6 +212,11 @@ impl Scheduler {
             create.end = Some(Box::new(finish.end));
             create.weight += 1;
             *create_epochs = create_epochs.merged(epochs);
+            // Nothing left to wait for: the create-as-terminal goes out now.
+            let key = *key;
+            if self.lingering_keys.remove(&key) {
+                self.schedule(key);
+            }
             return None;
         }
         Some(Op::FinishSpan(finish))
@@ -140,6 +233,73 @@ impl Scheduler {
             return Some((op, epochs));
         }
         None
+    }
+
+    /// Opens a batch: operations placed from now on until `seal_batch` share one bulk request.
+    pub(crate) fn begin_batch(&mut self) {
+        debug_assert!(self.in_batch.is_empty() && self.chained.is_empty() && self.skipped.is_empty());
+    }
+
+    /// The next operation for the open batch: those chained to it first, then the ready ones.
+    /// `fits` decides whether the batch takes it (it may keep the operation's bytes); one it
+    /// refuses stays first in line for the next batch. `None` when nothing is left to offer.
+    pub(crate) fn next_for_batch(&mut self, mut fits: impl FnMut(&Op) -> bool) -> Option<Taken> {
+        loop {
+            let key = self.chained.pop_front().or_else(|| self.ready.pop_front())?;
+            let Some((op, _)) = self.ops.get(&key) else { continue };
+            if let Some(reason) = self.doomed(op) {
+                let (op, epochs) = self.ops.remove(&key)?;
+                return Some(Taken::Doomed(op, epochs, reason));
+            }
+            if !fits(op) {
+                self.skipped.push(key);
+                continue;
+            }
+            let (op, epochs) = self.ops.remove(&key)?;
+            self.place(op.kind());
+            return Some(Taken::Send(op, epochs));
+        }
+    }
+
+    /// Closes the open batch: what was chained to it waits for the real completions again, and
+    /// what it had no room for goes first next time.
+    pub(crate) fn seal_batch(&mut self) {
+        self.in_batch.clear();
+        self.placed.clear();
+        for key in std::mem::take(&mut self.chained) {
+            self.schedule(key);
+        }
+        for key in std::mem::take(&mut self.skipped).into_iter().rev() {
+            self.ready.push_front(key);
+        }
+    }
+
+    /// Records that an operation of `kind` is placed in the open batch and chains what only
+    /// waited for it.
+    fn place(&mut self, kind: OpKind) {
+        match kind {
+            OpKind::CreateSpan(span, _) => {
+                self.spans.insert(span, SpanTrack::Sending);
+                self.chain(Dep::Created(span));
+            }
+            OpKind::Register(instance) => self.chain(Dep::Registered(instance)),
+            _ => {}
+        }
+        if matches!(kind, OpKind::Finish(_)) {
+            return;
+        }
+        let Some(instance) = kind.instance() else { return };
+        let placed = self.placed.entry(instance).or_default();
+        *placed += 1;
+        let placed = *placed;
+        if self.instances.get(&instance).is_some_and(|t| t.outstanding.saturating_sub(t.finishing) == placed) {
+            self.chain(Dep::Idle(instance));
+        }
+    }
+
+    fn chain(&mut self, dep: Dep) {
+        self.in_batch.insert(dep);
+        self.release(dep);
     }
 
     /// Why `op` cannot succeed because something it depends on failed, if so.
@@ -211,20 +371,32 @@ impl Scheduler {
 
     fn schedule(&mut self, key: Key) {
         let Some((op, _)) = self.ops.get(&key) else { return };
-        match self.unmet_dependency(op) {
-            Some(dep) => self.parked.entry(dep).or_default().push(key),
-            None => self.ready.push_back(key),
+        let (first, second) = self.unmet_dependencies(op);
+        let mut chained = false;
+        for dep in [first, second].into_iter().flatten() {
+            if self.in_batch.contains(&dep) {
+                chained = true;
+            } else {
+                self.parked.entry(dep).or_default().push(key);
+                return;
+            }
         }
+        if chained { self.chained.push_back(key) } else { self.ready.push_back(key) }
     }
 
-    fn unmet_dependency(&self, op: &Op) -> Option<Dep> {
+    /// What `op` still waits for: its instance's register, then its parent's or its own create
+    /// or its instance's other operations.
+    fn unmet_dependencies(&self, op: &Op) -> (Option<Dep>, Option<Dep>) {
         let kind = op.kind();
-        if !matches!(kind, OpKind::Register(_))
-            && let Some(instance) = kind.instance()
-            && self.instances.get(&instance).is_some_and(|t| t.registering)
-        {
-            return Some(Dep::Registered(instance));
-        }
+        let registering = (!matches!(kind, OpKind::Register(_)))
+            .then(|| kind.instance())
+            .flatten()
+            .filter(|instance| self.instances.get(instance).is_some_and(|t| t.registering))
+            .map(Dep::Registered);
+        (registering, self.unmet_order_dependency(kind, op))
+    }
+
+    fn unmet_order_dependency(&self, kind: OpKind, op: &Op) -> Option<Dep> {
         match (kind, op) {
             (OpKind::CreateSpan(..), Op::CreateSpan(create)) => {
                 create.parent.filter(|parent| self.spans.contains_key(parent)).map(Dep::Created)
@@ -255,7 +427,7 @@ mod tests {
     }
 
     fn push(s: &mut Scheduler, op: Op) -> Pushed {
-        s.push(op, Epochs::at(0))
+        s.push(op, Epochs::at(0), Instant::now())
     }
 
     fn next(s: &mut Scheduler) -> Option<Op> {
@@ -291,8 +463,8 @@ mod tests {
         let i = instance();
         let mut s = Scheduler::default();
         let (id, op) = create(&i, None);
-        assert_eq!(s.push(op, Epochs::at(3)), Pushed::Queued);
-        assert_eq!(s.push(finish(&i, id), Epochs::at(5)), Pushed::Merged);
+        assert_eq!(s.push(op, Epochs::at(3), Instant::now()), Pushed::Queued);
+        assert_eq!(s.push(finish(&i, id), Epochs::at(5), Instant::now()), Pushed::Merged);
         let Some((Op::CreateSpan(c), epochs)) = s.next_ready() else { panic!("expected the create") };
         assert_eq!(c.weight, 2);
         assert_eq!(epochs, Epochs::at(3).merged(Epochs::at(5)), "each half keeps its flush epoch");

@@ -28,9 +28,26 @@ pub(crate) enum Attempt {
     Permanent(Error),
 }
 
+/// The answer to a bulk request, before its outputs are read.
+#[derive(Debug)]
+pub(crate) enum BulkReply {
+    /// 2xx: the raw body (outputs by item key).
+    Answered(Vec<u8>),
+    /// 404 or 405: this server has no bulk endpoint.
+    Unsupported(u16),
+    /// The request as a whole failed (network, 401/403, 429, 5xx, other 4xx).
+    Failed(Attempt),
+}
+
 /// The control signal of a span response, when it asks to terminate.
+#[cfg(test)]
 pub(crate) fn termination_signal(body: &Value) -> Option<Option<String>> {
-    let control: Control = serde_json::from_value(body.get("control")?.clone()).ok()?;
+    termination_signal_of(body.get("control")?)
+}
+
+/// The same, given the `control` object itself.
+pub(crate) fn termination_signal_of(control: &Value) -> Option<Option<String>> {
+    let control: Control = serde_json::from_value(control.clone()).ok()?;
     control.terminate.then_some(control.reason)
 }
 
@@ -119,6 +136,26 @@ impl Transport {
         self.send(operation, request, Wanted::for_post(path), conflict_is_done).await
     }
 
+    /// POSTs a bulk body to `/bulk`.
+    pub(crate) async fn post_bulk(&self, body: Vec<u8>) -> BulkReply {
+        const OPERATION: &str = "bulk request";
+        let mut request = reqwest::Request::new(Method::POST, self.url("/bulk"));
+        request.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        *request.body_mut() = Some(body.into());
+        let (status, retry_after, bytes) = match self.exchange(OPERATION, request).await {
+            Ok(answer) => answer,
+            Err(failed) => return BulkReply::Failed(failed),
+        };
+        match status {
+            200..=299 => BulkReply::Answered(bytes),
+            404 | 405 => BulkReply::Unsupported(status),
+            _ => {
+                let (code, message) = error_details(status, &bytes);
+                BulkReply::Failed(classify_status(OPERATION, status, retry_after, code, message, false))
+            }
+        }
+    }
+
     pub(crate) async fn get(&self, operation: &'static str, path: &str) -> Attempt {
         let request = reqwest::Request::new(Method::GET, self.url(path));
         self.send(operation, request, Wanted::Everything, false).await
@@ -131,29 +168,42 @@ impl Transport {
         wanted: Wanted,
         conflict_is_done: bool,
     ) -> Attempt {
+        match self.exchange(operation, request).await {
+            Ok((status, retry_after, bytes)) => {
+                classify(operation, status, retry_after, &bytes, wanted, conflict_is_done)
+            }
+            Err(failed) => failed,
+        }
+    }
+
+    /// One request: status, `Retry-After` and body, or the transient failure to get them.
+    async fn exchange(
+        &self,
+        operation: &'static str,
+        request: reqwest::Request,
+    ) -> Result<(u16, Option<Duration>, Vec<u8>), Attempt> {
         let response = match self.http.execute(request).await {
             Ok(response) => response,
             Err(err) => {
                 let message = describe_transport_error(&err);
-                return Attempt::Transient {
+                return Err(Attempt::Transient {
                     retry_after: None,
                     error: Error::Http { operation, status: None, code: None, message },
-                };
+                });
             }
         };
         let status = response.status().as_u16();
         let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
-        let bytes = match response.bytes().await {
-            Ok(bytes) => bytes,
+        match response.bytes().await {
+            Ok(bytes) => Ok((status, retry_after, Vec::from(bytes))),
             Err(err) => {
                 let message = describe_transport_error(&err);
-                return Attempt::Transient {
+                Err(Attempt::Transient {
                     retry_after,
                     error: Error::Http { operation, status: Some(status), code: None, message },
-                };
+                })
             }
-        };
-        classify(operation, status, retry_after, &bytes, wanted, conflict_is_done)
+        }
     }
 }
 
@@ -168,10 +218,22 @@ fn classify(
     if (200..300).contains(&status) {
         return Attempt::Done(success_body(body, wanted));
     }
+    let (code, message) = error_details(status, body);
+    classify_status(operation, status, retry_after, code, message, conflict_is_done)
+}
+
+/// Classifies a non-2xx status with the server's `code` and `message` (A3).
+pub(crate) fn classify_status(
+    operation: &'static str,
+    status: u16,
+    retry_after: Option<Duration>,
+    code: Option<String>,
+    message: String,
+    conflict_is_done: bool,
+) -> Attempt {
     if status == 409 && conflict_is_done {
         return Attempt::AlreadyDone;
     }
-    let (code, message) = error_details(status, body);
     match status {
         401 | 403 => {
             Attempt::Auth(Error::Auth { status, code: code.unwrap_or_else(|| "unauthorized".into()), message })

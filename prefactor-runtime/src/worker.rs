@@ -12,8 +12,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::bulk_batch::{BulkBatch, MAX_BULK_BYTES, body_of};
+use crate::bulk_outcome::{BulkAnswer, ItemResult, missing_output};
 use crate::client::Shared;
 use crate::close_report::CloseReport;
+use crate::delivery::Delivery;
 use crate::error::Error;
 use crate::flush_epochs::{Epochs, FlushLedger};
 use crate::ids::InstanceId;
@@ -22,9 +25,9 @@ use crate::op_queue::{DOZE_TICK, OpQueue};
 use crate::operation::{Op, OpKind};
 use crate::requests;
 use crate::retry::retry_delay;
-use crate::scheduler::Scheduler;
+use crate::scheduler::{Scheduler, Taken};
 use crate::stats::Counters;
-use crate::transport::{Attempt, Transport, termination_signal};
+use crate::transport::{Attempt, BulkReply, Transport, termination_signal_of};
 
 /// Requests from the client to the worker.
 pub(crate) enum Command {
@@ -55,11 +58,30 @@ pub(crate) fn spawn(worker: Worker) -> Result<(), Error> {
         .map_err(|_| Error::WorkerGone)
 }
 
-struct Attempted {
-    op: Op,
-    epochs: Epochs,
+/// Operations that travel in one request, and how many times that request was retried.
+struct Shipment {
+    /// One operation (per-request delivery), or a bulk batch in item order.
+    items: Vec<(Op, Epochs)>,
     attempt: u32,
-    result: Attempt,
+    /// Sent as a bulk request (else each item is its own single request; then there is one).
+    bulk: bool,
+}
+
+impl Shipment {
+    fn single(op: Op, epochs: Epochs, attempt: u32) -> Shipment {
+        Shipment { items: vec![(op, epochs)], attempt, bulk: false }
+    }
+}
+
+/// The answer to a shipment's request.
+enum Reply {
+    Single(Attempt),
+    Bulk(BulkReply),
+}
+
+struct Attempted {
+    shipment: Shipment,
+    reply: Reply,
 }
 
 struct FlushWaiter {
@@ -87,8 +109,11 @@ pub(crate) struct Worker {
     commands_open: bool,
     scheduler: Scheduler,
     attempts: JoinSet<Attempted>,
-    retry_timers: JoinSet<(Op, Epochs, u32)>,
-    retry_ready: VecDeque<(Op, Epochs, u32)>,
+    retry_timers: JoinSet<Shipment>,
+    retry_ready: VecDeque<Shipment>,
+    /// How operations go out now: the configured delivery until a server without a bulk
+    /// endpoint makes it per-request for good.
+    delivery: Delivery,
     live: HashMap<InstanceId, Arc<InstanceState>>,
     flushes: Vec<FlushWaiter>,
     /// Unsettled operations by flush epoch.
@@ -106,6 +131,8 @@ impl Worker {
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Worker {
         Worker {
+            delivery: shared.config.delivery(),
+            scheduler: Scheduler::with_linger(shared.config.linger()),
             shared,
             transport: Arc::new(transport),
             ops,
@@ -114,7 +141,6 @@ impl Worker {
             idle_ticks: IDLE_TICKS_BEFORE_PARKING,
             commands,
             commands_open: true,
-            scheduler: Scheduler::default(),
             attempts: JoinSet::new(),
             retry_timers: JoinSet::new(),
             retry_ready: VecDeque::new(),
@@ -150,8 +176,8 @@ impl Worker {
                     Err(err) => tracing::error!(error = %err, "prefactor: a send task failed"),
                 },
                 Some(due) = self.retry_timers.join_next(), if !self.retry_timers.is_empty() => {
-                    if let Ok(due) = due {
-                        self.retry_ready.push_back(due);
+                    if let Ok(shipment) = due {
+                        self.retry_ready.push_back(shipment);
                     }
                 }
                 command = self.commands.recv(), if self.commands_open => match command {
@@ -193,15 +219,16 @@ impl Worker {
 
     /// Takes up to `BATCH` operations from the queue; true when it is drained.
     fn accept_batch(&mut self) -> bool {
+        let now = Instant::now();
         for _ in 0..BATCH {
             let Some(op) = self.ops.pop() else { return true };
             self.taken += op.weight();
-            self.accept(op);
+            self.accept(op, now);
         }
         false
     }
 
-    fn accept(&mut self, op: Op) {
+    fn accept(&mut self, op: Op, now: Instant) {
         let epochs = self.ledger.accept(op.weight());
         if self.shared.is_latched() {
             self.discard(op, epochs);
@@ -210,57 +237,138 @@ impl Worker {
         if let OpKind::Finish(instance) = op.kind() {
             self.live.remove(&instance);
         }
-        self.scheduler.push(op, epochs);
+        self.scheduler.push(op, epochs, now);
     }
 
-    /// Sends ready operations while fewer than `concurrency` requests are in flight. Ready
-    /// operations that wait here can still absorb their span's finish (merge).
+    /// Sends ready operations while fewer than `concurrency` requests are in flight: retries
+    /// first, then bulk batches (or single requests). Ready operations that wait here can still
+    /// absorb their span's finish (merge).
     fn dispatch(&mut self) {
+        self.scheduler.release_lingering(Some(Instant::now()));
         let limit = self.shared.config.concurrency();
         while self.attempts.len() < limit {
-            let (op, epochs, attempt) = match self.retry_ready.pop_front() {
-                Some(due) => due,
-                None => match self.scheduler.next_ready() {
-                    Some((op, epochs)) => (op, epochs, 0),
-                    None => break,
-                },
+            if let Some(shipment) = self.retry_ready.pop_front() {
+                self.send_again(shipment);
+                continue;
+            }
+            let took = if self.delivery == Delivery::Bulk && !self.shared.is_latched() {
+                self.dispatch_batch()
+            } else {
+                self.dispatch_one()
             };
-            if self.shared.is_latched() {
-                self.discard_sent(op, epochs);
-                continue;
+            if !took {
+                break;
             }
-            if let Some(reason) = self.scheduler.doomed(&op) {
-                let error = Error::Http { operation: op.kind().label(), status: None, code: None, message: reason };
-                self.fail(op, epochs, error);
-                continue;
-            }
-            let transport = self.transport.clone();
-            self.attempts.spawn(async move {
-                let result = send(&transport, &op).await;
-                Attempted { op, epochs, attempt, result }
-            });
         }
     }
 
-    fn on_attempt(&mut self, Attempted { op, epochs, attempt, result }: Attempted) {
+    /// Hands out one ready operation as its own request; false when none is ready.
+    fn dispatch_one(&mut self) -> bool {
+        let Some((op, epochs)) = self.scheduler.next_ready() else { return false };
+        if self.shared.is_latched() {
+            self.discard_sent(op, epochs);
+        } else if let Some(reason) = self.scheduler.doomed(&op) {
+            self.fail_doomed(op, epochs, reason);
+        } else {
+            self.spawn(Shipment::single(op, epochs, 0));
+        }
+        true
+    }
+
+    /// Fills one bulk request with ready operations (whole runs of an instance when they are
+    /// queued together) and sends it; false when nothing was ready.
+    fn dispatch_batch(&mut self) -> bool {
+        let mut batch = BulkBatch::new(self.shared.config.bulk_max_items(), MAX_BULK_BYTES);
+        let mut items = Vec::new();
+        let mut took = false;
+        self.scheduler.begin_batch();
+        while !batch.is_full() {
+            let Some(taken) = self.scheduler.next_for_batch(|op| batch.admits(op)) else { break };
+            took = true;
+            match taken {
+                Taken::Doomed(op, epochs, reason) => self.fail_doomed(op, epochs, reason),
+                Taken::Send(op, epochs) => match batch.take_broken() {
+                    Some(err) => self.fail(op, epochs, err.into()),
+                    None => items.push((op, epochs)),
+                },
+            }
+        }
+        self.scheduler.seal_batch();
+        if !items.is_empty() {
+            let transport = self.transport.clone();
+            let body = batch.into_body();
+            self.attempts.spawn(async move {
+                let reply = Reply::Bulk(transport.post_bulk(body).await);
+                Attempted { shipment: Shipment { items, attempt: 0, bulk: true }, reply }
+            });
+        }
+        took
+    }
+
+    /// Sends a shipment whose retry delay passed, unless sending stopped or changed meanwhile.
+    fn send_again(&mut self, shipment: Shipment) {
+        if self.shared.is_latched() {
+            for (op, epochs) in shipment.items {
+                self.discard_sent(op, epochs);
+            }
+        } else if shipment.bulk && self.delivery != Delivery::Bulk {
+            self.restore(shipment.items);
+        } else if !shipment.bulk
+            && let Some(reason) = self.scheduler.doomed(&shipment.items[0].0)
+        {
+            for (op, epochs) in shipment.items {
+                self.fail_doomed(op, epochs, reason.clone());
+            }
+        } else {
+            self.spawn(shipment);
+        }
+    }
+
+    fn spawn(&mut self, shipment: Shipment) {
+        let transport = self.transport.clone();
+        self.attempts.spawn(async move {
+            let reply = if shipment.bulk {
+                Reply::Bulk(transport.post_bulk(body_of(&shipment.items)).await)
+            } else {
+                Reply::Single(send(&transport, &shipment.items[0].0).await)
+            };
+            Attempted { shipment, reply }
+        });
+    }
+
+    fn on_attempt(&mut self, Attempted { mut shipment, reply }: Attempted) {
+        match reply {
+            Reply::Single(result) => {
+                let (op, epochs) = shipment.items.remove(0);
+                self.on_result(op, epochs, shipment.attempt, result);
+            }
+            Reply::Bulk(BulkReply::Answered(body)) => self.on_bulk_answer(shipment, &body),
+            Reply::Bulk(BulkReply::Unsupported(status)) => {
+                if self.delivery == Delivery::Bulk {
+                    tracing::warn!(
+                        status,
+                        "prefactor: the server has no bulk endpoint; sending one request per operation"
+                    );
+                    self.delivery = Delivery::PerRequest;
+                }
+                self.restore(shipment.items);
+            }
+            Reply::Bulk(BulkReply::Failed(result)) => self.on_bulk_failure(shipment, result),
+        }
+    }
+
+    /// Settles the operation of a request (or bulk item) from its outcome.
+    fn on_result(&mut self, op: Op, epochs: Epochs, attempt: u32, result: Attempt) {
         match result {
             Attempt::Done(body) => {
-                self.apply_response(&op, &body);
+                self.apply_response(&op, body.get("control"));
                 self.succeed(op, epochs);
             }
             Attempt::AlreadyDone => self.succeed(op, epochs),
             Attempt::Transient { retry_after, error } => {
-                if attempt < self.shared.config.max_retries() {
-                    Counters::add(&self.shared.counters.retried, 1);
-                    let delay = retry_delay(&self.shared.config, attempt, retry_after);
-                    tracing::debug!(operation = op.kind().label(), error = %error, ?delay, attempt, "prefactor: retrying");
-                    self.retry_timers.spawn(async move {
-                        tokio::time::sleep(delay).await;
-                        (op, epochs, attempt + 1)
-                    });
-                } else {
-                    self.fail(op, epochs, error);
-                }
+                let bulk = self.delivery == Delivery::Bulk;
+                let shipment = Shipment { items: vec![(op, epochs)], attempt, bulk };
+                self.retry_later(shipment, retry_after, error);
             }
             Attempt::Auth(error) => {
                 self.shared.latch(error.clone());
@@ -270,11 +378,100 @@ impl Worker {
         }
     }
 
-    /// Termination signals and instance liveness from a successful response.
-    fn apply_response(&mut self, op: &Op, body: &Value) {
+    /// Reads a bulk answer item by item, in order. An item without an output after one that
+    /// failed was not run: it goes back to the scheduler (a re-send, not a retry).
+    fn on_bulk_answer(&mut self, shipment: Shipment, body: &[u8]) {
+        let Some(answer) = BulkAnswer::parse(body) else {
+            let message = "the bulk answer is not `{\"outputs\": {...}}`".to_owned();
+            let error = Error::Http { operation: "bulk request", status: None, code: None, message };
+            return self.retry_later(shipment, None, error);
+        };
+        let mut failed_before = false;
+        let mut not_run = Vec::new();
+        for (op, epochs) in shipment.items {
+            let label = op.kind().label();
+            let key = requests::idempotency_key(&op);
+            let Some(output) = answer.output(&key) else {
+                if failed_before {
+                    not_run.push((op, epochs));
+                } else {
+                    failed_before = true;
+                    self.on_result(op, epochs, shipment.attempt, missing_output(label));
+                }
+                continue;
+            };
+            match output.result(label, requests::conflict_is_done(&op)) {
+                ItemResult::Done(control) => {
+                    self.apply_response(&op, control);
+                    self.succeed(op, epochs);
+                }
+                ItemResult::Failed(result) => {
+                    failed_before = true;
+                    self.on_result(op, epochs, shipment.attempt, result);
+                }
+            }
+        }
+        self.restore(not_run);
+    }
+
+    /// The bulk request as a whole failed: retry it (transient), or fail every item.
+    fn on_bulk_failure(&mut self, shipment: Shipment, result: Attempt) {
+        match result {
+            Attempt::Transient { retry_after, error } => self.retry_later(shipment, retry_after, error),
+            Attempt::Auth(error) => {
+                self.shared.latch(error.clone());
+                self.fail_all(shipment, error);
+            }
+            Attempt::Permanent(error) => self.fail_all(shipment, error),
+            Attempt::Done(_) | Attempt::AlreadyDone => {
+                let message = "unexpected bulk answer".to_owned();
+                self.fail_all(shipment, Error::Http { operation: "bulk request", status: None, code: None, message });
+            }
+        }
+    }
+
+    /// Sends `shipment` again after the backoff delay (same items, same keys), or fails it once
+    /// its retries are used up.
+    fn retry_later(&mut self, shipment: Shipment, retry_after: Option<Duration>, error: Error) {
+        let attempt = shipment.attempt;
+        if attempt >= self.shared.config.max_retries() {
+            return self.fail_all(shipment, error);
+        }
+        // One per request-sized operation retried (a create carrying its finish counts once).
+        Counters::add(&self.shared.counters.retried, shipment.items.len() as u64);
+        let delay = retry_delay(&self.shared.config, attempt, retry_after);
+        let operation = shipment.items.first().map_or("", |(op, _)| op.kind().label());
+        tracing::debug!(operation, items = shipment.items.len(), error = %error, ?delay, attempt, "prefactor: retrying");
+        self.retry_timers.spawn(async move {
+            tokio::time::sleep(delay).await;
+            Shipment { attempt: attempt + 1, ..shipment }
+        });
+    }
+
+    fn fail_all(&mut self, shipment: Shipment, error: Error) {
+        for (op, epochs) in shipment.items {
+            self.fail(op, epochs, error.clone());
+        }
+    }
+
+    fn fail_doomed(&mut self, op: Op, epochs: Epochs, reason: String) {
+        let error = Error::Http { operation: op.kind().label(), status: None, code: None, message: reason };
+        self.fail(op, epochs, error);
+    }
+
+    /// Gives operations handed out but not run back to the scheduler, in order.
+    fn restore(&mut self, items: Vec<(Op, Epochs)>) {
+        for (op, epochs) in items {
+            self.scheduler.restore(op, epochs);
+        }
+    }
+
+    /// Termination signals and instance liveness from a successful response (`control`: the
+    /// span actions' control object, when present).
+    fn apply_response(&mut self, op: &Op, control: Option<&Value>) {
         match op {
             Op::CreateSpan(_) | Op::FinishSpan(_) => {
-                if let Some(reason) = termination_signal(body)
+                if let Some(reason) = control.and_then(termination_signal_of)
                     && let Some(instance) = op.kind().instance().and_then(|id| self.shared.instance(id))
                     && instance.termination.mark(reason.clone())
                 {
@@ -341,10 +538,13 @@ impl Worker {
                 // What the caller pushed before sending this command is in the queue now:
                 // take all of it so it belongs to the epoch this flush closes.
                 while !self.accept_batch() {}
+                // The caller waits: creates still open go out now instead of lingering.
+                self.scheduler.release_lingering(None);
                 let epoch = self.ledger.close_epoch();
                 self.flushes.push(FlushWaiter { epoch, deadline: Instant::from_std(deadline), reply });
             }
             Command::Shutdown { deadline, reply } => {
+                self.scheduler.release_lingering(None);
                 let deadline = Instant::from_std(deadline);
                 match &mut self.closing {
                     Some(closing) => {
@@ -407,9 +607,11 @@ impl Worker {
         true
     }
 
-    fn next_deadline(&self) -> Instant {
+    /// The next flush or close deadline, or when the next lingering create is due.
+    fn next_deadline(&mut self) -> Instant {
         let far = Instant::now() + Duration::from_secs(3600);
-        self.flushes.iter().map(|w| w.deadline).chain(self.closing.as_ref().map(|c| c.deadline)).min().unwrap_or(far)
+        let deadlines = self.flushes.iter().map(|w| w.deadline).chain(self.closing.as_ref().map(|c| c.deadline));
+        deadlines.chain(self.scheduler.next_linger_due()).min().unwrap_or(far)
     }
 
     /// Polls each live instance (started, not finished, not terminated) for termination.

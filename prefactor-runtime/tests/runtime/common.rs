@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use prefactor_runtime::{Client, Config, ConfigBuilder, InstanceId};
+use prefactor_runtime::{Client, Config, ConfigBuilder, Delivery, InstanceId};
 use prefactor_server::{LocalServer, RecordedRequest, ServerConfig};
 use serde_json::Value;
 
@@ -11,9 +11,17 @@ pub fn server() -> LocalServer {
     LocalServer::start(ServerConfig::default()).expect("the local server starts")
 }
 
-/// Short retry delays keep the retry tests fast.
+/// Short retry delays keep the retry tests fast. One request per operation: most tests here
+/// assert the wire shape of each endpoint; `bulk.rs` and the tests run `in_both_modes` cover
+/// bulk delivery.
 pub fn config(server: &LocalServer) -> ConfigBuilder {
+    config_for(server, Delivery::PerRequest)
+}
+
+/// The test configuration with `delivery`.
+pub fn config_for(server: &LocalServer, delivery: Delivery) -> ConfigBuilder {
     Config::builder()
+        .delivery(delivery)
         .api_url(server.base_url())
         .api_token(server.token())
         .initial_retry_delay(Duration::from_millis(10))
@@ -24,10 +32,18 @@ pub fn config(server: &LocalServer) -> ConfigBuilder {
 }
 
 pub async fn client(server: &LocalServer) -> Client {
-    let client = Client::new(config(server).build().expect("valid config")).expect("client");
+    client_for(server, Delivery::PerRequest).await
+}
+
+/// An initialized client delivering with `delivery`.
+pub async fn client_for(server: &LocalServer, delivery: Delivery) -> Client {
+    let client = Client::new(config_for(server, delivery).build().expect("valid config")).expect("client");
     client.initialize().await.expect("initialize");
     client
 }
+
+/// Both delivery modes, for tests whose assertions hold in each.
+pub const BOTH_MODES: [Delivery; 2] = [Delivery::PerRequest, Delivery::Bulk];
 
 pub async fn flush(client: &Client) {
     client.flush(Duration::from_secs(20)).await.expect("flush within 20 s");

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod bulk;
 mod config;
 mod context;
 mod deadlines;

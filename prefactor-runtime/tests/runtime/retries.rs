@@ -6,7 +6,9 @@ use prefactor_runtime::{Client, CreateInstance, Error, FinishStatus, Payload, Sc
 use prefactor_server::FaultRule;
 use serde_json::json;
 
-use crate::common::{client, config, flush, instance_details, requests, server, span_by_id, spans_of};
+use crate::common::{
+    BOTH_MODES, client, config, config_for, flush, instance_details, requests, server, span_by_id, spans_of,
+};
 
 #[tokio::test]
 async fn transient_errors_are_retried_with_the_same_idempotency_key() {
@@ -81,44 +83,46 @@ async fn retries_run_out_and_fail_only_that_operation() {
 
 #[tokio::test]
 async fn a_422_fails_only_that_span_with_the_servers_message() {
-    let server = server();
-    let mut registry = SchemaRegistry::new();
-    registry
-        .register_type(
-            "t:strict",
-            json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}),
-            None,
-            None,
-            None,
-            None,
-        )
-        .unwrap();
-    let client = Client::new(config(&server).schema_registry(registry).build().unwrap()).unwrap();
-    client.initialize().await.unwrap();
-    let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
-    let good_before = instance.span("t:strict", None, Some(Payload::from(json!({"n": 1})))).id();
-    let bad = instance.span("t:strict", None, Some(Payload::from(json!({"n": "not a number"})))).id();
-    let good_after = instance.span("t:strict", None, Some(Payload::from(json!({"n": 2})))).id();
-    instance.finish(FinishStatus::Complete);
-    flush(&client).await;
+    for delivery in BOTH_MODES {
+        let server = server();
+        let mut registry = SchemaRegistry::new();
+        registry
+            .register_type(
+                "t:strict",
+                json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}),
+                None,
+                None,
+                None,
+                None,
+            )
+            .unwrap();
+        let client = Client::new(config_for(&server, delivery).schema_registry(registry).build().unwrap()).unwrap();
+        client.initialize().await.unwrap();
+        let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
+        let good_before = instance.span("t:strict", None, Some(Payload::from(json!({"n": 1})))).id();
+        let bad = instance.span("t:strict", None, Some(Payload::from(json!({"n": "not a number"})))).id();
+        let good_after = instance.span("t:strict", None, Some(Payload::from(json!({"n": 2})))).id();
+        instance.finish(FinishStatus::Complete);
+        flush(&client).await;
 
-    let spans = spans_of(&server, instance.id()).await;
-    assert_eq!(spans.len(), 2);
-    span_by_id(&spans, &good_before.to_string());
-    span_by_id(&spans, &good_after.to_string());
-    assert!(spans.iter().all(|s| s["id"] != bad.to_string()));
-    assert_eq!(instance_details(&server, instance.id()).await["status"], "complete");
-    match client.close().await {
-        Err(Error::TelemetryLost(report)) => {
-            assert_eq!(report.failed, 2, "the bad create and its finish");
-            match report.first_error {
-                Some(Error::Http { status: Some(422), message, .. }) => {
-                    assert!(message.contains("payload"), "{message}")
+        let spans = spans_of(&server, instance.id()).await;
+        assert_eq!(spans.len(), 2);
+        span_by_id(&spans, &good_before.to_string());
+        span_by_id(&spans, &good_after.to_string());
+        assert!(spans.iter().all(|s| s["id"] != bad.to_string()));
+        assert_eq!(instance_details(&server, instance.id()).await["status"], "complete");
+        match client.close().await {
+            Err(Error::TelemetryLost(report)) => {
+                assert_eq!(report.failed, 2, "the bad create and its finish");
+                match report.first_error {
+                    Some(Error::Http { status: Some(422), message, .. }) => {
+                        assert!(message.contains("payload"), "{message}")
+                    }
+                    other => panic!("expected the 422, got {other:?}"),
                 }
-                other => panic!("expected the 422, got {other:?}"),
             }
+            other => panic!("expected TelemetryLost, got {other:?}"),
         }
-        other => panic!("expected TelemetryLost, got {other:?}"),
     }
 }
 

@@ -4,27 +4,29 @@ use std::time::Duration;
 
 use prefactor_runtime::{Client, CreateInstance, FinishStatus};
 
-use crate::common::{client, config, flush, server};
+use crate::common::{BOTH_MODES, client_for, config, flush, server};
 
 #[tokio::test]
 async fn the_control_signal_of_a_span_response_terminates_the_instance() {
-    let server = server();
-    let client = client(&server).await;
-    let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
-    let waiter = tokio::spawn(instance.terminated());
-    flush(&client).await;
-    assert!(!instance.is_terminated());
-    server.terminate_instance(&instance.id().to_string(), Some("policy breach")).unwrap();
-    drop(instance.span("t:x", None, None));
-    flush(&client).await;
-    assert!(instance.is_terminated());
-    assert_eq!(instance.termination_reason().as_deref(), Some("policy breach"));
-    let reason = tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("woken").unwrap();
-    assert_eq!(reason.as_deref(), Some("policy breach"));
-    // Finishing a terminated instance answers 409, which is done, not a failure.
-    instance.finish(FinishStatus::Complete);
-    flush(&client).await;
-    assert_eq!(client.stats().failed, 0);
+    for delivery in BOTH_MODES {
+        let server = server();
+        let client = client_for(&server, delivery).await;
+        let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
+        let waiter = tokio::spawn(instance.terminated());
+        flush(&client).await;
+        assert!(!instance.is_terminated());
+        server.terminate_instance(&instance.id().to_string(), Some("policy breach")).unwrap();
+        drop(instance.span("t:x", None, None));
+        flush(&client).await;
+        assert!(instance.is_terminated());
+        assert_eq!(instance.termination_reason().as_deref(), Some("policy breach"));
+        let reason = tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("woken").unwrap();
+        assert_eq!(reason.as_deref(), Some("policy breach"));
+        // Finishing a terminated instance answers 409, which is done, not a failure.
+        instance.finish(FinishStatus::Complete);
+        flush(&client).await;
+        assert_eq!(client.stats().failed, 0);
+    }
 }
 
 #[tokio::test]
