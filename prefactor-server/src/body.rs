@@ -30,6 +30,11 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         Some(at) if bytes[at] != b'{' => return Err(not_an_object(bytes)),
         Some(_) => bytes,
     };
+    // Fast path: plain serde_json. Path tracking costs about as much as the parse itself, so
+    // it only runs again to explain a body that failed.
+    if let Ok(parsed) = serde_json::from_slice::<T>(bytes) {
+        return Ok(parsed);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let parsed: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();

@@ -13,7 +13,6 @@
 
 use axum::http::HeaderMap;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::error::ApiError;
 
@@ -85,30 +84,36 @@ pub fn scope_for(
     let Some(key) = find_key(headers, request)? else {
         return Ok(None);
     };
-    let body = serde_json::to_value(request).map_err(ApiError::internal)?;
     Ok(Some(IdempotencyScope {
         method: method.to_string(),
         path: path.to_string(),
         key,
-        request_hash: fingerprint(&body),
+        request_hash: fingerprint(request),
     }))
 }
 
-/// FNV-1a over the canonical JSON text (serde_json sorts object keys), stable across
-/// processes so replays work after a restart.
+/// FNV-1a over the canonical JSON text of a PARSED request: struct fields come out in
+/// declaration order, free-form objects (payloads) with sorted keys (serde_json's map), unknown
+/// fields are gone. So two bodies that differ only in key order or whitespace get the same
+/// fingerprint, and it is stable across processes, so replays work after a restart.
 ///
 /// ```
+/// use prefactor_protocol::FinishSpanRequest;
 /// use prefactor_server::idempotency::fingerprint;
-/// let a = serde_json::json!({"a": 1, "b": 2});
-/// let b: serde_json::Value = serde_json::from_str(r#"{"b":2,"a":1}"#).unwrap();
+/// let a: FinishSpanRequest = serde_json::from_str(r#"{"status":"failed","result_payload":{"a":1,"b":2}}"#).unwrap();
+/// let b: FinishSpanRequest =
+///     serde_json::from_str(r#"{ "result_payload": {"b":2, "a":1}, "status": "failed", "extra": 1 }"#).unwrap();
 /// assert_eq!(fingerprint(&a), fingerprint(&b));
+/// let c: FinishSpanRequest = serde_json::from_str(r#"{"status":"complete","result_payload":{"a":1,"b":2}}"#).unwrap();
+/// assert_ne!(fingerprint(&a), fingerprint(&c));
 /// ```
-pub fn fingerprint(body: &Value) -> i64 {
-    // The JSON text is streamed into the hash instead of being built as a String first.
+pub fn fingerprint(request: &impl Serialize) -> i64 {
+    // The JSON text is streamed into the hash: no `Value`, no String.
     let mut hasher = Fnv1a(0xcbf2_9ce4_8422_2325);
-    if serde_json::to_writer(&mut hasher, body).is_err() {
-        // Writing into the hasher cannot fail; hash the lossy text rather than panic.
-        hasher.hash(body.to_string().as_bytes());
+    if serde_json::to_writer(&mut hasher, request).is_err() {
+        // Writing into the hasher cannot fail, and the request types serialize infallibly;
+        // hash a marker rather than panic.
+        hasher.hash(b"unserializable");
     }
     hasher.0 as i64
 }

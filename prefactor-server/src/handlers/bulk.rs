@@ -76,17 +76,24 @@ async fn run(state: &AppState, body: &[u8]) -> Result<StoredAnswer, ApiError> {
     Ok((200, response_body(&outputs)))
 }
 
-/// One item that passed the whole-request checks.
-struct Item {
+/// One item that passed the whole-request checks (borrowing the request body).
+struct Item<'a> {
     action: BulkAction,
     key: String,
     head: ItemHead,
-    raw: Box<RawValue>,
+    raw: &'a RawValue,
 }
 
-/// The request envelope; items stay raw until their action is known.
+/// The request envelope; items stay raw (slices of the body) until their action is known.
 #[derive(Deserialize)]
-struct Envelope {
+struct Envelope<'a> {
+    #[serde(borrow)]
+    items: Option<Vec<&'a RawValue>>,
+}
+
+/// The same envelope owning its items: only parsed to explain a body the fast path refused.
+#[derive(Deserialize)]
+struct OwnedEnvelope {
     items: Option<Vec<Box<RawValue>>>,
 }
 
@@ -105,9 +112,20 @@ struct ItemHead {
 
 /// Parses the envelope and applies the whole-request checks; every problem found is
 /// reported in one 422, keyed by the item's path (`items[3]._type`).
-fn checked_items(body: &[u8]) -> Result<Vec<Item>, ApiError> {
-    let envelope: Envelope = parse(body)?;
-    let Some(raw_items) = envelope.items else {
+fn checked_items(body: &[u8]) -> Result<Vec<Item<'_>>, ApiError> {
+    let raw_items = match serde_json::from_slice::<Envelope<'_>>(body) {
+        Ok(envelope) => envelope.items,
+        Err(_) => {
+            // Borrowing raw items cannot fail by itself, so this path explains a bad body
+            // (400/422 with the field path); an empty body reads as `{}` (no items).
+            let owned: OwnedEnvelope = parse(body)?;
+            match owned.items {
+                None => None,
+                Some(_) => return Err(ApiError::validation("items", "must be an array of objects")),
+            }
+        }
+    };
+    let Some(raw_items) = raw_items else {
         return Err(ApiError::validation("items", "is required"));
     };
     if raw_items.is_empty() {
@@ -174,7 +192,7 @@ fn checked_items(body: &[u8]) -> Result<Vec<Item>, ApiError> {
 }
 
 /// Parses and checks one item as its single endpoint would (no database access yet).
-fn prepare_item(state: &AppState, item: &Item) -> Result<Operation, ApiError> {
+fn prepare_item(state: &AppState, item: &Item<'_>) -> Result<Operation, ApiError> {
     static NO_HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(HeaderMap::new);
     let headers = &*NO_HEADERS;
     let body = item.raw.get().as_bytes();
