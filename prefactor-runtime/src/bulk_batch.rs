@@ -145,7 +145,7 @@ fn append_item(out: &mut Vec<u8>, header: &str, body: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
+    use crate::timestamp::Timestamp;
 
     use prefactor_protocol::FinishStatus;
     use serde_json::Value;
@@ -155,16 +155,16 @@ mod tests {
     use crate::operation::{SpanEnd, SpanFinish};
 
     fn finish(instance: InstanceId) -> Op {
-        Op::Finish { instance, status: FinishStatus::Complete, at: SystemTime::now() }
+        Op::Finish { instance, status: FinishStatus::Complete, at: Timestamp::now() }
     }
 
     #[test]
     fn items_carry_type_id_and_the_single_body() {
         let instance = InstanceId::generate(1);
         let span = SpanId::generate(1);
-        let end = SpanEnd { status: FinishStatus::Failed, result: None, at: SystemTime::now() };
+        let end = SpanEnd { status: FinishStatus::Failed, result: None, at: Timestamp::now() };
         let mut batch = BulkBatch::new(10, MAX_BULK_BYTES);
-        assert!(batch.admits(&Op::Start { instance, at: SystemTime::now() }));
+        assert!(batch.admits(&Op::Start { instance, at: Timestamp::now() }));
         assert!(batch.admits(&Op::FinishSpan(SpanFinish { instance: Some(instance), id: span, end })));
         let body: Value = serde_json::from_slice(&batch.into_body()).unwrap();
         let items = body["items"].as_array().unwrap();
@@ -183,7 +183,7 @@ mod tests {
         let mut batch = BulkBatch::new(2, MAX_BULK_BYTES);
         assert!(batch.admits(&finish(instance)));
         assert!(!batch.admits(&finish(instance)), "an instance finish queued twice has the same key");
-        assert!(batch.admits(&Op::Start { instance, at: SystemTime::now() }));
+        assert!(batch.admits(&Op::Start { instance, at: Timestamp::now() }));
         assert!(batch.is_full());
         assert!(!batch.admits(&finish(InstanceId::generate(1))));
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use prefactor_protocol::{AgentSchemaVersion, FinishStatus, InstancePurpose, Pfid, RegisterInstanceRequest};
 use tokio::sync::{mpsc, oneshot};
@@ -25,6 +25,7 @@ use crate::schema_name::SchemaName;
 use crate::schema_registry::SchemaRegistry;
 use crate::span_guard::SpanGuard;
 use crate::stats::{Counters, Stats};
+use crate::timestamp::Timestamp;
 use crate::transport::Transport;
 use crate::worker::{self, Command, Worker};
 
@@ -450,7 +451,7 @@ impl Client {
             parent: parent_span_id.or_else(|| current_parent(instance_id)),
             schema: SchemaName::new(schema_name),
             payload,
-            started_at: SystemTime::now(),
+            started_at: Timestamp::now(),
             end: None,
             weight: 1,
         }));
@@ -472,7 +473,7 @@ impl Client {
     ) -> Result<(), Error> {
         self.ensure_usable()?;
         let instance = lock(&self.inner.open_spans).remove(&span_id);
-        let end = SpanEnd { status, result: result_payload, at: SystemTime::now() };
+        let end = SpanEnd { status, result: result_payload, at: Timestamp::now() };
         self.enqueue(Op::FinishSpan(SpanFinish { instance, id: span_id, end }));
         Ok(())
     }
@@ -511,14 +512,12 @@ impl Client {
     }
 
     /// A span id whose timestamp is `at` (saves a second clock read on the hot path).
-    pub(crate) fn span_id_at(&self, at: SystemTime) -> SpanId {
-        let ms = at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    pub(crate) fn span_id_at(&self, at: Timestamp) -> SpanId {
         let mut randomness = [0u8; 10];
         randomness[..8].copy_from_slice(&fastrand::u64(..).to_le_bytes());
         randomness[8..].copy_from_slice(&fastrand::u16(..).to_le_bytes());
-        u64::try_from(ms)
+        Pfid::from_parts(at.unix_millis(), self.inner.partition, randomness)
             .ok()
-            .and_then(|ms| Pfid::from_parts(ms, self.inner.partition, randomness).ok())
             .map_or_else(|| SpanId::generate(self.inner.partition), SpanId::from_pfid)
     }
 

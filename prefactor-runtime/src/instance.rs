@@ -4,7 +4,6 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
 
 use prefactor_protocol::FinishStatus;
 
@@ -15,6 +14,7 @@ use crate::operation::Op;
 use crate::payload::Payload;
 use crate::span_guard::SpanGuard;
 use crate::termination::Termination;
+use crate::timestamp::Timestamp;
 
 /// State of one instance shared by its handles, its queued operations and the worker.
 #[derive(Debug)]
@@ -77,7 +77,7 @@ impl AgentInstanceHandle {
     /// Queues the start (only the first call counts).
     pub fn start(&self) {
         if !self.state.started.swap(true, Ordering::AcqRel) {
-            self.client.enqueue(Op::Start { instance: self.state.id, at: SystemTime::now() });
+            self.client.enqueue(Op::Start { instance: self.state.id, at: Timestamp::now() });
         }
     }
 
@@ -85,7 +85,7 @@ impl AgentInstanceHandle {
     /// other queued operation of this instance. A 409 (already terminated) counts as done.
     pub fn finish(&self, status: FinishStatus) {
         if !self.state.finished.swap(true, Ordering::AcqRel) {
-            self.client.enqueue(Op::Finish { instance: self.state.id, status, at: SystemTime::now() });
+            self.client.enqueue(Op::Finish { instance: self.state.id, status, at: Timestamp::now() });
         }
     }
 

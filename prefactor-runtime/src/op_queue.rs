@@ -118,12 +118,13 @@ impl OpQueue {
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use std::time::{Duration, SystemTime};
+    use std::time::Duration;
 
     use crate::ids::InstanceId;
+    use crate::timestamp::Timestamp;
 
     fn op() -> Op {
-        Op::Start { instance: InstanceId::generate(1), at: SystemTime::now() }
+        Op::Start { instance: InstanceId::generate(1), at: Timestamp::now() }
     }
 
     #[test]

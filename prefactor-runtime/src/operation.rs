@@ -1,19 +1,18 @@
 //! The operations that travel through the queue to the worker.
 
-use std::time::SystemTime;
-
 use prefactor_protocol::{FinishStatus, RegisterInstanceRequest};
 
 use crate::ids::{InstanceId, SpanId};
 use crate::payload::Payload;
 use crate::schema_name::SchemaName;
+use crate::timestamp::Timestamp;
 
 /// How a span ended.
 #[derive(Debug, Clone)]
 pub(crate) struct SpanEnd {
     pub(crate) status: FinishStatus,
     pub(crate) result: Option<Payload>,
-    pub(crate) at: SystemTime,
+    pub(crate) at: Timestamp,
 }
 
 /// A span create; with `end` set it is sent as one create-as-terminal request.
@@ -27,7 +26,7 @@ pub(crate) struct SpanCreate {
     pub(crate) parent: Option<SpanId>,
     pub(crate) schema: SchemaName,
     pub(crate) payload: Option<Payload>,
-    pub(crate) started_at: SystemTime,
+    pub(crate) started_at: Timestamp,
     /// Boxed: rarely set when queued (merges happen in the worker), and keeping it out of line
     /// makes every queued operation smaller.
     pub(crate) end: Option<Box<SpanEnd>>,
@@ -47,8 +46,8 @@ pub(crate) struct SpanFinish {
 #[derive(Debug)]
 pub(crate) enum Op {
     Register { instance: InstanceId, request: Box<RegisterInstanceRequest> },
-    Start { instance: InstanceId, at: SystemTime },
-    Finish { instance: InstanceId, status: FinishStatus, at: SystemTime },
+    Start { instance: InstanceId, at: Timestamp },
+    Finish { instance: InstanceId, status: FinishStatus, at: Timestamp },
     Quality { instance: InstanceId, name: String, payload: Option<Payload>, key: String },
     CreateSpan(SpanCreate),
     FinishSpan(SpanFinish),
@@ -105,5 +104,17 @@ impl Op {
             Op::CreateSpan(c) => c.weight,
             _ => 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every queued operation occupies a slot of the size of the largest variant, written by
+    /// the agent's thread on every span open and close.
+    #[test]
+    fn queued_operations_stay_small() {
+        assert!(size_of::<Op>() <= 128, "Op is {} bytes", size_of::<Op>());
     }
 }

@@ -414,7 +414,7 @@ impl Scheduler {
 
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
+    use crate::timestamp::Timestamp;
 
     use prefactor_protocol::{FinishStatus, RegisterInstanceRequest};
 
@@ -446,7 +446,7 @@ mod tests {
             parent,
             schema: SchemaName::new("t:x"),
             payload: None,
-            started_at: SystemTime::now(),
+            started_at: Timestamp::now(),
             end: None,
             weight: 1,
         });
@@ -454,7 +454,7 @@ mod tests {
     }
 
     fn finish(i: &Instance, id: SpanId) -> Op {
-        let end = SpanEnd { status: FinishStatus::Complete, result: None, at: SystemTime::now() };
+        let end = SpanEnd { status: FinishStatus::Complete, result: None, at: Timestamp::now() };
         Op::FinishSpan(SpanFinish { instance: Some(i.id), id, end })
     }
 
@@ -494,10 +494,10 @@ mod tests {
         let i = instance();
         let mut s = Scheduler::default();
         push(&mut s, Op::Register { instance: i.id, request: Box::new(RegisterInstanceRequest::default()) });
-        push(&mut s, Op::Start { instance: i.id, at: SystemTime::now() });
+        push(&mut s, Op::Start { instance: i.id, at: Timestamp::now() });
         let (span, op) = create(&i, None);
         push(&mut s, op);
-        push(&mut s, Op::Finish { instance: i.id, status: FinishStatus::Complete, at: SystemTime::now() });
+        push(&mut s, Op::Finish { instance: i.id, status: FinishStatus::Complete, at: Timestamp::now() });
         assert_eq!(next(&mut s).map(|o| o.kind()), Some(OpKind::Register(i.id)));
         assert!(next(&mut s).is_none());
         s.complete(OpKind::Register(i.id), true);
@@ -517,8 +517,8 @@ mod tests {
     fn two_instance_finishes_do_not_wait_for_each_other() {
         let i = instance();
         let mut s = Scheduler::default();
-        push(&mut s, Op::Finish { instance: i.id, status: FinishStatus::Complete, at: SystemTime::now() });
-        push(&mut s, Op::Finish { instance: i.id, status: FinishStatus::Failed, at: SystemTime::now() });
+        push(&mut s, Op::Finish { instance: i.id, status: FinishStatus::Complete, at: Timestamp::now() });
+        push(&mut s, Op::Finish { instance: i.id, status: FinishStatus::Failed, at: Timestamp::now() });
         assert!(next(&mut s).is_some());
         assert!(next(&mut s).is_some());
     }

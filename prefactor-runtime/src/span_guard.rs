@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use prefactor_protocol::FinishStatus;
 
@@ -13,6 +12,7 @@ use crate::instance::{AgentInstanceHandle, InstanceState};
 use crate::operation::{Op, SpanCreate, SpanEnd, SpanFinish};
 use crate::payload::Payload;
 use crate::schema_name::SchemaName;
+use crate::timestamp::Timestamp;
 
 /// A span create that has not been queued yet (deferred guards only).
 struct Unstarted {
@@ -31,7 +31,7 @@ struct Live {
     /// Made by `span_deferred`: only then can `unstarted` hold something, so started guards
     /// never lock it.
     deferred: bool,
-    started_at: SystemTime,
+    started_at: Timestamp,
     result: Option<Payload>,
     drop_status: FinishStatus,
 }
@@ -75,7 +75,7 @@ impl SpanGuard {
         start: bool,
     ) -> SpanGuard {
         // One clock read gives both the id's timestamp and `started_at`.
-        let started_at = SystemTime::now();
+        let started_at = Timestamp::now();
         let id = client.span_id_at(started_at);
         let schema = SchemaName::new(schema);
         let unstarted = if start {
@@ -145,7 +145,7 @@ impl SpanGuard {
             return;
         }
         let Some(unstarted) = lock(&live.unstarted).take() else { return };
-        let at = SystemTime::now();
+        let at = Timestamp::now();
         live.client.enqueue(Op::CreateSpan(SpanCreate {
             instance: live.instance.id,
             id,
@@ -233,7 +233,7 @@ impl SpanGuard {
     }
 
     fn finish_live(id: SpanId, live: Live, status: FinishStatus) {
-        let end = SpanEnd { status, result: live.result, at: SystemTime::now() };
+        let end = SpanEnd { status, result: live.result, at: Timestamp::now() };
         let op = match live.unstarted.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()) {
             // Never started: one create-as-terminal request, started when the guard was made.
             Some(unstarted) => Op::CreateSpan(SpanCreate {
