@@ -132,3 +132,35 @@ async fn overlong_and_empty_keys_are_422() {
         api.post("/api/v1/agent_instance/register", json!({"agent_version": {}, "idempotency_key": ""})).await;
     assert_eq!(status, 422);
 }
+
+#[tokio::test]
+async fn span_replays_answer_as_first_given_whatever_happened_since() {
+    let api = Api::start();
+    let instance_id = api.register_id().await;
+    let create = |status: &str, key: &str| {
+        json!({"details": {"agent_instance_id": instance_id, "schema_name": "agent:x", "status": status,
+            "payload": {"q": 1}}, "idempotency_key": key})
+    };
+    // An open span's answer is replayed as it was, even after the span was finished.
+    let (_, open) = api.post("/api/v1/agent_spans", create("active", "open-span-key")).await;
+    let open_id = open["details"]["id"].as_str().unwrap().to_string();
+    assert_eq!(api.finish_span(&open_id, json!({"status": "complete"})).await.0, 200);
+    let (status, replay) = api.post("/api/v1/agent_spans", create("active", "open-span-key")).await;
+    assert_eq!(status, 200);
+    assert_eq!(replay, open, "the stored answer, not the span's current state");
+    assert_eq!(replay["details"]["status"], "active");
+
+    // A terminal span created before the terminate replays without control, and one created
+    // after it replays with the control signal it was answered with.
+    let (_, before) = api.post("/api/v1/agent_spans", create("complete", "done-before-key")).await;
+    api.server.terminate_instance(&instance_id, Some("stop now")).unwrap();
+    let (_, after) = api.post("/api/v1/agent_spans", create("complete", "done-after-key")).await;
+    assert_eq!(after["control"], json!({"terminate": true, "reason": "stop now"}));
+    let (_, replay_before) = api.post("/api/v1/agent_spans", create("complete", "done-before-key")).await;
+    assert_eq!(replay_before, before);
+    assert!(replay_before.get("control").is_none());
+    let (_, replay_after) = api.post("/api/v1/agent_spans", create("complete", "done-after-key")).await;
+    assert_eq!(replay_after, after);
+    let (_, list) = api.get(&format!("/api/v1/agent_spans?agent_instance_id={instance_id}")).await;
+    assert_eq!(list["summaries"].as_array().unwrap().len(), 3, "replays created nothing");
+}

@@ -1,4 +1,5 @@
-//! Stored answers of idempotent requests (see [`crate::idempotency`] for the rules).
+//! Stored answers of idempotent requests (see [`crate::idempotency`] for the rules and
+//! [`crate::handlers::operation`] for how they are used).
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -9,53 +10,89 @@ use crate::timestamps::now_utc;
 /// A stored answer: HTTP status and JSON body text.
 pub type StoredAnswer = (u16, String);
 
-/// Runs `work` at most once per scope: replays the stored answer of an earlier identical
-/// request, rejects a key reused with another body, otherwise runs `work` and stores a 2xx
-/// answer in the same transaction.
-pub fn run_once(
-    conn: &Connection,
-    scope: Option<&IdempotencyScope>,
-    work: impl FnOnce() -> Result<StoredAnswer, ApiError>,
-) -> Result<StoredAnswer, ApiError> {
-    let Some(scope) = scope else {
-        return work();
-    };
-    if let Some((hash, status, body)) = find(conn, scope)? {
-        if hash != scope.request_hash {
-            return Err(ApiError::new(
-                422,
-                "idempotency_key_reused",
-                format!(
-                    "idempotency key '{}' was already used for a different {} {} request",
-                    scope.key, scope.method, scope.path
-                ),
-            ));
-        }
-        return Ok((status, body));
-    }
-    let answer = work()?;
-    if (200..300).contains(&answer.0) {
-        conn.prepare_cached(
-            "INSERT INTO idempotency_keys (method, path, key, request_hash, status, body, inserted_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![
-            scope.method,
-            scope.path,
-            scope.key,
-            scope.request_hash,
-            answer.0,
-            answer.1,
-            now_utc()
-        ])?;
-    }
-    Ok(answer)
+/// The record of a key's first successful answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Fingerprint of the request that used the key first.
+    pub request_hash: i64,
+    /// Its HTTP status.
+    pub status: u16,
+    /// Its body, or empty when the answer is a span reference.
+    pub body: String,
+    /// The (terminal) span whose row rebuilds the body, instead of `body`.
+    pub span_id: Option<String>,
+    /// The control signal of a span reference, as JSON.
+    pub control: Option<String>,
 }
 
-fn find(conn: &Connection, scope: &IdempotencyScope) -> rusqlite::Result<Option<(i64, u16, String)>> {
+/// The record of `scope`'s key, if the key was used before.
+pub fn find(conn: &Connection, scope: &IdempotencyScope) -> Result<Option<StoredRecord>, ApiError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT request_hash, status, body, span_id, control FROM idempotency_keys
+             WHERE method = ?1 AND path = ?2 AND key = ?3",
+        )?
+        .query_row(params![scope.method, scope.path, scope.key], |row| {
+            Ok(StoredRecord {
+                request_hash: row.get(0)?,
+                status: row.get(1)?,
+                body: row.get(2)?,
+                span_id: row.get(3)?,
+                control: row.get(4)?,
+            })
+        })
+        .optional()?)
+}
+
+/// The error for a key used before with another request.
+pub fn reused(scope: &IdempotencyScope) -> ApiError {
+    ApiError::new(
+        422,
+        "idempotency_key_reused",
+        format!(
+            "idempotency key '{}' was already used for a different {} {} request",
+            scope.key, scope.method, scope.path
+        ),
+    )
+}
+
+/// Stores a full answer body for `scope`.
+pub fn store_body(conn: &Connection, scope: &IdempotencyScope, answer: &StoredAnswer) -> Result<(), ApiError> {
+    insert(conn, scope, answer.0, &answer.1, None, None)
+}
+
+/// Stores a span reference (status 200) for `scope`.
+pub fn store_span(
+    conn: &Connection,
+    scope: &IdempotencyScope,
+    span_id: &str,
+    control: Option<&str>,
+) -> Result<(), ApiError> {
+    insert(conn, scope, 200, "", Some(span_id), control)
+}
+
+fn insert(
+    conn: &Connection,
+    scope: &IdempotencyScope,
+    status: u16,
+    body: &str,
+    span_id: Option<&str>,
+    control: Option<&str>,
+) -> Result<(), ApiError> {
     conn.prepare_cached(
-        "SELECT request_hash, status, body FROM idempotency_keys WHERE method = ?1 AND path = ?2 AND key = ?3",
+        "INSERT INTO idempotency_keys (method, path, key, request_hash, status, body, span_id, control, inserted_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
-    .query_row(params![scope.method, scope.path, scope.key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-    .optional()
+    .execute(params![
+        scope.method,
+        scope.path,
+        scope.key,
+        scope.request_hash,
+        status,
+        body,
+        span_id,
+        control,
+        now_utc()
+    ])?;
+    Ok(())
 }

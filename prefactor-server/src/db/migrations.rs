@@ -3,7 +3,8 @@
 use rusqlite::Connection;
 
 /// Each entry is one migration; never edit a released entry, append a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -86,7 +87,14 @@ CREATE TABLE idempotency_keys (
     inserted_at  TEXT NOT NULL,
     PRIMARY KEY (method, path, key)
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+-- Answers of terminal spans are stored as a reference (the span id and the control signal)
+-- instead of a ~1 KB body: see handlers/span_answer.rs.
+ALTER TABLE idempotency_keys ADD COLUMN span_id TEXT;
+ALTER TABLE idempotency_keys ADD COLUMN control TEXT;
+"#,
+];
 
 /// Brings the database schema up to date inside one transaction.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -31,7 +31,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::listing::QueryPairs;
-use super::operation::Operation;
+use super::operation::{Operation, Outcome};
 use super::{agents, instances, respond, spans};
 use crate::body::{json_kind, parse};
 use crate::db::idempotency::StoredAnswer;
@@ -66,8 +66,11 @@ async fn run(state: &AppState, body: &[u8]) -> Result<StoredAnswer, ApiError> {
     let mut outputs = if operations.is_empty() {
         Vec::new()
     } else {
-        let results = state.db.write_unguarded(move |conn| run_in_order(conn, operations)).await?;
-        keys.into_iter().zip(results).collect()
+        let writer_state = state.clone();
+        let results = state.db.write_unguarded(move |conn| run_in_order(conn, &writer_state, operations)).await?;
+        keys.into_iter()
+            .zip(results.into_iter().map(|result| result.and_then(|outcome| outcome.into_answer(state))))
+            .collect()
     };
     let all_ran = outputs.iter().all(|(_, result)| result.is_ok());
     if all_ran && let Some(rejected) = rejected {
@@ -270,14 +273,15 @@ fn list_query(head: &ItemHead) -> Result<QueryPairs, ApiError> {
 /// written (5xx) ends the job with that error, which rolls back the group commit.
 fn run_in_order(
     conn: &Connection,
+    state: &AppState,
     operations: Vec<Operation>,
-) -> Result<Vec<Result<StoredAnswer, ApiError>>, ApiError> {
+) -> Result<Vec<Result<Outcome, ApiError>>, ApiError> {
     let mut results = Vec::with_capacity(operations.len());
     for operation in operations {
         let result = if operation.guarded {
-            run_in_savepoint(conn, operation)?
+            run_in_savepoint(conn, state, operation)?
         } else {
-            match operation.run_on(conn) {
+            match operation.run_on(conn, state) {
                 Err(error) if error.status >= 500 => return Err(error),
                 other => other,
             }
@@ -292,9 +296,13 @@ fn run_in_order(
 }
 
 /// Runs a guarded item; the outer error is a failure of the savepoint itself.
-fn run_in_savepoint(conn: &Connection, operation: Operation) -> Result<Result<StoredAnswer, ApiError>, ApiError> {
+fn run_in_savepoint(
+    conn: &Connection,
+    state: &AppState,
+    operation: Operation,
+) -> Result<Result<Outcome, ApiError>, ApiError> {
     conn.prepare_cached("SAVEPOINT item")?.execute([])?;
-    let result = operation.run_on(conn);
+    let result = operation.run_on(conn, state);
     if result.is_err() {
         conn.prepare_cached("ROLLBACK TO item")?.execute([])?;
     }

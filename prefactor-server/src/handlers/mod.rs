@@ -9,6 +9,7 @@ pub mod instances;
 pub mod listing;
 pub mod operation;
 pub mod ping;
+pub mod span_answer;
 pub mod spans;
 
 use axum::response::Response;

@@ -1,16 +1,41 @@
 //! A checked write, ready for the writer: what a request becomes once it has been parsed and
 //! validated outside the database. The single endpoints run one [`Operation`] per request; the
 //! bulk endpoint runs several in one writer job, in order.
+//!
+//! Idempotency (rules in [`crate::idempotency`]): an operation with a key first looks for the
+//! key's record; the same request replays the stored answer, another request is 422
+//! `idempotency_key_reused`; otherwise the work runs and its successful answer is recorded in
+//! the same transaction.
 
 use rusqlite::Connection;
 
-use crate::db::idempotency::{StoredAnswer, run_once};
+use super::span_answer::SpanAnswer;
+use crate::db::idempotency::{self, StoredAnswer};
 use crate::error::ApiError;
 use crate::idempotency::IdempotencyScope;
 use crate::state::AppState;
 
+/// What a write produced: a finished body, or a span answer still to be serialized (after
+/// the commit, off the writer thread).
+pub enum Outcome {
+    /// Status and body.
+    Answer(StoredAnswer),
+    /// A span create/finish answer.
+    Span(Box<SpanAnswer>),
+}
+
+impl Outcome {
+    /// The status and body to send.
+    pub fn into_answer(self, state: &AppState) -> Result<StoredAnswer, ApiError> {
+        match self {
+            Outcome::Answer(answer) => Ok(answer),
+            Outcome::Span(span) => span.to_body(state),
+        }
+    }
+}
+
 /// The database part of a request: runs on the writer connection, inside a transaction.
-pub type Work = Box<dyn FnOnce(&Connection) -> Result<StoredAnswer, ApiError> + Send>;
+pub type Work = Box<dyn FnOnce(&Connection) -> Result<Outcome, ApiError> + Send>;
 
 /// A request's idempotency scope (if it carries a key) and its database work.
 pub struct Operation {
@@ -29,32 +54,70 @@ impl Operation {
     where
         F: FnOnce(&Connection) -> Result<StoredAnswer, ApiError> + Send + 'static,
     {
-        Operation { scope, work: Box::new(work), guarded: true }
+        Operation { scope, work: Box::new(move |conn| work(conn).map(Outcome::Answer)), guarded: true }
     }
 
-    /// An operation whose `work` fails with a 4xx only before its first write, run without a
-    /// savepoint (a 5xx after writing rolls back the whole group commit instead).
-    pub fn checked_before_writing<F>(scope: Option<IdempotencyScope>, work: F) -> Operation
+    /// A span write whose `work` fails with a 4xx only before its first write: it runs without
+    /// a savepoint (a 5xx after writing rolls back the whole group commit instead), and its
+    /// answer is serialized after the commit.
+    pub fn span<F>(scope: Option<IdempotencyScope>, work: F) -> Operation
     where
-        F: FnOnce(&Connection) -> Result<StoredAnswer, ApiError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<SpanAnswer, ApiError> + Send + 'static,
     {
-        Operation { scope, work: Box::new(work), guarded: false }
+        Operation {
+            scope,
+            work: Box::new(move |conn| work(conn).map(|answer| Outcome::Span(Box::new(answer)))),
+            guarded: false,
+        }
     }
 
-    /// Runs the operation on `conn` at most once per key (see [`crate::idempotency`]); the
-    /// caller provides the transaction.
-    pub fn run_on(self, conn: &Connection) -> Result<StoredAnswer, ApiError> {
+    /// Runs the operation on `conn` at most once per key; the caller provides the transaction.
+    pub fn run_on(self, conn: &Connection, state: &AppState) -> Result<Outcome, ApiError> {
         let Operation { scope, work, .. } = self;
-        run_once(conn, scope.as_ref(), || work(conn))
+        let Some(scope) = scope else {
+            return work(conn);
+        };
+        if let Some(record) = idempotency::find(conn, &scope)? {
+            if record.request_hash != scope.request_hash {
+                return Err(idempotency::reused(&scope));
+            }
+            return match record.span_id {
+                Some(span_id) => {
+                    Ok(Outcome::Span(Box::new(SpanAnswer::replay(conn, state, &span_id, record.control.as_deref())?)))
+                }
+                None => Ok(Outcome::Answer((record.status, record.body))),
+            };
+        }
+        match work(conn)? {
+            Outcome::Answer(answer) => {
+                if (200..300).contains(&answer.0) {
+                    idempotency::store_body(conn, &scope, &answer)?;
+                }
+                Ok(Outcome::Answer(answer))
+            }
+            Outcome::Span(span) if span.is_final() => {
+                let control =
+                    span.control.as_ref().map(serde_json::to_string).transpose().map_err(ApiError::internal)?;
+                idempotency::store_span(conn, &scope, &span.span.id, control.as_deref())?;
+                Ok(Outcome::Span(span))
+            }
+            Outcome::Span(span) => {
+                let answer = span.to_body(state)?;
+                idempotency::store_body(conn, &scope, &answer)?;
+                Ok(Outcome::Answer(answer))
+            }
+        }
     }
 
     /// Runs the operation as its own job on the group-committing writer; resolves after the
-    /// commit.
+    /// commit with the answer to send.
     pub async fn run(self, state: &AppState) -> Result<StoredAnswer, ApiError> {
-        if self.guarded {
-            state.db.write(move |conn| self.run_on(conn)).await
+        let writer_state = state.clone();
+        let outcome = if self.guarded {
+            state.db.write(move |conn| self.run_on(conn, &writer_state)).await
         } else {
-            state.db.write_unguarded(move |conn| self.run_on(conn)).await
-        }
+            state.db.write_unguarded(move |conn| self.run_on(conn, &writer_state)).await
+        };
+        outcome?.into_answer(state)
     }
 }

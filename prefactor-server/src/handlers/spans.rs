@@ -15,8 +15,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use prefactor_protocol::{
-    AgentSpan, AgentStatus, Control, CreateSpanDetails, CreateSpanRequest, FinishSpanRequest, FinishStatus,
-    SortDirection, Sorting,
+    AgentSpan, AgentStatus, CreateSpanDetails, CreateSpanRequest, FinishSpanRequest, FinishStatus, SortDirection,
+    Sorting,
 };
 use rusqlite::Connection;
 use serde_json::{Map, Value};
@@ -24,9 +24,10 @@ use serde_json::{Map, Value};
 use super::instances::compiled_for;
 use super::listing::{QueryPairs, list_answer, page_request, param, sorting};
 use super::operation::Operation;
-use super::{client_time, respond, success};
+use super::span_answer::SpanAnswer;
+use super::{client_time, respond};
 use crate::body::{json_kind, parse};
-use crate::db::instances::{self, SpanOwner};
+use crate::db::instances;
 use crate::db::spans::{self, SpanOrder, SpanRow};
 use crate::error::ApiError;
 use crate::idempotency::scope_for;
@@ -46,7 +47,7 @@ pub fn prepare_create(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Res
     let scope = scope_for("POST", "/api/v1/agent_spans", headers, &request)?;
     let checked = CheckedCreate::from_details(request.details)?;
     let writer_state = state.clone();
-    Ok(Operation::checked_before_writing(scope, move |conn| create_in_tx(conn, &writer_state, checked)))
+    Ok(Operation::span(scope, move |conn| create_in_tx(conn, &writer_state, checked)))
 }
 
 /// A create request with ids, timestamps and payload shapes checked.
@@ -112,7 +113,7 @@ fn object_or_empty(field: &str, value: Value) -> Result<Value, ApiError> {
 
 /// Every check (instance, schema, parent, id taken) comes before the one write, so the create
 /// runs without a savepoint.
-fn create_in_tx(conn: &Connection, state: &AppState, checked: CheckedCreate) -> Result<(u16, String), ApiError> {
+fn create_in_tx(conn: &Connection, state: &AppState, checked: CheckedCreate) -> Result<SpanAnswer, ApiError> {
     let mut span = checked.span;
     let instance = instances::span_owner(conn, &span.agent_instance_id)?;
     let compiled = compiled_for(conn, state, instance.schema_version_id.as_deref())?;
@@ -133,7 +134,7 @@ fn create_in_tx(conn: &Connection, state: &AppState, checked: CheckedCreate) -> 
         span.id = state.account.new_id();
     }
     spans::insert(conn, &span)?;
-    answer(state, &instance, compiled.as_deref(), span)
+    Ok(SpanAnswer::new(span, instance, compiled))
 }
 
 fn validate_create(state: &AppState, compiled: Option<&CompiledSchemaVersion>, span: &SpanRow) -> Result<(), ApiError> {
@@ -164,20 +165,8 @@ fn validate_create(state: &AppState, compiled: Option<&CompiledSchemaVersion>, s
     Ok(())
 }
 
-/// The success answer for a span, with summary and, for a terminated instance, `control`.
-fn answer(
-    state: &AppState,
-    instance: &SpanOwner,
-    compiled: Option<&CompiledSchemaVersion>,
-    span: SpanRow,
-) -> Result<(u16, String), ApiError> {
-    let control = (instance.status == AgentStatus::Terminated)
-        .then(|| Control { terminate: true, reason: instance.termination_reason.clone() });
-    success(to_resource(state, &instance.agent_id, compiled, span, true), control)
-}
-
 /// The wire resource of a span; `with_summary` renders the span type's template.
-fn to_resource(
+pub(super) fn to_resource(
     state: &AppState,
     agent_id: &str,
     compiled: Option<&CompiledSchemaVersion>,
@@ -234,7 +223,7 @@ pub fn prepare_finish(state: &AppState, id: &str, headers: &HeaderMap, body: &[u
     let sensitive_encoding = request.sensitive_encoding;
     let writer_state = state.clone();
     // Every check (not found, already finished, result schema) comes before the one write.
-    Ok(Operation::checked_before_writing(scope, move |conn| {
+    Ok(Operation::span(scope, move |conn| {
         let mut span =
             spans::find(conn, &id)?.ok_or_else(|| ApiError::not_found(format!("agent span {id} not found")))?;
         if span.status.is_terminal() {
@@ -256,7 +245,7 @@ pub fn prepare_finish(state: &AppState, id: &str, headers: &HeaderMap, body: &[u
         span.finished_at = Some(finished_at.unwrap_or_else(|| now.clone()));
         span.updated_at = now;
         spans::update_finish(conn, &span)?;
-        answer(&writer_state, &instance, compiled.as_deref(), span)
+        Ok(SpanAnswer::new(span, instance, compiled))
     }))
 }
 
