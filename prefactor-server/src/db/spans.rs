@@ -48,41 +48,64 @@ macro_rules! columns {
 
 const COLUMNS: &str = columns!();
 
-/// Inserts a span.
-pub fn insert(conn: &Connection, span: &SpanRow) -> Result<(), ApiError> {
-    conn.prepare_cached(concat!(
-        "INSERT INTO agent_spans (",
-        columns!(),
-        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-    ))?
-    .execute(params![
-        span.id,
-        span.agent_instance_id,
-        span.parent_span_id,
-        span.schema_name,
-        span.status.as_str(),
-        span.payload.to_string(),
-        span.result_payload.as_ref().map(Value::to_string),
-        span.sensitive_encoding,
-        span.started_at,
-        span.finished_at,
-        span.inserted_at,
-        span.updated_at
-    ])?;
-    Ok(())
+/// The JSON texts of a span's payloads as they are stored. Serialized by the caller, off the
+/// writer thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadTexts {
+    /// `payload`.
+    pub payload: String,
+    /// `result_payload`.
+    pub result_payload: Option<String>,
 }
 
-/// Writes the finish columns of `span`.
-pub fn update_finish(conn: &Connection, span: &SpanRow) -> Result<(), ApiError> {
+impl PayloadTexts {
+    /// The texts of `span`'s payloads.
+    pub fn of(span: &SpanRow) -> PayloadTexts {
+        PayloadTexts {
+            payload: span.payload.to_string(),
+            result_payload: span.result_payload.as_ref().map(Value::to_string),
+        }
+    }
+}
+
+/// Inserts a span; `false` (and nothing written) when a span with its id already exists, so
+/// the caller needs no existence check first.
+pub fn insert(conn: &Connection, span: &SpanRow, texts: &PayloadTexts) -> Result<bool, ApiError> {
+    let inserted = conn
+        .prepare_cached(concat!(
+            "INSERT INTO agent_spans (",
+            columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (id) DO NOTHING"
+        ))?
+        .execute(params![
+            span.id,
+            span.agent_instance_id,
+            span.parent_span_id,
+            span.schema_name,
+            span.status.as_str(),
+            texts.payload,
+            texts.result_payload,
+            span.sensitive_encoding,
+            span.started_at,
+            span.finished_at,
+            span.inserted_at,
+            span.updated_at
+        ])?;
+    Ok(inserted == 1)
+}
+
+/// Writes the finish columns of `span`; `result_payload` is the text of a NEW result payload
+/// (`None` keeps the stored one).
+pub fn update_finish(conn: &Connection, span: &SpanRow, result_payload: Option<&str>) -> Result<(), ApiError> {
     conn.prepare_cached(
-        "UPDATE agent_spans SET status = ?2, result_payload = ?3, finished_at = ?4, updated_at = ?5,
-             sensitive_encoding = ?6
+        "UPDATE agent_spans SET status = ?2, result_payload = COALESCE(?3, result_payload), finished_at = ?4,
+             updated_at = ?5, sensitive_encoding = ?6
          WHERE id = ?1",
     )?
     .execute(params![
         span.id,
         span.status.as_str(),
-        span.result_payload.as_ref().map(Value::to_string),
+        result_payload,
         span.finished_at,
         span.updated_at,
         span.sensitive_encoding
@@ -96,11 +119,6 @@ pub fn find(conn: &Connection, id: &str) -> Result<Option<SpanRow>, ApiError> {
         .prepare_cached(concat!("SELECT ", columns!(), " FROM agent_spans WHERE id = ?1"))?
         .query_row(params![id], span_from_row)
         .optional()?)
-}
-
-/// True when a span with this id exists (reads the key only, not the row's payloads).
-pub fn exists(conn: &Connection, id: &str) -> Result<bool, ApiError> {
-    Ok(conn.prepare_cached("SELECT 1 FROM agent_spans WHERE id = ?1")?.exists(params![id])?)
 }
 
 /// The instance a span belongs to, if the span exists.

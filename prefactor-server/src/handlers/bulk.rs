@@ -18,6 +18,7 @@
 //! and body are the same operation: a replay answers with the stored output, a key reused
 //! with another body fails that item with `idempotency_key_reused`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use axum::body::Bytes;
@@ -54,11 +55,11 @@ async fn run(state: &AppState, body: &[u8]) -> Result<StoredAnswer, ApiError> {
     for item in &items {
         match prepare_item(state, item) {
             Ok(operation) => {
-                keys.push(item.key.clone());
+                keys.push(item.key.to_string());
                 operations.push(operation);
             }
             Err(error) => {
-                rejected = Some((item.key.clone(), Err(error)));
+                rejected = Some((item.key.to_string(), Err(error)));
                 break;
             }
         }
@@ -82,8 +83,8 @@ async fn run(state: &AppState, body: &[u8]) -> Result<StoredAnswer, ApiError> {
 /// One item that passed the whole-request checks (borrowing the request body).
 struct Item<'a> {
     action: BulkAction,
-    key: String,
-    head: ItemHead,
+    key: Cow<'a, str>,
+    head: ItemHead<'a>,
     raw: &'a RawValue,
 }
 
@@ -100,17 +101,32 @@ struct OwnedEnvelope {
     items: Option<Vec<Box<RawValue>>>,
 }
 
-/// The fields of an item the bulk endpoint itself reads (the rest is the action's body).
+/// The fields of an item the bulk endpoint itself reads (the rest is the action's body),
+/// left raw so that reading them costs no allocation.
 #[derive(Deserialize, Default)]
-struct ItemHead {
-    #[serde(rename = "_type")]
-    action: Option<Value>,
-    idempotency_key: Option<Value>,
-    agent_instance_id: Option<Value>,
-    agent_span_id: Option<Value>,
-    agent_id: Option<Value>,
-    pagination: Option<Value>,
-    sorting: Option<Value>,
+struct ItemHead<'a> {
+    #[serde(rename = "_type", borrow, default)]
+    action: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    idempotency_key: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    agent_instance_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    agent_span_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    agent_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pagination: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    sorting: Option<&'a RawValue>,
+}
+
+/// A raw field read as a string, or the kind of JSON it is instead.
+fn raw_str(raw: &RawValue) -> Result<Cow<'_, str>, &'static str> {
+    match serde_json::from_str::<Cow<'_, str>>(raw.get()) {
+        Ok(text) => Ok(text),
+        Err(_) => Err(serde_json::from_str::<Value>(raw.get()).map_or("invalid JSON", |value| json_kind(&value))),
+    }
 }
 
 /// Parses the envelope and applies the whole-request checks; every problem found is
@@ -142,47 +158,49 @@ fn checked_items(body: &[u8]) -> Result<Vec<Item<'_>>, ApiError> {
     }
     let mut problems: Vec<(String, String)> = Vec::new();
     let mut items = Vec::with_capacity(raw_items.len());
-    let mut seen: HashMap<String, usize> = HashMap::with_capacity(raw_items.len());
+    let mut seen: HashMap<Cow<'_, str>, usize> = HashMap::with_capacity(raw_items.len());
     for (index, raw) in raw_items.into_iter().enumerate() {
-        let path = format!("items[{index}]");
-        let head = match serde_json::from_str::<ItemHead>(raw.get()) {
+        let head = match serde_json::from_str::<ItemHead<'_>>(raw.get()) {
             Ok(head) if raw.get().starts_with('{') => head,
             _ => {
                 let kind = serde_json::from_str::<Value>(raw.get()).map_or("JSON", |value| json_kind(&value));
-                problems.push((path, format!("must be an object, got {kind}")));
+                problems.push((format!("items[{index}]"), format!("must be an object, got {kind}")));
                 continue;
             }
         };
-        let action = match head.action.as_ref() {
-            Some(Value::String(text)) => BulkAction::parse(text).ok_or_else(|| {
+        let action = match head.action.map(raw_str) {
+            Some(Ok(text)) => BulkAction::parse(&text).ok_or_else(|| {
                 let known: Vec<&str> = BulkAction::ALL.iter().map(|action| action.as_str()).collect();
                 format!("unknown action '{text}' (supported: {})", known.join(", "))
             }),
-            Some(other) => Err(format!("must be a string, got {}", json_kind(other))),
+            Some(Err(kind)) => Err(format!("must be a string, got {kind}")),
             None => Err("is required".to_string()),
         };
-        let key = match head.idempotency_key.as_ref() {
-            Some(Value::String(key)) if (BULK_KEY_MIN_LEN..=BULK_KEY_MAX_LEN).contains(&key.chars().count()) => {
-                match seen.insert(key.clone(), index) {
+        let key = match head.idempotency_key.map(raw_str) {
+            Some(Ok(key)) if (BULK_KEY_MIN_LEN..=BULK_KEY_MAX_LEN).contains(&key.chars().count()) => {
+                match seen.get(&key) {
                     Some(first) => Err(format!("'{key}' is already the key of items[{first}]")),
-                    None => Ok(key.clone()),
+                    None => {
+                        seen.insert(key.clone(), index);
+                        Ok(key)
+                    }
                 }
             }
-            Some(Value::String(key)) => Err(format!(
+            Some(Ok(key)) => Err(format!(
                 "must be {BULK_KEY_MIN_LEN} to {BULK_KEY_MAX_LEN} characters (got {})",
                 key.chars().count()
             )),
-            Some(other) => Err(format!("must be a string, got {}", json_kind(other))),
+            Some(Err(kind)) => Err(format!("must be a string, got {kind}")),
             None => Err("is required".to_string()),
         };
         match (action, key) {
             (Ok(action), Ok(key)) => items.push(Item { action, key, head, raw }),
             (action, key) => {
                 if let Err(message) = action {
-                    problems.push((format!("{path}._type"), message));
+                    problems.push((format!("items[{index}]._type"), message));
                 }
                 if let Err(message) = key {
-                    problems.push((format!("{path}.idempotency_key"), message));
+                    problems.push((format!("items[{index}].idempotency_key"), message));
                 }
             }
         }
@@ -202,42 +220,47 @@ fn prepare_item(state: &AppState, item: &Item<'_>) -> Result<Operation, ApiError
     let head = &item.head;
     match item.action {
         BulkAction::AgentsCreate => agents::prepare_create(state, headers, body),
-        BulkAction::AgentsShow => agents::prepare_show(required_id("agent_id", &head.agent_id)?),
+        BulkAction::AgentsShow => agents::prepare_show(&required_id("agent_id", head.agent_id)?),
         BulkAction::AgentsList => agents::prepare_list(&list_query(head)?),
         BulkAction::AgentInstancesRegister => instances::prepare_register(state, headers, body),
         BulkAction::AgentInstancesStart => {
-            instances::prepare_start(state, required_id("agent_instance_id", &head.agent_instance_id)?, headers, body)
+            instances::prepare_start(state, &required_id("agent_instance_id", head.agent_instance_id)?, headers, body)
         }
         BulkAction::AgentInstancesFinish => {
-            instances::prepare_finish(state, required_id("agent_instance_id", &head.agent_instance_id)?, headers, body)
+            instances::prepare_finish(state, &required_id("agent_instance_id", head.agent_instance_id)?, headers, body)
         }
         BulkAction::AgentInstancesRecordQuality => instances::prepare_record_quality(
             state,
-            required_id("agent_instance_id", &head.agent_instance_id)?,
+            &required_id("agent_instance_id", head.agent_instance_id)?,
             headers,
             body,
         ),
         BulkAction::AgentSpansCreate => spans::prepare_create(state, headers, body),
         BulkAction::AgentSpansFinish => {
-            spans::prepare_finish(state, required_id("agent_span_id", &head.agent_span_id)?, headers, body)
+            spans::prepare_finish(state, &required_id("agent_span_id", head.agent_span_id)?, headers, body)
         }
     }
 }
 
 /// The id parameter `field` of an item (a string; its PFID form is checked by the action).
-fn required_id<'a>(field: &str, value: &'a Option<Value>) -> Result<&'a str, ApiError> {
-    match value {
-        Some(Value::String(id)) => Ok(id),
-        Some(other) => Err(ApiError::validation(field, format!("must be a string, got {}", json_kind(other)))),
+fn required_id<'a>(field: &str, value: Option<&'a RawValue>) -> Result<Cow<'a, str>, ApiError> {
+    match value.map(raw_str) {
+        Some(Ok(id)) => Ok(id),
+        Some(Err(kind)) => Err(ApiError::validation(field, format!("must be a string, got {kind}"))),
         None => Err(ApiError::validation(field, "is required")),
     }
 }
 
+/// An optional raw parameter as a JSON value (list parameters are rare and small).
+fn raw_value(raw: Option<&RawValue>) -> Option<Value> {
+    raw.and_then(|raw| serde_json::from_str(raw.get()).ok())
+}
+
 /// `agents/list` parameters as the query pairs of `GET /api/v1/agent`:
 /// `pagination: {offset, page_size}` and `sorting: "id" | "-id"`.
-fn list_query(head: &ItemHead) -> Result<QueryPairs, ApiError> {
+fn list_query(head: &ItemHead<'_>) -> Result<QueryPairs, ApiError> {
     let mut query = QueryPairs::new();
-    match &head.pagination {
+    match &raw_value(head.pagination) {
         None | Some(Value::Null) => {}
         Some(Value::Object(fields)) => {
             for (name, value) in fields {
@@ -258,7 +281,7 @@ fn list_query(head: &ItemHead) -> Result<QueryPairs, ApiError> {
             return Err(ApiError::validation("pagination", format!("must be an object, got {}", json_kind(other))));
         }
     }
-    match &head.sorting {
+    match &raw_value(head.sorting) {
         None | Some(Value::Null) => {}
         Some(Value::String(text)) => query.push(("sorting".to_string(), text.clone())),
         Some(other) => {

@@ -28,7 +28,7 @@ use super::span_answer::SpanAnswer;
 use super::{client_time, respond};
 use crate::body::{json_kind, parse};
 use crate::db::instances;
-use crate::db::spans::{self, SpanOrder, SpanRow};
+use crate::db::spans::{self, PayloadTexts, SpanOrder, SpanRow};
 use crate::error::ApiError;
 use crate::idempotency::scope_for;
 use crate::ids::{parse_path_id, parse_pfid};
@@ -53,6 +53,7 @@ pub fn prepare_create(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Res
 /// A create request with ids, timestamps and payload shapes checked.
 struct CheckedCreate {
     span: SpanRow,
+    texts: PayloadTexts,
     client_id: bool,
 }
 
@@ -82,23 +83,22 @@ impl CheckedCreate {
         let finished_at =
             if details.status.is_terminal() { Some(finished_at.unwrap_or_else(|| now.clone())) } else { None };
         let client_id = id.is_some();
-        Ok(CheckedCreate {
-            span: SpanRow {
-                id: id.unwrap_or_default(),
-                agent_instance_id: instance_id,
-                parent_span_id: parent,
-                schema_name: details.schema_name,
-                status: details.status,
-                payload,
-                result_payload,
-                sensitive_encoding: details.sensitive_encoding,
-                started_at: started_at.unwrap_or_else(|| now.clone()),
-                finished_at,
-                inserted_at: now.clone(),
-                updated_at: now,
-            },
-            client_id,
-        })
+        let span = SpanRow {
+            id: id.unwrap_or_default(),
+            agent_instance_id: instance_id,
+            parent_span_id: parent,
+            schema_name: details.schema_name,
+            status: details.status,
+            payload,
+            result_payload,
+            sensitive_encoding: details.sensitive_encoding,
+            started_at: started_at.unwrap_or_else(|| now.clone()),
+            finished_at,
+            inserted_at: now.clone(),
+            updated_at: now,
+        };
+        let texts = PayloadTexts::of(&span);
+        Ok(CheckedCreate { span, texts, client_id })
     }
 }
 
@@ -111,8 +111,8 @@ fn object_or_empty(field: &str, value: Value) -> Result<Value, ApiError> {
     }
 }
 
-/// Every check (instance, schema, parent, id taken) comes before the one write, so the create
-/// runs without a savepoint.
+/// Every check (instance, schema, parent) comes before the one write, which itself refuses a
+/// taken id without writing, so the create runs without a savepoint.
 fn create_in_tx(conn: &Connection, state: &AppState, checked: CheckedCreate) -> Result<SpanAnswer, ApiError> {
     let mut span = checked.span;
     let instance = instances::span_owner(conn, &span.agent_instance_id)?;
@@ -126,14 +126,13 @@ fn create_in_tx(conn: &Connection, state: &AppState, checked: CheckedCreate) -> 
             format!("span {parent} does not exist in agent instance {}", span.agent_instance_id),
         ));
     }
-    if checked.client_id {
-        if spans::exists(conn, &span.id)? {
-            return Err(ApiError::conflict(format!("agent span {} already exists", span.id)));
-        }
-    } else {
+    if !checked.client_id {
         span.id = state.account.new_id();
     }
-    spans::insert(conn, &span)?;
+    // A taken id writes nothing: the insert is the last check and the only write.
+    if !spans::insert(conn, &span, &checked.texts)? {
+        return Err(ApiError::conflict(format!("agent span {} already exists", span.id)));
+    }
     Ok(SpanAnswer::new(span, instance, compiled))
 }
 
@@ -219,6 +218,7 @@ pub fn prepare_finish(state: &AppState, id: &str, headers: &HeaderMap, body: &[u
         None | Some(Value::Null) => None,
         Some(other) => Some(object_or_empty("result_payload", other)?),
     };
+    let result_text = result_payload.as_ref().map(Value::to_string);
     let status = AgentStatus::from(request.status.unwrap_or(FinishStatus::Complete));
     let sensitive_encoding = request.sensitive_encoding;
     let writer_state = state.clone();
@@ -244,7 +244,7 @@ pub fn prepare_finish(state: &AppState, id: &str, headers: &HeaderMap, body: &[u
         }
         span.finished_at = Some(finished_at.unwrap_or_else(|| now.clone()));
         span.updated_at = now;
-        spans::update_finish(conn, &span)?;
+        spans::update_finish(conn, &span, result_text.as_deref())?;
         Ok(SpanAnswer::new(span, instance, compiled))
     }))
 }
