@@ -487,7 +487,7 @@ impl Client {
         payload: Option<Payload>,
     ) -> SpanGuard {
         let parent = parent_span_id.or_else(|| current_parent(instance_id));
-        SpanGuard::open(self.clone(), self.instance_state(instance_id), schema_name, parent, payload, true)
+        SpanGuard::open(self.clone(), instance_id, schema_name, parent, payload, true)
     }
 
     /// Manages instances by id.

@@ -8,11 +8,10 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 use crate::client::Client;
 use crate::ids::{InstanceId, SpanId};
-use crate::instance::{AgentInstanceHandle, InstanceState};
+use crate::instance::AgentInstanceHandle;
 
 thread_local! {
     static CURRENT: RefCell<Context> = const { RefCell::new(Context::EMPTY) };
@@ -136,12 +135,12 @@ pub(crate) fn current_parent(instance: InstanceId) -> Option<SpanId> {
 /// `instance` (the common case: a span opened inside its parent's context). Only the span id
 /// changes, so entering costs no reference-count traffic; `None` when the context differs
 /// (the caller then enters a whole new context).
-pub(crate) fn enter_span_of(client: &Client, instance: &Arc<InstanceState>, span: SpanId) -> Option<ContextGuard> {
+pub(crate) fn enter_span_of(client: &Client, instance: InstanceId, span: SpanId) -> Option<ContextGuard> {
     CURRENT
         .try_with(|cx| {
             let mut cx = cx.try_borrow_mut().ok()?;
             let current = cx.instance.as_ref()?;
-            let same = Arc::ptr_eq(&current.state, instance)
+            let same = current.id() == instance
                 && current.client.same_as(client)
                 && cx.client.as_ref().is_some_and(|c| c.same_as(client));
             if !same {

@@ -1,14 +1,13 @@
 //! `SpanGuard`: an open span that finishes itself when dropped.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use prefactor_protocol::FinishStatus;
 
 use crate::client::{Client, lock};
 use crate::context::{Context, ContextGuard, enter_span_of};
-use crate::ids::SpanId;
-use crate::instance::{AgentInstanceHandle, InstanceState};
+use crate::ids::{InstanceId, SpanId};
 use crate::operation::{Op, SpanCreate, SpanEnd, SpanFinish};
 use crate::payload::Payload;
 use crate::schema_name::SchemaName;
@@ -22,7 +21,9 @@ struct Unstarted {
 
 struct Live {
     client: Client,
-    instance: Arc<InstanceState>,
+    /// An id, not the shared `Arc<InstanceState>`: a guard then costs one reference count
+    /// (the client's) instead of two; [`SpanGuard::context`] finds the state when needed.
+    instance: InstanceId,
     parent: Option<SpanId>,
     /// A mutex (not a `RefCell`) keeps the guard `Sync`, so `&SpanGuard` may be held across
     /// `.await` in `Send` futures; the hot path never locks it (`into_inner` at the end).
@@ -68,7 +69,7 @@ pub struct SpanGuard {
 impl SpanGuard {
     pub(crate) fn open(
         client: Client,
-        instance: Arc<InstanceState>,
+        instance: InstanceId,
         schema: &str,
         parent: Option<SpanId>,
         payload: Option<Payload>,
@@ -80,7 +81,7 @@ impl SpanGuard {
         let schema = SchemaName::new(schema);
         let unstarted = if start {
             client.enqueue(Op::CreateSpan(SpanCreate {
-                instance: instance.id,
+                instance,
                 id,
                 parent,
                 schema,
@@ -147,7 +148,7 @@ impl SpanGuard {
         let Some(unstarted) = lock(&live.unstarted).take() else { return };
         let at = Timestamp::now();
         live.client.enqueue(Op::CreateSpan(SpanCreate {
-            instance: live.instance.id,
+            instance: live.instance,
             id,
             parent: live.parent,
             schema: unstarted.schema,
@@ -208,7 +209,11 @@ impl SpanGuard {
     }
 
     fn live_context(id: SpanId, live: &Live) -> Context {
-        let instance = AgentInstanceHandle { client: live.client.clone(), state: live.instance.clone() };
+        // The current context's handle when it is this instance (no lookup), else the client's.
+        let current = Context::with_current(|cx| {
+            cx.instance().filter(|i| i.id() == live.instance && i.client().same_as(&live.client)).cloned()
+        });
+        let instance = current.unwrap_or_else(|| live.client.instance(live.instance));
         Context::new(Some(live.client.clone()), Some(instance), Some(id))
     }
 
@@ -219,7 +224,7 @@ impl SpanGuard {
         let Some(live) = &self.live else { return Context::current().enter_owned() };
         Self::start_live(self.id, live);
         // Inside its own instance's context (the usual nesting) only the span id changes.
-        enter_span_of(&live.client, &live.instance, self.id)
+        enter_span_of(&live.client, live.instance, self.id)
             .unwrap_or_else(|| Self::live_context(self.id, live).enter_owned())
     }
 
@@ -237,7 +242,7 @@ impl SpanGuard {
         let op = match live.unstarted.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()) {
             // Never started: one create-as-terminal request, started when the guard was made.
             Some(unstarted) => Op::CreateSpan(SpanCreate {
-                instance: live.instance.id,
+                instance: live.instance,
                 id,
                 parent: live.parent,
                 schema: unstarted.schema,
@@ -246,7 +251,7 @@ impl SpanGuard {
                 end: Some(Box::new(end)),
                 weight: 1,
             }),
-            None => Op::FinishSpan(SpanFinish { instance: Some(live.instance.id), id, end }),
+            None => Op::FinishSpan(SpanFinish { instance: Some(live.instance), id, end }),
         };
         live.client.enqueue(op);
     }
