@@ -167,9 +167,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let stats = guard.client().stats();
     println!(
-        "{{\"sdk\":\"rust\",\"spans\":{},\"runs\":{runs},\"concurrency\":{},\"start_unix\":{start_unix:.6},\
+        "{{\"sdk\":\"rust\",\"delivery\":\"{}\",\"spans\":{},\"runs\":{runs},\"concurrency\":{},\"start_unix\":{start_unix:.6},\
          \"closed_unix\":{closed_unix:.6},\"seconds\":{seconds:.6},\"cpu_seconds\":{cpu_seconds:.2},\"stats\":{{\"enqueued\":{},\"sent\":{},\
          \"retried\":{},\"dropped\":{},\"failed\":{}}}}}",
+        guard.client().config().delivery(),
         runs * SPANS_PER_RUN,
         args.concurrency,
         stats.enqueued,

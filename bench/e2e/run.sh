@@ -17,7 +17,10 @@
 #
 # Environment knobs: RUST_SPANS, PY_SPANS, RUST_CONCURRENCY, PY_CONCURRENCY (agent runs in
 # flight), RUST_SDK_CONCURRENCY (the Rust client's requests in flight), WAIT_TIMEOUT (s),
-# RESULTS (a file to write the JSON results to).
+# RESULTS (a file to write the JSON results to). The Rust client reads the other PREFACTOR_*
+# variables too: `PREFACTOR_DELIVERY=per_request PREFACTOR_LINGER=0` measures one request per
+# operation (the client before bulk delivery). Requests per span come from the server's request
+# log, which keeps the last 10,000 requests (beyond that the count is a lower bound).
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -93,15 +96,17 @@ server_cpu_seconds() {
 # prints one JSON line merging the workload's report with the stored time and server CPU.
 run_workload() {
   local name="$1" spans="$2"; shift 2
-  local before report stored cpu_before cpu_after
+  local before report stored cpu_before cpu_after counted
   before="$(finished_spans)"
+  "$VENV/bin/python" "$ROOT/bench/e2e/report.py" clear "$API_URL" "$TOKEN"
   cpu_before="$(server_cpu_seconds)"
   log "$name: $spans spans"
   report="$(PREFACTOR_API_URL="$API_URL" PREFACTOR_API_TOKEN="$TOKEN" "$@")"
   stored="$("$VENV/bin/python" "$ROOT/bench/e2e/wait_stored.py" "$WORK/bench.db" \
     "$((before + spans))" "$WAIT_TIMEOUT")" || { log "$name: spans not stored in time: $stored"; exit 1; }
   cpu_after="$(server_cpu_seconds)"
-  "$VENV/bin/python" "$ROOT/bench/e2e/report.py" merge "$report" "$stored" "$cpu_before" "$cpu_after"
+  counted="$("$VENV/bin/python" "$ROOT/bench/e2e/report.py" requests "$API_URL" "$TOKEN")"
+  "$VENV/bin/python" "$ROOT/bench/e2e/report.py" merge "$report" "$stored" "$cpu_before" "$cpu_after" "$counted"
 }
 
 install_python_sdk

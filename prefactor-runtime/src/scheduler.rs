@@ -269,8 +269,9 @@ impl Scheduler {
         for key in std::mem::take(&mut self.chained) {
             self.schedule(key);
         }
+        // A skipped operation may have been chained too: it is checked again like the others.
         for key in std::mem::take(&mut self.skipped).into_iter().rev() {
-            self.ready.push_front(key);
+            self.schedule_at(key, true);
         }
     }
 
@@ -370,10 +371,16 @@ impl Scheduler {
     }
 
     fn schedule(&mut self, key: Key) {
+        self.schedule_at(key, false);
+    }
+
+    /// Parks `key` on what it waits for, or queues it as ready (`first`: ahead of the others)
+    /// or chained to the open batch.
+    fn schedule_at(&mut self, key: Key, first: bool) {
         let Some((op, _)) = self.ops.get(&key) else { return };
-        let (first, second) = self.unmet_dependencies(op);
+        let (registered, ordered) = self.unmet_dependencies(op);
         let mut chained = false;
-        for dep in [first, second].into_iter().flatten() {
+        for dep in [registered, ordered].into_iter().flatten() {
             if self.in_batch.contains(&dep) {
                 chained = true;
             } else {
@@ -381,7 +388,11 @@ impl Scheduler {
                 return;
             }
         }
-        if chained { self.chained.push_back(key) } else { self.ready.push_back(key) }
+        match (chained, first) {
+            (true, _) => self.chained.push_back(key),
+            (false, true) => self.ready.push_front(key),
+            (false, false) => self.ready.push_back(key),
+        }
     }
 
     /// What `op` still waits for: its instance's register, then its parent's or its own create
@@ -511,6 +522,129 @@ mod tests {
         s.complete(OpKind::Finish(i.id), true);
         assert_eq!(s.len(), 0);
         assert!(s.instances.is_empty());
+    }
+
+    /// Everything the open batch takes (all of it fits), by kind.
+    fn take_batch(s: &mut Scheduler, room: usize) -> Vec<OpKind> {
+        let mut taken = Vec::new();
+        s.begin_batch();
+        let mut left = room;
+        while let Some(next) = s.next_for_batch(|_| {
+            let fits = left > 0;
+            left = left.saturating_sub(1);
+            fits
+        }) {
+            match next {
+                Taken::Send(op, _) => taken.push(op.kind()),
+                Taken::Doomed(op, ..) => panic!("nothing failed, yet {:?} is doomed", op.kind()),
+            }
+        }
+        s.seal_batch();
+        taken
+    }
+
+    fn run(i: &Instance, s: &mut Scheduler) -> (SpanId, SpanId) {
+        push(s, Op::Register { instance: i.id, request: Box::new(RegisterInstanceRequest::default()) });
+        push(s, Op::Start { instance: i.id, at: Timestamp::now() });
+        let (parent, op) = create(i, None);
+        push(s, op);
+        let (child, op) = create(i, Some(parent));
+        push(s, op);
+        push(s, finish(i, child));
+        push(s, Op::Finish { instance: i.id, status: FinishStatus::Complete, at: Timestamp::now() });
+        (parent, child)
+    }
+
+    #[test]
+    fn a_whole_run_goes_into_one_batch_in_dependency_order() {
+        let i = instance();
+        let mut s = Scheduler::default();
+        let (parent, child) = run(&i, &mut s);
+        let taken = take_batch(&mut s, usize::MAX);
+        assert_eq!(
+            taken,
+            [
+                OpKind::Register(i.id),
+                OpKind::Start(i.id),
+                OpKind::CreateSpan(parent, i.id),
+                OpKind::CreateSpan(child, i.id),
+                OpKind::Finish(i.id),
+            ],
+            "the child's finish merged into its create; the instance finish comes last"
+        );
+        assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn what_a_full_batch_left_waits_for_the_real_completion() {
+        let i = instance();
+        let mut s = Scheduler::default();
+        let (parent, child) = run(&i, &mut s);
+        assert_eq!(take_batch(&mut s, 2), [OpKind::Register(i.id), OpKind::Start(i.id)]);
+        assert!(take_batch(&mut s, usize::MAX).is_empty(), "the rest waits for the register in flight");
+        s.complete(OpKind::Register(i.id), true);
+        assert_eq!(
+            take_batch(&mut s, usize::MAX),
+            [OpKind::CreateSpan(parent, i.id), OpKind::CreateSpan(child, i.id)],
+            "the instance finish still waits for the start in flight"
+        );
+        s.complete(OpKind::Start(i.id), true);
+        assert!(take_batch(&mut s, usize::MAX).is_empty());
+        s.complete(OpKind::CreateSpan(parent, i.id), true);
+        s.complete(OpKind::CreateSpan(child, i.id), true);
+        assert_eq!(take_batch(&mut s, usize::MAX), [OpKind::Finish(i.id)]);
+    }
+
+    #[test]
+    fn items_not_run_are_restored_and_wait_for_what_failed() {
+        let i = instance();
+        let mut s = Scheduler::default();
+        let (parent, child) = run(&i, &mut s);
+        s.begin_batch();
+        let mut sent = Vec::new();
+        while let Some(Taken::Send(op, epochs)) = s.next_for_batch(|_| true) {
+            sent.push((op, epochs));
+        }
+        s.seal_batch();
+        // The server ran register and start, the parent create failed, the rest did not run.
+        let mut sent = sent.into_iter();
+        for _ in 0..2 {
+            let (op, _) = sent.next().unwrap();
+            s.complete(op.kind(), true);
+        }
+        let (failed, _) = sent.next().unwrap();
+        assert_eq!(failed.kind(), OpKind::CreateSpan(parent, i.id));
+        s.complete(failed.kind(), false);
+        for (op, epochs) in sent {
+            s.restore(op, epochs);
+        }
+        let (op, _) = s.next_ready().unwrap();
+        assert_eq!(op.kind(), OpKind::CreateSpan(child, i.id));
+        assert!(s.doomed(&op).is_some(), "its parent failed");
+        s.complete(op.kind(), false);
+        assert_eq!(next(&mut s).map(|o| o.kind()), Some(OpKind::Finish(i.id)));
+    }
+
+    #[test]
+    fn a_create_lingers_until_its_finish_or_the_deadline() {
+        let i = instance();
+        let linger = Duration::from_millis(50);
+        let mut s = Scheduler::with_linger(linger);
+        let at = Instant::now();
+        let (merged, op) = create(&i, None);
+        s.push(op, Epochs::at(0), at);
+        let (open, op) = create(&i, None);
+        s.push(op, Epochs::at(0), at);
+        assert!(next(&mut s).is_none(), "both creates linger");
+        assert_eq!(s.next_linger_due(), Some(at + linger));
+        assert_eq!(s.push(finish(&i, merged), Epochs::at(0), at), Pushed::Merged);
+        let Some(Op::CreateSpan(create)) = next(&mut s) else { panic!("the finished span goes at once") };
+        assert_eq!((create.id, create.end.is_some()), (merged, true));
+        s.release_lingering(Some(at + linger / 2));
+        assert!(next(&mut s).is_none());
+        s.release_lingering(Some(at + linger));
+        assert_eq!(next(&mut s).map(|o| o.kind()), Some(OpKind::CreateSpan(open, i.id)), "sent active");
+        assert_eq!(s.next_linger_due(), None);
     }
 
     #[test]
