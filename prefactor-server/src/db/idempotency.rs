@@ -30,7 +30,7 @@ pub fn find(conn: &Connection, scope: &IdempotencyScope) -> Result<Option<Stored
     Ok(conn
         .prepare_cached(
             "SELECT request_hash, status, body, span_id, control FROM idempotency_keys
-             WHERE method = ?1 AND path = ?2 AND key = ?3",
+             WHERE key = ?3 AND path = ?2 AND method = ?1",
         )?
         .query_row(params![scope.method, scope.path, scope.key], |row| {
             Ok(StoredRecord {
