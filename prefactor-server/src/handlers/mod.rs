@@ -22,7 +22,10 @@ use crate::error::{ApiError, json_response};
 /// Serializes a success envelope into a storable answer.
 pub fn success<T: Serialize>(details: T, control: Option<Control>) -> Result<StoredAnswer, ApiError> {
     let envelope = SuccessResponse::new(details).with_control(control);
-    let body = serde_json::to_string(&envelope).map_err(ApiError::internal)?;
+    // Sized for a typical span answer, so the buffer does not grow (and copy) several times.
+    let mut body = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut body, &envelope).map_err(ApiError::internal)?;
+    let body = String::from_utf8(body).map_err(ApiError::internal)?;
     Ok((200, body))
 }
 
