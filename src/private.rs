@@ -13,6 +13,8 @@ mod schema;
 mod shape;
 #[path = "private/span.rs"]
 mod span;
+#[path = "private/span_future.rs"]
+mod span_future;
 #[path = "private/warn_once.rs"]
 mod warn_once;
 
@@ -28,9 +30,8 @@ pub use schema::{
     ParamsSchema, SchemaFn, SchemaOf, SchemaViaFallback, SchemaViaJsonSchema, permissive_schema, result_result_schema,
     value_result_schema,
 };
-pub use span::{
-    EnteredSpan, SpanFuture, Started, call_once, complete, enter_span, fail, finish_sync, instrument_span, start_span,
-};
+pub use span::{EnteredSpan, Started, call_once, complete, enter_span, fail, finish_sync, start_span};
+pub use span_future::{SpanFuture, instrument_span};
 
 pub use ::inventory;
 pub use ::schemars;

@@ -40,6 +40,7 @@ pub fn set_global_client(client: Client) -> Result<(), Error> {
 /// // Nothing installed in this doc test.
 /// assert!(prefactor_runtime::global_client().is_none());
 /// ```
+#[inline]
 pub fn global_client() -> Option<&'static Client> {
     let current = GLOBAL.load(Ordering::Acquire);
     // SAFETY: non-null pointers in GLOBAL come from `Box::into_raw` and are never freed.

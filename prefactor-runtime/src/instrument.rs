@@ -24,7 +24,7 @@ pin_project! {
     impl<F> PinnedDrop for Instrumented<F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            let _entered = Swap::enter(this.cx);
+            let _entered = enter_in_place(this.cx);
             // SAFETY: the inner future is pinned and dropped in place exactly once, here;
             // it is never touched again.
             unsafe { ManuallyDrop::drop(this.inner.get_unchecked_mut()) }
@@ -32,20 +32,34 @@ pin_project! {
     }
 }
 
-/// Swaps a context into the thread-local and back (no clone, no reference counting).
-struct Swap<'a> {
+/// A context entered in place: swapped into the thread-local, and back out when this guard
+/// drops (no clone, no reference counting). Made by [`enter_in_place`].
+#[must_use = "the context is left when the guard drops"]
+pub struct EnteredInPlace<'a> {
     slot: &'a mut Context,
 }
 
-impl<'a> Swap<'a> {
-    fn enter(slot: &'a mut Context) -> Swap<'a> {
-        let previous = swap_current(std::mem::take(slot));
-        *slot = previous;
-        Swap { slot }
-    }
+/// Makes the context held in `slot` current until the guard drops, by swapping it with the
+/// thread's (the slot holds the previous context meanwhile). For futures that own their
+/// context and enter it on every poll, as [`Instrumented`] does; cheaper than
+/// [`Context::enter`], which clones.
+///
+/// ```
+/// use prefactor_runtime::{Context, enter_in_place};
+///
+/// let mut cx = Context::default();
+/// {
+///     let _entered = enter_in_place(&mut cx);
+///     assert!(Context::with_current(|current| current.span_id().is_none()));
+/// }
+/// ```
+pub fn enter_in_place(slot: &mut Context) -> EnteredInPlace<'_> {
+    let previous = swap_current(std::mem::take(slot));
+    *slot = previous;
+    EnteredInPlace { slot }
 }
 
-impl Drop for Swap<'_> {
+impl Drop for EnteredInPlace<'_> {
     fn drop(&mut self) {
         // Put the previous context back and keep ours (possibly changed by nobody) in the slot.
         let previous = std::mem::take(self.slot);
@@ -58,7 +72,7 @@ impl<F: Future> Future for Instrumented<F> {
 
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let _entered = Swap::enter(this.cx);
+        let _entered = enter_in_place(this.cx);
         // SAFETY: projecting a pinned `ManuallyDrop<F>` to a pinned `F`; `ManuallyDrop` is
         // `repr(transparent)` and the value is never moved out.
         let inner = unsafe { this.inner.map_unchecked_mut(|inner| &mut **inner) };

@@ -92,7 +92,7 @@ pub use global::{
 pub use ids::{InstanceId, SpanId};
 pub use instance::AgentInstanceHandle;
 pub use instance_manager::InstanceManager;
-pub use instrument::{FutureExt, Instrumented, spawn};
+pub use instrument::{EnteredInPlace, FutureExt, Instrumented, enter_in_place, spawn};
 pub use payload::Payload;
 pub use prefactor_protocol::{AgentSchemaVersion, AgentStatus, FinishStatus, InstancePurpose, Pfid};
 pub use schema_registry::SchemaRegistry;

@@ -1,13 +1,7 @@
 //! Starting, scoping and finishing the span of one annotated call.
 
 use super::warn_once::{Once, warn_no_client};
-use pin_project_lite::pin_project;
-use prefactor_runtime::{
-    Context, ContextGuard, Error, FinishStatus, FutureExt, Instrumented, Payload, SpanGuard, global_client,
-};
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
+use prefactor_runtime::{Context, ContextGuard, Error, Payload, SpanGuard, global_client};
 
 static NO_INSTANCE: Once = Once::new();
 
@@ -100,91 +94,4 @@ pub fn complete(span: SpanGuard, result: Option<Payload>) {
 /// Finishes as `failed` with an optional result payload.
 pub fn fail(span: SpanGuard, result: Option<Payload>) {
     span.fail(result);
-}
-
-/// Wraps an async body: polled inside the span's context, finished from its output, failed
-/// when a poll panics, cancelled when dropped before completion. Without a span (no client)
-/// the body is polled as is.
-pub fn instrument_span<F, Fin>(span: Started, future: F, finish: Fin) -> SpanFuture<F, Fin>
-where
-    F: Future,
-    Fin: FnOnce(SpanGuard, &F::Output),
-{
-    match span {
-        Some(mut span) => {
-            span.set_drop_status(FinishStatus::Cancelled);
-            let context = span.context();
-            let inner = Body::InContext { future: future.in_context(context) };
-            SpanFuture { inner, span: Some(span), finish: Some(finish) }
-        }
-        None => SpanFuture { inner: Body::Plain { future }, span: None, finish: None },
-    }
-}
-
-pin_project! {
-    /// The future of an instrumented async span (see [`instrument_span`]).
-    pub struct SpanFuture<F, Fin> {
-        // Declared first: dropped (inside the span's context) before the span itself.
-        #[pin]
-        inner: Body<F>,
-        span: Option<Box<SpanGuard>>,
-        finish: Option<Fin>,
-    }
-}
-
-pin_project! {
-    /// The body future, entered in the span's context on every poll (and drop) when recorded.
-    #[project = BodyProjection]
-    enum Body<F> {
-        Plain { #[pin] future: F },
-        InContext { #[pin] future: Instrumented<F> },
-    }
-}
-
-impl<F: Future> Future for Body<F> {
-    type Output = F::Output;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        match self.project() {
-            BodyProjection::Plain { future } => future.poll(cx),
-            BodyProjection::InContext { future } => future.poll(cx),
-        }
-    }
-}
-
-impl<F, Fin> Future for SpanFuture<F, Fin>
-where
-    F: Future,
-    Fin: FnOnce(SpanGuard, &F::Output),
-{
-    type Output = F::Output;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        let watch = FailOnPanic(this.span);
-        let poll = this.inner.poll(cx);
-        if let Poll::Ready(output) = &poll
-            && let (Some(span), Some(finish)) = (watch.0.take(), this.finish.take())
-        {
-            finish(*span, output);
-        }
-        poll
-    }
-}
-
-/// Fails the span if the poll it watches unwinds (the executor may drop the future much later,
-/// when a drop would read as a cancellation).
-struct FailOnPanic<'a>(&'a mut Option<Box<SpanGuard>>);
-
-impl Drop for FailOnPanic<'_> {
-    fn drop(&mut self) {
-        if self.0.is_some()
-            && std::thread::panicking()
-            && let Some(span) = self.0.take()
-        {
-            span.fail(None);
-        }
-    }
 }

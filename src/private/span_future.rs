@@ -1,0 +1,108 @@
+//! The future of an annotated `async fn`: its body, polled inside the span's context.
+
+use super::span::Started;
+use pin_project_lite::pin_project;
+use prefactor_runtime::{Context, FinishStatus, SpanGuard, enter_in_place};
+use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+/// Everything a recorded call adds to its body, kept out of line: without a client the
+/// future is the body plus one null pointer, small enough to be moved with a few register
+/// copies (the inline version was 136 bytes for a two-argument fn: a `memcpy` call and a
+/// store-forwarding stall on every call, ≈ 40 ns).
+struct Recorded<Fin> {
+    span: SpanGuard,
+    cx: Context,
+    finish: Fin,
+}
+
+/// Wraps an async body: polled inside the span's context, finished from its output, failed
+/// when a poll panics, cancelled when dropped before completion. Without a span (no client)
+/// the body is polled as is.
+#[inline]
+pub fn instrument_span<F, Fin>(span: Started, future: F, finish: Fin) -> SpanFuture<F, Fin>
+where
+    F: Future,
+    Fin: FnOnce(SpanGuard, &F::Output),
+{
+    let recorded = span.map(|span| record(*span, finish));
+    SpanFuture { body: ManuallyDrop::new(future), recorded }
+}
+
+/// The out-of-line part of a recorded call (kept out of the no-client path's code).
+#[inline(never)]
+fn record<Fin>(mut span: SpanGuard, finish: Fin) -> Box<Recorded<Fin>> {
+    span.set_drop_status(FinishStatus::Cancelled);
+    let cx = span.context();
+    Box::new(Recorded { span, cx, finish })
+}
+
+pin_project! {
+    /// The future of an instrumented async span (see [`instrument_span`]).
+    pub struct SpanFuture<F, Fin> {
+        #[pin]
+        body: ManuallyDrop<F>,
+        recorded: Option<Box<Recorded<Fin>>>,
+    }
+
+    impl<F, Fin> PinnedDrop for SpanFuture<F, Fin> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // The body is dropped inside the span's context (spans ending in its destructors
+            // still find their parent), then the span ends as `cancelled` if it is still open.
+            let _entered = this.recorded.as_deref_mut().map(|recorded| enter_in_place(&mut recorded.cx));
+            // SAFETY: the body is pinned and dropped in place exactly once, here; it is never
+            // touched again.
+            unsafe { ManuallyDrop::drop(this.body.get_unchecked_mut()) }
+        }
+    }
+}
+
+impl<F, Fin> Future for SpanFuture<F, Fin>
+where
+    F: Future,
+    Fin: FnOnce(SpanGuard, &F::Output),
+{
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        // SAFETY: projecting a pinned `ManuallyDrop<F>` to a pinned `F`; `ManuallyDrop` is
+        // `repr(transparent)` and the body is never moved out.
+        let body = unsafe { this.body.map_unchecked_mut(|body| &mut **body) };
+        if this.recorded.is_none() {
+            return body.poll(cx);
+        }
+        let poll = {
+            let watch = FailOnPanic(this.recorded);
+            let _entered = watch.0.as_deref_mut().map(|recorded| enter_in_place(&mut recorded.cx));
+            body.poll(cx)
+        };
+        if let Poll::Ready(output) = &poll
+            && let Some(recorded) = this.recorded.take()
+        {
+            let Recorded { span, cx, finish } = *recorded;
+            drop(cx);
+            finish(span, output);
+        }
+        poll
+    }
+}
+
+/// Fails the span if the poll it watches unwinds (the executor may drop the future much later,
+/// when a drop would read as a cancellation).
+struct FailOnPanic<'a, Fin>(&'a mut Option<Box<Recorded<Fin>>>);
+
+impl<Fin> Drop for FailOnPanic<'_, Fin> {
+    fn drop(&mut self) {
+        if self.0.is_some()
+            && std::thread::panicking()
+            && let Some(recorded) = self.0.take()
+        {
+            recorded.span.fail(None);
+        }
+    }
+}
