@@ -176,8 +176,17 @@ fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
     guard.client().close_blocking()?;
     drop(guard);
     let received = backend.server.as_ref().and_then(|server| {
-        let register = server.requests().into_iter().find(|request| request.path == "/api/v1/agent_instance/register");
-        register?.body?.get("agent_schema_version").cloned()
+        // The register body went alone, or as an item of a bulk request (the default delivery).
+        let bodies = server.requests().into_iter().filter_map(|request| match request.path.as_str() {
+            "/api/v1/agent_instance/register" => request.body,
+            "/api/v1/bulk" => request.body?["items"]
+                .as_array()?
+                .iter()
+                .find(|item| item["_type"] == "agent_instances/register")
+                .cloned(),
+            _ => None,
+        });
+        bodies.into_iter().next()?.get("agent_schema_version").cloned()
     });
     let run = RecordedRun::fetch(&backend.api_url, &backend.api_token, &instance.to_string())
         .map_err(|error| error.to_string())?;
