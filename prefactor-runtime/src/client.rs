@@ -513,9 +513,9 @@ impl Client {
 
     /// A span id whose timestamp is `at` (saves a second clock read on the hot path).
     pub(crate) fn span_id_at(&self, at: Timestamp) -> SpanId {
+        // One 128-bit draw: one access to the thread-local generator for all 80 bits.
         let mut randomness = [0u8; 10];
-        randomness[..8].copy_from_slice(&fastrand::u64(..).to_le_bytes());
-        randomness[8..].copy_from_slice(&fastrand::u16(..).to_le_bytes());
+        randomness.copy_from_slice(&fastrand::u128(..).to_le_bytes()[..10]);
         Pfid::from_parts(at.unix_millis(), self.inner.partition, randomness)
             .ok()
             .map_or_else(|| SpanId::generate(self.inner.partition), SpanId::from_pfid)

@@ -232,14 +232,22 @@ impl SpanGuard {
         if let Some(result) = result {
             self.set_result(result);
         }
-        if let Some(live) = self.live.take() {
+        if let Some(live) = &mut self.live {
             Self::finish_live(self.id, live, status);
         }
+        // Ended: the drop that follows only releases the client.
+        self.live = None;
     }
 
-    fn finish_live(id: SpanId, live: Live, status: FinishStatus) {
-        let end = SpanEnd { status, result: live.result, at: Timestamp::now() };
-        let op = match live.unstarted.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()) {
+    /// Queues the end of the span. Works on the guard in place (moving the whole `Live` out
+    /// first costs a copy of it on every span); the caller then drops it.
+    fn finish_live(id: SpanId, live: &mut Live, status: FinishStatus) {
+        let end = SpanEnd { status, result: live.result.take(), at: Timestamp::now() };
+        let unstarted = match live.deferred {
+            true => live.unstarted.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner()).take(),
+            false => None,
+        };
+        let op = match unstarted {
             // Never started: one create-as-terminal request, started when the guard was made.
             Some(unstarted) => Op::CreateSpan(SpanCreate {
                 instance: live.instance,
@@ -259,7 +267,7 @@ impl SpanGuard {
 
 impl Drop for SpanGuard {
     fn drop(&mut self) {
-        if let Some(live) = self.live.take() {
+        if let Some(live) = &mut self.live {
             let status = if std::thread::panicking() { FinishStatus::Failed } else { live.drop_status };
             Self::finish_live(self.id, live, status);
         }
