@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use prefactor_runtime::{Config, Error};
+use prefactor_runtime::{Config, Delivery, Error, MAX_BULK_ITEMS, MAX_LINGER};
 
 fn base() -> prefactor_runtime::ConfigBuilder {
     Config::builder().api_url("http://127.0.0.1:9").api_token("token")
@@ -113,4 +113,34 @@ fn from_env_reads_the_prefactor_variables() {
             std::env::remove_var(key);
         }
     }
+}
+
+#[test]
+fn delivery_settings_default_to_bulk_and_are_validated() {
+    let config = base().build().unwrap();
+    assert_eq!(config.delivery(), Delivery::Bulk);
+    assert_eq!(config.bulk_max_items(), 500);
+    assert_eq!(config.linger(), Duration::from_millis(2));
+    let config = base().delivery(Delivery::PerRequest).bulk_max_items(MAX_BULK_ITEMS).linger(Duration::ZERO).build();
+    let config = config.unwrap();
+    assert_eq!(
+        (config.delivery(), config.bulk_max_items(), config.linger()),
+        (Delivery::PerRequest, 1000, Duration::ZERO)
+    );
+    assert_eq!(field_of(base().bulk_max_items(0).build().unwrap_err()), "bulk_max_items");
+    assert_eq!(field_of(base().bulk_max_items(MAX_BULK_ITEMS + 1).build().unwrap_err()), "bulk_max_items");
+    assert_eq!(field_of(base().linger(MAX_LINGER + Duration::from_millis(1)).build().unwrap_err()), "linger");
+
+    let env = |delivery: &'static str| {
+        move |key: &str| match key {
+            "PREFACTOR_DELIVERY" => Some(delivery.to_owned()),
+            "PREFACTOR_BULK_MAX_ITEMS" => Some("64".to_owned()),
+            "PREFACTOR_LINGER" => Some("0.010".to_owned()),
+            _ => None,
+        }
+    };
+    let config = base().from_env_with(env("per-request")).unwrap().build().unwrap();
+    assert_eq!((config.delivery(), config.bulk_max_items()), (Delivery::PerRequest, 64));
+    assert_eq!(config.linger(), Duration::from_millis(10));
+    assert_eq!(field_of(base().from_env_with(env("batched")).unwrap_err()), "delivery");
 }
