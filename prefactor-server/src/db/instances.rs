@@ -6,6 +6,7 @@ use prefactor_protocol::{AgentInstance, AgentStatus, InstancePurpose, SpanCounts
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 
+use crate::db::job_cache;
 use crate::db::meta::LocalAccount;
 use crate::db::spans;
 use crate::error::ApiError;
@@ -220,18 +221,24 @@ pub struct SpanOwner {
 
 /// Reads the [`SpanOwner`] of instance `id`, or answers 404.
 pub fn span_owner(conn: &Connection, id: &str) -> Result<SpanOwner, ApiError> {
-    conn.prepare_cached(
-        "SELECT agent_id, schema_version_id, status, termination_reason FROM agent_instances WHERE id = ?1",
-    )?
-    .query_row(params![id], |row| {
-        let status: String = row.get(2)?;
-        Ok(SpanOwner {
-            agent_id: row.get(0)?,
-            schema_version_id: row.get(1)?,
-            status: parse_status(&status),
-            termination_reason: row.get(3)?,
+    if let Some(owner) = job_cache::owner(id) {
+        return Ok(owner);
+    }
+    let owner = conn
+        .prepare_cached(
+            "SELECT agent_id, schema_version_id, status, termination_reason FROM agent_instances WHERE id = ?1",
+        )?
+        .query_row(params![id], |row| {
+            let status: String = row.get(2)?;
+            Ok(SpanOwner {
+                agent_id: row.get(0)?,
+                schema_version_id: row.get(1)?,
+                status: parse_status(&status),
+                termination_reason: row.get(3)?,
+            })
         })
-    })
-    .optional()?
-    .ok_or_else(|| ApiError::not_found(format!("agent instance {id} not found")))
+        .optional()?
+        .ok_or_else(|| ApiError::not_found(format!("agent instance {id} not found")))?;
+    job_cache::remember_owner(id, &owner);
+    Ok(owner)
 }

@@ -5,6 +5,7 @@ pub mod agent_versions;
 pub mod agents;
 pub mod idempotency;
 pub mod instances;
+pub mod job_cache;
 pub mod meta;
 pub mod migrations;
 pub mod schema_versions;

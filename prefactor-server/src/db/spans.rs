@@ -6,6 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 
 use crate::db::instances::parse_status;
+use crate::db::job_cache;
 use crate::error::ApiError;
 
 /// One stored span.
@@ -91,6 +92,9 @@ pub fn insert(conn: &Connection, span: &SpanRow, texts: &PayloadTexts) -> Result
             span.inserted_at,
             span.updated_at
         ])?;
+    if inserted == 1 {
+        job_cache::remember_span(&span.id, &span.agent_instance_id);
+    }
     Ok(inserted == 1)
 }
 
@@ -123,10 +127,17 @@ pub fn find(conn: &Connection, id: &str) -> Result<Option<SpanRow>, ApiError> {
 
 /// The instance a span belongs to, if the span exists.
 pub fn instance_of(conn: &Connection, id: &str) -> Result<Option<String>, ApiError> {
-    Ok(conn
+    if let Some(instance_id) = job_cache::span_instance(id) {
+        return Ok(Some(instance_id));
+    }
+    let instance_id: Option<String> = conn
         .prepare_cached("SELECT agent_instance_id FROM agent_spans WHERE id = ?1")?
         .query_row(params![id], |row| row.get(0))
-        .optional()?)
+        .optional()?;
+    if let Some(instance_id) = &instance_id {
+        job_cache::remember_span(id, instance_id);
+    }
+    Ok(instance_id)
 }
 
 /// Sort orders of span lists.

@@ -36,6 +36,7 @@ use super::operation::{Operation, Outcome};
 use super::{agents, instances, respond, spans};
 use crate::body::{json_kind, parse};
 use crate::db::idempotency::StoredAnswer;
+use crate::db::job_cache;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -68,7 +69,10 @@ async fn run(state: &AppState, body: &[u8]) -> Result<StoredAnswer, ApiError> {
         Vec::new()
     } else {
         let writer_state = state.clone();
-        let results = state.db.write_unguarded(move |conn| run_in_order(conn, &writer_state, operations)).await?;
+        let results = state
+            .db
+            .write_unguarded(move |conn| job_cache::with_job_cache(|| run_in_order(conn, &writer_state, operations)))
+            .await?;
         keys.into_iter()
             .zip(results.into_iter().map(|result| result.and_then(|outcome| outcome.into_answer(state))))
             .collect()
@@ -302,7 +306,11 @@ fn run_in_order(
     let mut results = Vec::with_capacity(operations.len());
     for operation in operations {
         let result = if operation.guarded {
-            run_in_savepoint(conn, state, operation)?
+            // Any action but a span write may change an instance.
+            job_cache::forget_instances();
+            let result = run_in_savepoint(conn, state, operation)?;
+            job_cache::forget_instances();
+            result
         } else {
             match operation.run_on(conn, state) {
                 Err(error) if error.status >= 500 => return Err(error),
