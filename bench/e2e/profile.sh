@@ -13,6 +13,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 SPANS="${SPANS:-100000}"
 OUT="${OUT:-$(mktemp -d)}"
+mkdir -p "$OUT"
 TOKEN="profile-$RANDOM$RANDOM"
 
 (cd "$ROOT" && cargo build --release --quiet -p prefactor-server --bin prefactor-server \
@@ -42,10 +43,10 @@ wait "$PERF_PID" || true
 
 for side in server client; do
   echo "== $side: by thread"
-  perf report -i "$OUT/$side.perf" --no-children -g none --sort comm 2>/dev/null | grep '%' | head -5
+  perf report -i "$OUT/$side.perf" --no-children -g none --sort comm 2>/dev/null | grep '%' | head -5 || true
   echo "== $side: by library"
-  perf report -i "$OUT/$side.perf" --no-children -g none --sort dso 2>/dev/null | grep '%' | head -6
+  perf report -i "$OUT/$side.perf" --no-children -g none --sort dso 2>/dev/null | grep '%' | head -6 || true
   echo "== $side: top symbols"
-  perf report -i "$OUT/$side.perf" --no-children -g none --sort sym 2>/dev/null | grep '%' | head -15
+  perf report -i "$OUT/$side.perf" --no-children -g none --sort sym 2>/dev/null | grep '%' | head -15 || true
 done
 echo "recordings in $OUT"
