@@ -2,18 +2,25 @@
 
 use std::time::{Duration, Instant};
 
-use prefactor_runtime::{CreateInstance, Error};
+use prefactor_runtime::{CreateInstance, Delivery, Error};
 use prefactor_server::FaultRule;
 
-use crate::common::{client, flush, server};
+use crate::common::{BOTH_MODES, client_for, flush, server};
 
 #[tokio::test]
 async fn flush_and_shutdown_keep_their_deadlines() {
+    for delivery in BOTH_MODES {
+        flush_and_shutdown_keep_their_deadlines_in(delivery).await;
+    }
+}
+
+async fn flush_and_shutdown_keep_their_deadlines_in(delivery: Delivery) {
     let server = server();
-    let client = client(&server).await;
+    let client = client_for(&server, delivery).await;
     let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
     flush(&client).await;
-    server.add_fault(FaultRule::delay("/api/v1/agent_spans", 3_000));
+    let span_requests = if delivery == Delivery::Bulk { "/api/v1/bulk" } else { "/api/v1/agent_spans" };
+    server.add_fault(FaultRule::delay(span_requests, 3_000));
     for _ in 0..5 {
         drop(instance.span("t:slow", None, None));
     }
