@@ -21,14 +21,14 @@ pub fn start_span(
         warn_no_client(name);
         return None;
     }
-    start_recorded_span(schema, name, payload)
+    open_recorded_span(schema, name, payload).map(Box::new)
 }
 
-fn start_recorded_span(
+fn open_recorded_span(
     schema: &'static str,
     name: &'static str,
     payload: impl FnOnce() -> Result<Payload, Error>,
-) -> Started {
+) -> Option<SpanGuard> {
     // The thread's context is read in place (cloning it would cost three reference counts up
     // and down per call).
     if !Context::with_current(|context| context.instance().is_some()) {
@@ -47,17 +47,16 @@ fn start_recorded_span(
         Payload::empty()
     });
     // Sent at once as an `active` create (parent: the current context's span, if any).
-    Context::with_current(|context| {
-        context.instance().map(|instance| Box::new(instance.span(schema, None, Some(payload))))
-    })
+    Context::with_current(|context| context.instance().map(|instance| instance.span(schema, None, Some(payload))))
 }
 
 /// A span made current on this thread for a synchronous body (the context is restored before
-/// the span ends, also when the body panics).
+/// the span ends, also when the body panics). Held by value on the caller's stack: no
+/// allocation per recorded call (`None` is all the no-client path writes).
 pub struct EnteredSpan {
     // Field order is drop order: leave the context, then end the span.
     entered: ContextGuard,
-    span: Box<SpanGuard>,
+    span: SpanGuard,
 }
 
 /// Starts the span of a synchronous call and makes it current (see [`start_span`]).
@@ -67,7 +66,11 @@ pub fn enter_span(
     name: &'static str,
     payload: impl FnOnce() -> Result<Payload, Error>,
 ) -> Option<EnteredSpan> {
-    start_span(schema, name, payload).map(|span| EnteredSpan { entered: span.enter(), span })
+    if global_client().is_none() {
+        warn_no_client(name);
+        return None;
+    }
+    open_recorded_span(schema, name, payload).map(|span| EnteredSpan { entered: span.enter(), span })
 }
 
 /// Calls `body` once (an `FnOnce` expectation lets the body move out of and return borrows of
@@ -82,7 +85,7 @@ pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
 pub fn finish_sync<R: ?Sized, F: FnOnce(SpanGuard, &R)>(entered: Option<EnteredSpan>, output: &R, finish: F) {
     if let Some(EnteredSpan { entered, span }) = entered {
         drop(entered);
-        finish(*span, output);
+        finish(span, output);
     }
 }
 
