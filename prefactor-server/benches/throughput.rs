@@ -2,13 +2,21 @@
 //! run create(active) + finish pairs against an in-process server on a temporary SQLite file
 //! (WAL, group commit). Prints spans/s (one span = one create + one finish, both committed).
 //!
-//! The load generator is a minimal HTTP/1.1 client on raw tokio sockets rather than reqwest:
-//! it shares the same two cores with the server, and a lighter client leaves more of them to
-//! the thing being measured.
+//! The load generator (`PF_BENCH_CLIENT=raw`, the default) is a minimal HTTP/1.1 keep-alive
+//! client on raw tokio sockets: it writes each request as one pre-formatted buffer and reads
+//! the answer by `Content-Length`, checking the status (and taking the span id from a create
+//! answer). That is what wrk/oha-style load generators do: the client shares the same two
+//! cores with the server, so a cheap one leaves them to the thing being measured.
+//! `PF_BENCH_CLIENT=reqwest` drives the same traffic through reqwest (one client and so one
+//! keep-alive connection per task), i.e. what an SDK-like client costs on top.
+//!
+//! Correctness is checked, not assumed: at the end the bench counts the spans in the SQLite
+//! file and fails unless exactly the expected number are stored, all `complete` with a
+//! `finished_at` — a fast but wrong run (lost writes, unfinished spans) does not pass.
 //!
 //! Run: `cargo bench -p prefactor-server --bench throughput`
 //! Knobs (env): `PF_BENCH_SPANS` (default 100000), `PF_BENCH_CLIENTS` (default 64),
-//! `PF_BENCH_WORKERS` (server tokio workers, default 2), `PF_BENCH_RECORD` (request log
+//! `PF_BENCH_WORKERS` (server tokio workers, default 2), `PF_BENCH_CLIENT` (`raw` or `reqwest`), `PF_BENCH_RECORD` (request log
 //! capacity, default 0 = off), `PF_BENCH_MODE` (`pairs`, the default: create active + finish
 //! with empty schemas; `e2e`: the request mix of `examples/bench_e2e.rs` — an instance
 //! registered with a schema version declaring four span types with JSON Schemas and templates,
@@ -25,6 +33,11 @@ use prefactor_protocol::Pfid;
 use prefactor_server::{LocalServer, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// The allocator the `prefactor-server` binary uses (see its `main.rs`), so the in-process
+/// server here costs what the real one costs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -45,7 +58,13 @@ fn main() {
         Ok("bulk") => Mode::Bulk(env_or("PF_BENCH_BATCH", 100).max(1)),
         _ => Mode::Pairs,
     };
-    let (elapsed, done, requests) = runtime.block_on(drive(&server, spans, clients, mode));
+    let client = match std::env::var("PF_BENCH_CLIENT").as_deref() {
+        Ok("reqwest") => ClientKind::Reqwest,
+        _ => ClientKind::Raw,
+    };
+    let (elapsed, done, requests) = runtime.block_on(drive(&server, spans, clients, mode, client));
+    assert_eq!(done, spans, "every span was sent");
+    verify_stored(&server, spans);
     let rate = done as f64 / elapsed.as_secs_f64();
     let shape = match mode {
         Mode::Pairs => "create+finish".to_string(),
@@ -53,11 +72,28 @@ fn main() {
         Mode::Bulk(batch) => format!("bulk: {batch} create-as-terminal items per request"),
     };
     println!(
-        "server throughput: {done} spans ({shape}) in {:.3} s with {clients} connections, {workers} server workers: {rate:.0} spans/s ({:.0} requests/s)",
+        "server throughput: {done} spans ({shape}) in {:.3} s with {clients} {client:?} connections, {workers} server workers: {rate:.0} spans/s ({:.0} requests/s); all {spans} stored finished",
         elapsed.as_secs_f64(),
         requests as f64 / elapsed.as_secs_f64()
     );
     server.shutdown();
+}
+
+/// Fails unless the database holds exactly `spans` spans, every one `complete` with a
+/// `finished_at` (read through a second connection; the writer has committed every answer).
+fn verify_stored(server: &LocalServer, spans: u64) {
+    let path = server.db_path().expect("the bench server uses a database file");
+    let db = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open the bench database");
+    let (total, finished): (i64, i64) = db
+        .query_row(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE status = 'complete' AND finished_at IS NOT NULL) FROM agent_spans",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("count the stored spans");
+    let expected = i64::try_from(spans).expect("span count fits SQLite");
+    assert_eq!((total, finished), (expected, expected), "stored spans (total, finished)");
 }
 
 /// A span type as `#[prefactor::span]` declares it: schemars-style schemas and a template.
@@ -140,11 +176,20 @@ fn take(remaining: &AtomicU64, want: u64) -> u64 {
     taken
 }
 
-async fn drive(server: &LocalServer, spans: u64, clients: u64, mode: Mode) -> (Duration, u64, u64) {
+/// Which HTTP client drives the load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientKind {
+    /// The minimal keep-alive client below ([`Connection`]).
+    Raw,
+    /// reqwest, one client (one keep-alive connection) per task.
+    Reqwest,
+}
+
+async fn drive(server: &LocalServer, spans: u64, clients: u64, mode: Mode, kind: ClientKind) -> (Duration, u64, u64) {
     let e2e = mode != Mode::Pairs;
     let address = server.local_addr();
     let token = server.token().to_string();
-    let mut setup = Connection::open(address, &token).await;
+    let mut setup = Client::open(kind, address, &token).await;
     let register = if e2e { e2e_register_body() } else { r#"{"agent_version":{"name":"bench"}}"#.to_string() };
     let (status, body) = setup.post("/api/v1/agent_instance/register", register.as_bytes()).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
@@ -158,7 +203,7 @@ async fn drive(server: &LocalServer, spans: u64, clients: u64, mode: Mode) -> (D
         let (token, instance_id) = (token.clone(), instance_id.clone());
         let (remaining, completed, requests) = (remaining.clone(), completed.clone(), requests.clone());
         tasks.push(tokio::spawn(async move {
-            let mut connection = Connection::open(address, &token).await;
+            let mut connection = Client::open(kind, address, &token).await;
             let create = format!(
                 r#"{{"details":{{"agent_instance_id":"{instance_id}","schema_name":"agent:llm","status":"active","payload":{{"model":"bench","prompt":"hello"}}}}}}"#
             );
@@ -235,6 +280,48 @@ fn string_field(body: &[u8], name: &str) -> Option<String> {
     let start = text.find(&key)? + key.len();
     let end = start + text[start..].find('"')?;
     Some(text[start..end].to_string())
+}
+
+/// One load-generating connection, raw or through reqwest.
+enum Client {
+    Raw(Connection),
+    Reqwest { client: reqwest::Client, base: String, auth: String },
+}
+
+impl Client {
+    async fn open(kind: ClientKind, address: std::net::SocketAddr, token: &str) -> Client {
+        match kind {
+            ClientKind::Raw => Client::Raw(Connection::open(address, token).await),
+            ClientKind::Reqwest => Client::Reqwest {
+                client: reqwest::Client::builder()
+                    .pool_max_idle_per_host(1)
+                    .tcp_nodelay(true)
+                    .build()
+                    .expect("reqwest client"),
+                base: format!("http://{address}"),
+                auth: format!("Bearer {token}"),
+            },
+        }
+    }
+
+    /// POSTs a JSON body; the answer's status and body.
+    async fn post(&mut self, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        match self {
+            Client::Raw(connection) => connection.post(path, body).await,
+            Client::Reqwest { client, base, auth } => {
+                let response = client
+                    .post(format!("{base}{path}"))
+                    .header("authorization", auth.as_str())
+                    .header("content-type", "application/json")
+                    .body(body.to_vec())
+                    .send()
+                    .await
+                    .expect("request");
+                let status = response.status().as_u16();
+                (status, response.bytes().await.expect("answer body").to_vec())
+            }
+        }
+    }
 }
 
 /// One keep-alive HTTP/1.1 connection.

@@ -7,6 +7,7 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tempfile::TempDir;
 
 use crate::auth::{Tokens, generate_token};
@@ -222,6 +223,14 @@ fn serve(
         let _ = ready.send(Ok(()));
         let stopping = Arc::new(tokio::sync::Notify::new());
         let notify = stopping.clone();
+        // Each answer is one write; with Nagle on, an answer written while the previous one
+        // is unacknowledged waits for the ACK (up to the delayed-ACK timeout) on keep-alive
+        // connections.
+        let listener = listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "cannot disable Nagle on a connection");
+            }
+        });
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = stopped.await;
             notify.notify_one();
