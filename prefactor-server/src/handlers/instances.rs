@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::listing::{QueryPairs, list_answer, page_request, param, sorting};
 use super::operation::Operation;
-use super::{client_time, respond, success};
+use super::{ActionRequest, client_time, parse_action, respond, success};
 use crate::body::parse;
 use crate::db::instances::{self, InstanceRow};
 use crate::db::{agent_versions, agents, meta, schema_versions};
@@ -153,10 +153,8 @@ pub async fn start(State(state): State<AppState>, Path(id): Path<String>, header
 
 /// Parses and checks a start body for instance `id`.
 pub fn prepare_start(state: &AppState, id: &str, headers: &HeaderMap, body: &[u8]) -> Result<Operation, ApiError> {
-    let id = parse_path_id("agent instance", id)?;
-    let request: StartInstanceRequest = parse(body)?;
-    let path = format!("/api/v1/agent_instance/{id}/start");
-    let scope = scope_for("POST", &path, headers, &request)?;
+    let ActionRequest { id, request, scope } =
+        parse_action::<StartInstanceRequest>(("agent instance", "agent_instance", "start"), id, headers, body)?;
     let started_at = client_time("timestamp", request.timestamp.as_deref())?;
     let account = state.account.clone();
     Ok(Operation::new(scope, move |conn| {
@@ -185,10 +183,8 @@ pub async fn finish(
 
 /// Parses and checks an instance finish body for instance `id`.
 pub fn prepare_finish(state: &AppState, id: &str, headers: &HeaderMap, body: &[u8]) -> Result<Operation, ApiError> {
-    let id = parse_path_id("agent instance", id)?;
-    let request: FinishInstanceRequest = parse(body)?;
-    let path = format!("/api/v1/agent_instance/{id}/finish");
-    let scope = scope_for("POST", &path, headers, &request)?;
+    let ActionRequest { id, request, scope } =
+        parse_action::<FinishInstanceRequest>(("agent instance", "agent_instance", "finish"), id, headers, body)?;
     let finished_at = client_time("timestamp", request.timestamp.as_deref())?;
     let status = AgentStatus::from(request.status.unwrap_or(FinishStatus::Complete));
     let account = state.account.clone();
@@ -268,10 +264,12 @@ pub fn prepare_record_quality(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Operation, ApiError> {
-    let id = parse_path_id("agent instance", id)?;
-    let request: RecordQualityRequest = parse(body)?;
-    let path = format!("/api/v1/agent_instance/{id}/record_quality");
-    let scope = scope_for("POST", &path, headers, &request)?;
+    let ActionRequest { id, request, scope } = parse_action::<RecordQualityRequest>(
+        ("agent instance", "agent_instance", "record_quality"),
+        id,
+        headers,
+        body,
+    )?;
     let payload = match request.payload {
         None | Some(Value::Null) => None,
         Some(Value::Object(map)) => Some(Value::Object(map)),
@@ -332,10 +330,8 @@ pub async fn terminate(
 }
 
 fn prepare_terminate(state: &AppState, id: &str, headers: &HeaderMap, body: &[u8]) -> Result<Operation, ApiError> {
-    let id = parse_path_id("agent instance", id)?;
-    let request: TerminateInstanceRequest = parse(body)?;
-    let path = format!("/api/v1/agent_instance/{id}/terminate");
-    let scope = scope_for("POST", &path, headers, &request)?;
+    let ActionRequest { id, request, scope } =
+        parse_action::<TerminateInstanceRequest>(("agent instance", "agent_instance", "terminate"), id, headers, body)?;
     let account = state.account.clone();
     Ok(Operation::new(scope, move |conn| {
         let instance = terminate_in_tx(conn, &account, &id, request.reason)?;

@@ -12,12 +12,17 @@ pub mod ping;
 pub mod span_answer;
 pub mod spans;
 
+use axum::http::HeaderMap;
 use axum::response::Response;
 use prefactor_protocol::{Control, SuccessResponse};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
+use crate::body::parse;
 use crate::db::idempotency::StoredAnswer;
 use crate::error::{ApiError, json_response};
+use crate::idempotency::{IdempotencyScope, KeyedRequest, scope_for};
+use crate::ids::parse_path_id;
 
 /// Serializes a success envelope into a storable answer.
 pub fn success<T: Serialize>(details: T, control: Option<Control>) -> Result<StoredAnswer, ApiError> {
@@ -51,4 +56,28 @@ pub fn client_time(field: &str, value: Option<&str>) -> Result<Option<String>, A
             crate::timestamps::normalize_client_timestamp(text).map_err(|message| ApiError::validation(field, message))
         })
         .transpose()
+}
+
+/// What a `POST /api/v1/{resource}/{id}/{action}` starts from, whether it came as a request or
+/// as a bulk item: the checked id, the typed body and its idempotency scope.
+pub struct ActionRequest<R> {
+    /// The resource's id, checked as a PFID.
+    pub id: String,
+    /// The parsed body.
+    pub request: R,
+    /// The idempotency scope, when the request carries a key.
+    pub scope: Option<IdempotencyScope>,
+}
+
+/// Parses the id (`kind` names it in errors) and the body of an action on an existing resource.
+pub fn parse_action<R: DeserializeOwned + KeyedRequest>(
+    (kind, resource, action): (&str, &str, &str),
+    id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<ActionRequest<R>, ApiError> {
+    let id = parse_path_id(kind, id)?;
+    let request: R = parse(body)?;
+    let scope = scope_for("POST", &format!("/api/v1/{resource}/{id}/{action}"), headers, &request)?;
+    Ok(ActionRequest { id, request, scope })
 }

@@ -25,13 +25,13 @@ use super::instances::compiled_for;
 use super::listing::{QueryPairs, list_answer, page_request, param, sorting};
 use super::operation::Operation;
 use super::span_answer::SpanAnswer;
-use super::{client_time, respond};
+use super::{ActionRequest, client_time, parse_action, respond};
 use crate::body::{json_kind, parse};
 use crate::db::instances;
 use crate::db::spans::{self, PayloadTexts, SpanOrder, SpanRow};
 use crate::error::ApiError;
 use crate::idempotency::scope_for;
-use crate::ids::{parse_path_id, parse_pfid};
+use crate::ids::parse_pfid;
 use crate::state::AppState;
 use crate::timestamps::now_utc;
 use crate::validation::{CompiledSchemaVersion, check};
@@ -209,10 +209,8 @@ pub async fn finish(
 
 /// Parses and checks a span finish body for span `id` (as given in the path or the bulk item).
 pub fn prepare_finish(state: &AppState, id: &str, headers: &HeaderMap, body: &[u8]) -> Result<Operation, ApiError> {
-    let id = parse_path_id("agent span", id)?;
-    let request: FinishSpanRequest = parse(body)?;
-    let path = format!("/api/v1/agent_spans/{id}/finish");
-    let scope = scope_for("POST", &path, headers, &request)?;
+    let ActionRequest { id, request, scope } =
+        parse_action::<FinishSpanRequest>(("agent span", "agent_spans", "finish"), id, headers, body)?;
     let finished_at = client_time("timestamp", request.timestamp.as_deref())?;
     let result_payload = match request.result_payload {
         None | Some(Value::Null) => None,
