@@ -5,8 +5,8 @@ use prefactor_runtime::{Context, ContextGuard, Error, Payload, SpanGuard, global
 
 static NO_INSTANCE: Once = Once::new();
 
-/// A started span, boxed so that the no-client path moves and drops one null pointer.
-pub type Started = Option<Box<SpanGuard>>;
+/// The started span of an async call (`instrument_span` moves it into its boxed state).
+pub type Started = Option<SpanGuard>;
 
 /// Starts the span of a call: `None` (and nothing serialized) when no client is installed or
 /// no agent instance is current. The no-client path is one atomic load (plus the relaxed
@@ -21,7 +21,7 @@ pub fn start_span(
         warn_no_client(name);
         return None;
     }
-    open_recorded_span(schema, name, payload).map(Box::new)
+    open_recorded_span(schema, name, payload)
 }
 
 fn open_recorded_span(

@@ -27,7 +27,7 @@ where
     F: Future,
     Fin: FnOnce(SpanGuard, &F::Output),
 {
-    let recorded = span.map(|span| record(*span, finish));
+    let recorded = span.map(|span| record(span, finish));
     SpanFuture { body: ManuallyDrop::new(future), recorded }
 }
 
