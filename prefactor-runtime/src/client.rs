@@ -110,9 +110,10 @@ impl Shared {
         }
     }
 
-    /// The close report given how many enqueued operations reached a final state.
-    pub(crate) fn report(&self, settled: u64, timed_out: bool) -> CloseReport {
-        let stats = self.counters.snapshot();
+    /// The close report given how many operations were enqueued and how many of them reached
+    /// a final state.
+    pub(crate) fn report(&self, enqueued: u64, settled: u64, timed_out: bool) -> CloseReport {
+        let stats = self.counters.snapshot(enqueued);
         let undelivered = stats.enqueued.saturating_sub(settled);
         CloseReport {
             stats,
@@ -312,7 +313,7 @@ impl Client {
                 Lifecycle::New | Lifecycle::Initializing => {
                     *lifecycle = Lifecycle::Closed;
                     self.inner.shared.closed.store(true, Ordering::Release);
-                    return Ok(self.inner.shared.report(0, false));
+                    return Ok(self.inner.shared.report(self.enqueued(), 0, false));
                 }
                 Lifecycle::Ready => *lifecycle = Lifecycle::Closed,
             }
@@ -329,7 +330,7 @@ impl Client {
             }
             None => None,
         };
-        let report = report.unwrap_or_else(|| self.inner.shared.report(0, false));
+        let report = report.unwrap_or_else(|| self.inner.shared.report(self.enqueued(), 0, false));
         if report.is_clean() {
             Ok(report)
         } else {
@@ -355,7 +356,12 @@ impl Client {
 
     /// The delivery counters.
     pub fn stats(&self) -> Stats {
-        self.inner.shared.counters.snapshot()
+        self.inner.shared.counters.snapshot(self.enqueued())
+    }
+
+    /// Operations accepted into the queue so far.
+    fn enqueued(&self) -> u64 {
+        self.inner.link.get().map_or(0, |link| link.ops.enqueued())
     }
 
     /// The configuration.
@@ -538,12 +544,12 @@ impl Client {
         };
         // The bound covers everything not yet settled (channel, scheduler, in flight), so a
         // slow server cannot make the worker hold more than `queue_capacity` operations.
-        if !shared.counters.has_room(shared.config.queue_capacity() as u64) {
+        if !shared.counters.has_room(link.ops.enqueued(), shared.config.queue_capacity() as u64) {
             Counters::add(&shared.counters.dropped, weight);
             shared.warn_full();
             return false;
         }
-        if link.ops.push(op, &shared.counters.enqueued) {
+        if link.ops.push(op) {
             return true;
         }
         // The worker stopped (closed client).

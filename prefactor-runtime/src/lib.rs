@@ -75,6 +75,7 @@ mod span_guard;
 mod static_schema;
 mod stats;
 mod termination;
+mod ticket_queue;
 mod timestamp;
 mod transport;
 mod worker;

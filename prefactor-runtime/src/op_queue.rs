@@ -1,6 +1,6 @@
 //! `OpQueue`: the queue from the agent's threads to the worker, with coalesced wake-ups.
 //!
-//! A lock-free MPSC queue (`crossbeam_queue::SegQueue`) plus the worker's state: running,
+//! A lock-free MPSC queue ([`TicketQueue`]: one locked instruction per push) plus the worker's state: running,
 //! dozing (it drains the queue on a short tick by itself, because operations kept coming) or
 //! parked (idle, it waits to be woken). A push wakes the worker only when it is parked, and
 //! only the first push after it parked does (the state is swapped to running), or when a
@@ -9,8 +9,8 @@
 //! no timer running. The worker drains in batches.
 //!
 //! No lost wake-ups (a Dekker handshake on sequentially consistent operations): a producer
-//! pushes, counts the operation in `enqueued`, then reads `parked`; the worker sets `parked`,
-//! then compares `enqueued` with what it already took. One of the two always sees the other:
+//! takes its ticket (which counts the operation in `enqueued`), then reads `parked`; the worker
+//! sets `parked`, then compares `enqueued` with what it already took. One of the two always sees the other:
 //! either the producer sees `parked` and wakes the worker, or the worker sees the count and
 //! does not wait. `Notify` keeps a permit when nobody waits, so a wake that races the worker
 //! going to sleep is not lost either.
@@ -18,11 +18,10 @@
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
-use crossbeam_queue::SegQueue;
 use tokio::sync::Notify;
 
 use crate::operation::Op;
-use crate::stats::Padded;
+use crate::ticket_queue::TicketQueue;
 
 /// How long a dozing worker lets operations wait before it drains them by itself.
 pub(crate) const DOZE_TICK: Duration = Duration::from_millis(1);
@@ -36,7 +35,8 @@ const PARKED: u8 = 2;
 /// The operation queue shared by every handle of a client and its worker.
 #[derive(Default)]
 pub(crate) struct OpQueue {
-    items: SegQueue<Op>,
+    /// The operations; its ticket count is the client's `enqueued` statistic.
+    items: TicketQueue<Op>,
     /// `RUNNING`, `DOZING` or `PARKED`, set by the worker before it waits; alone on its cache
     /// line, so the producers' read of it stays a cache hit while the worker keeps its state.
     state: PaddedState,
@@ -50,20 +50,19 @@ pub(crate) struct OpQueue {
 struct PaddedState(AtomicU8);
 
 impl OpQueue {
-    /// Queues `op` and counts it in `enqueued`; false (and `op` dropped) when the worker has
-    /// stopped.
-    pub(crate) fn push(&self, op: Op, enqueued: &Padded) -> bool {
+    /// Queues `op` (which counts it in [`enqueued`](OpQueue::enqueued)); false (and `op`
+    /// dropped) when the worker has stopped.
+    pub(crate) fn push(&self, op: Op) -> bool {
         if self.closed.load(Ordering::Acquire) {
             return false;
         }
-        let weight = op.weight();
-        self.items.push(op);
-        // SeqCst: the count must be visible to a worker that parks after this point (see the
-        // module docs); on x86 this is the same locked add as a relaxed one.
-        let count = enqueued.fetch_add(weight, Ordering::SeqCst) + weight;
+        debug_assert_eq!(op.weight(), 1, "merged operations are made by the worker, never queued");
+        // The ticket is taken with a sequentially consistent `fetch_add`: the count is visible
+        // to a worker that parks after this point (see the module docs).
+        let count = self.items.push(op);
         let wake = match self.state.0.load(Ordering::SeqCst) {
             RUNNING => false,
-            DOZING => count % HIGH_WATER < weight,
+            DOZING => count.is_multiple_of(HIGH_WATER),
             _ => true,
         };
         if wake && self.state.0.swap(RUNNING, Ordering::SeqCst) != RUNNING {
@@ -77,11 +76,16 @@ impl OpQueue {
         self.items.pop()
     }
 
-    /// Marks the worker parked unless operations beyond `taken` were counted in `enqueued`
-    /// meanwhile. Returns whether the worker may wait for [`woken`](OpQueue::woken) alone.
-    pub(crate) fn park(&self, taken: u64, enqueued: &Padded) -> bool {
+    /// Operations accepted so far (each is one unit of queue weight).
+    pub(crate) fn enqueued(&self) -> u64 {
+        self.items.pushed()
+    }
+
+    /// Marks the worker parked unless operations beyond `taken` were enqueued meanwhile.
+    /// Returns whether the worker may wait for [`woken`](OpQueue::woken) alone.
+    pub(crate) fn park(&self, taken: u64) -> bool {
         self.state.0.store(PARKED, Ordering::SeqCst);
-        if enqueued.load(Ordering::SeqCst) > taken {
+        if self.items.pushed() > taken {
             self.state.0.store(RUNNING, Ordering::SeqCst);
             return false;
         }
@@ -130,36 +134,33 @@ mod tests {
     #[test]
     fn a_parked_worker_is_woken_once_per_park() {
         let queue = OpQueue::default();
-        let enqueued = Padded::default();
-        assert!(queue.park(0, &enqueued));
-        assert!(queue.push(op(), &enqueued));
+        assert!(queue.park(0));
+        assert!(queue.push(op()));
         assert_eq!(queue.state.0.load(Ordering::SeqCst), RUNNING, "the first push wakes the worker");
-        assert!(queue.push(op(), &enqueued));
-        assert_eq!(enqueued.load(Ordering::SeqCst), 2);
-        assert!(!queue.park(0, &enqueued), "operations not taken yet: the worker must not wait");
+        assert!(queue.push(op()));
+        assert_eq!(queue.enqueued(), 2);
+        assert!(!queue.park(0), "operations not taken yet: the worker must not wait");
         assert!(queue.pop().is_some() && queue.pop().is_some() && queue.pop().is_none());
     }
 
     #[test]
     fn a_dozing_worker_is_woken_only_at_the_high_water_mark() {
         let queue = OpQueue::default();
-        let enqueued = Padded::default();
         queue.doze();
         for _ in 1..HIGH_WATER {
-            assert!(queue.push(op(), &enqueued));
+            assert!(queue.push(op()));
         }
         assert_eq!(queue.state.0.load(Ordering::SeqCst), DOZING, "no wake-up below the mark");
-        assert!(queue.push(op(), &enqueued));
+        assert!(queue.push(op()));
         assert_eq!(queue.state.0.load(Ordering::SeqCst), RUNNING, "woken at the mark");
     }
 
     #[test]
     fn a_closed_queue_gives_the_operation_back() {
         let queue = OpQueue::default();
-        let enqueued = Padded::default();
         queue.close();
-        assert!(!queue.push(op(), &enqueued));
-        assert_eq!(enqueued.load(Ordering::SeqCst), 0);
+        assert!(!queue.push(op()));
+        assert_eq!(queue.enqueued(), 0);
     }
 
     /// A producer racing the worker's park never leaves an operation behind a sleeping worker.
@@ -167,12 +168,11 @@ mod tests {
     fn no_lost_wake_ups() {
         const N: u64 = 20_000;
         let queue = Arc::new(OpQueue::default());
-        let enqueued = Arc::new(Padded::default());
         let producer = {
-            let (queue, enqueued) = (queue.clone(), enqueued.clone());
+            let queue = queue.clone();
             std::thread::spawn(move || {
                 for _ in 0..N {
-                    assert!(queue.push(op(), &enqueued));
+                    assert!(queue.push(op()));
                     if fastrand::u8(..) == 0 {
                         std::thread::yield_now();
                     }
@@ -186,7 +186,7 @@ mod tests {
                 while queue.pop().is_some() {
                     taken += 1;
                 }
-                if taken < N && queue.park(taken, &enqueued) {
+                if taken < N && queue.park(taken) {
                     tokio::time::timeout(Duration::from_secs(10), queue.woken()).await.expect("woken in time");
                     queue.unpark();
                 }

@@ -43,12 +43,12 @@ impl Stats {
 /// The live counters, written by callers (enqueue side) and the worker (delivery side).
 /// `settled` counts enqueued operations that reached a final state (sent, failed, or discarded
 /// by the worker): `enqueued - settled` is what the queue holds, bounded by the capacity.
+/// (`enqueued` is the operation queue's own ticket count, so taking a slot counts it.)
 ///
-/// Each counter has its own cache line: the agent's threads write `enqueued`/`dropped` while
-/// the worker writes the others, and sharing a line would make every enqueue wait for it.
+/// Each counter has its own cache line: the agent's threads write `dropped` while the worker
+/// writes the others, and sharing a line would make every enqueue wait for it.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) enqueued: Padded,
     pub(crate) sent: Padded,
     pub(crate) retried: Padded,
     pub(crate) dropped: Padded,
@@ -71,9 +71,9 @@ impl std::ops::Deref for Padded {
 }
 
 impl Counters {
-    pub(crate) fn snapshot(&self) -> Stats {
+    pub(crate) fn snapshot(&self, enqueued: u64) -> Stats {
         Stats {
-            enqueued: self.enqueued.load(Ordering::Relaxed),
+            enqueued,
             sent: self.sent.load(Ordering::Relaxed),
             retried: self.retried.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
@@ -87,8 +87,7 @@ impl Counters {
     /// Reads `settled` (the line the worker writes on every delivery) only when the last value
     /// seen by the enqueue side no longer proves there is room: an old value over-estimates
     /// what is pending, so "room" by it is always right, and a full queue is re-checked exactly.
-    pub(crate) fn has_room(&self, capacity: u64) -> bool {
-        let enqueued = self.enqueued.load(Ordering::Acquire);
+    pub(crate) fn has_room(&self, enqueued: u64, capacity: u64) -> bool {
         if enqueued.saturating_sub(self.settled_seen.load(Ordering::Relaxed)) < capacity {
             return true;
         }
@@ -109,14 +108,11 @@ mod tests {
     #[test]
     fn room_is_rechecked_against_the_worker_s_count_when_the_cache_says_full() {
         let counters = Counters::default();
-        Counters::add(&counters.enqueued, 3);
-        assert!(!counters.has_room(3));
-        assert!(counters.has_room(4));
+        assert!(!counters.has_room(3, 3));
+        assert!(counters.has_room(3, 4));
         counters.settled.store(2, Ordering::Release);
-        assert!(counters.has_room(3), "settled operations free room");
-        Counters::add(&counters.enqueued, 1);
-        assert!(counters.has_room(3), "the cached settled count proves room");
-        Counters::add(&counters.enqueued, 1);
-        assert!(!counters.has_room(3));
+        assert!(counters.has_room(3, 3), "settled operations free room");
+        assert!(counters.has_room(4, 3), "the cached settled count proves room");
+        assert!(!counters.has_room(5, 3));
     }
 }

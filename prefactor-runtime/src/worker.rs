@@ -214,7 +214,7 @@ impl Worker {
             self.ops.doze();
             return (false, true);
         }
-        (self.ops.park(self.taken, &self.shared.counters.enqueued), false)
+        (self.ops.park(self.taken), false)
     }
 
     /// Takes up to `BATCH` operations from the queue; true when it is drained.
@@ -558,7 +558,7 @@ impl Worker {
     }
 
     fn all_settled(&self) -> bool {
-        self.settled >= self.shared.counters.enqueued.load(Ordering::Acquire)
+        self.settled >= self.ops.enqueued()
     }
 
     fn answer_flushes(&mut self) {
@@ -594,7 +594,7 @@ impl Worker {
         self.attempts.abort_all();
         self.retry_timers.abort_all();
         self.ops.close();
-        let report = self.shared.report(self.settled, timed_out);
+        let report = self.shared.report(self.ops.enqueued(), self.settled, timed_out);
         if timed_out {
             tracing::warn!(undelivered = report.undelivered, "prefactor: close deadline passed");
         }
