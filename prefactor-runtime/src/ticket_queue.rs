@@ -102,10 +102,19 @@ impl<T> Default for TicketQueue<T> {
 impl<T> TicketQueue<T> {
     /// Appends `value`; returns the number of values pushed so far, this one included.
     pub(crate) fn push(&self, value: T) -> u64 {
+        self.push_pausing(value, || {})
+    }
+
+    /// [`push`](TicketQueue::push), calling `pause` between loading `tail_block` and walking
+    /// from it: the window in which the consumer must not reuse that block (tests only; an
+    /// empty closure inlines away).
+    #[inline(always)]
+    fn push_pausing(&self, value: T, pause: impl FnOnce()) -> u64 {
         // SeqCst: orders the ticket before the load of `tail_block` (see the module docs) and
         // lets the caller use the count in its own Dekker handshake with the consumer.
         let ticket = self.tickets.0.fetch_add(1, Ordering::SeqCst);
         let tail = self.tail_block.0.load(Ordering::SeqCst);
+        pause();
         // SAFETY: `tail_block` is never a block that may be reused or freed while the queue
         // lives, and this producer's unwritten slot keeps it (or a later block) there.
         let block = unsafe { &*tail };
@@ -345,6 +354,13 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::AtomicUsize;
 
+    /// Sizes for a normal run, and smaller ones under Miri, which checks every access of these
+    /// tests for undefined behaviour and data races (`bash bench/miri/ticket_queue.sh`).
+    const fn scaled(n: u64) -> u64 {
+        if cfg!(miri) { n / 100 } else { n }
+    }
+    const BURST_BLOCKS: u64 = if cfg!(miri) { 10 } else { 100 };
+
     fn blocks_in_chain<T>(queue: &TicketQueue<T>) -> usize {
         let cursor = queue.lock_cursor();
         let mut count = 0;
@@ -375,16 +391,16 @@ mod tests {
     #[test]
     fn a_steady_stream_reuses_blocks_and_a_burst_is_given_back() {
         let queue = TicketQueue::default();
-        for i in 0..10_000u64 {
+        for i in 0..scaled(10_000) {
             queue.push(i);
             assert_eq!(queue.pop(), Some(i));
         }
         assert!(blocks_in_chain(&queue) <= 2 + SPARE_BLOCKS, "{} blocks", blocks_in_chain(&queue));
-        for i in 0..(BLOCK * 100) {
+        for i in 0..(BLOCK * BURST_BLOCKS) {
             queue.push(i);
         }
-        assert!(blocks_in_chain(&queue) >= 100);
-        for i in 0..(BLOCK * 100) {
+        assert!(blocks_in_chain(&queue) >= BURST_BLOCKS as usize);
+        for i in 0..(BLOCK * BURST_BLOCKS) {
             assert_eq!(queue.pop(), Some(i));
         }
         // The burst's blocks are freed as it drains, but for the spares (and blocks waiting
@@ -427,12 +443,57 @@ mod tests {
         assert_eq!(live.load(Ordering::SeqCst), 0);
     }
 
+    /// A producer that loaded `tail_block` and stalled before walking from it while the other
+    /// producers moved past that block and the consumer drained it: the block must not be reused
+    /// under the stalled producer (it would walk a relinked block and never find its slot).
+    #[test]
+    fn a_block_is_not_reused_under_a_stalled_producer() {
+        let queue = Arc::new(TicketQueue::default());
+        for i in 0..BLOCK {
+            queue.push(i);
+        }
+        let (stalled_tx, stalled) = std::sync::mpsc::channel();
+        let (resume, resume_rx) = std::sync::mpsc::channel::<()>();
+        let producer = {
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                queue.push_pausing(BLOCK, || {
+                    stalled_tx.send(()).expect("test thread");
+                    resume_rx.recv().expect("test thread");
+                })
+            })
+        };
+        stalled.recv().expect("producer");
+        for i in (BLOCK + 1)..(BLOCK * 3) {
+            queue.push(i);
+        }
+        for i in 0..BLOCK {
+            assert_eq!(queue.pop(), Some(i));
+        }
+        let (taken_tx, taken) = std::sync::mpsc::channel();
+        let consumer = {
+            let queue = queue.clone();
+            // Moves to the next block (reclaiming the drained one if allowed), then waits
+            // for the stalled producer's ticket.
+            std::thread::spawn(move || {
+                let values: Vec<u64> = std::iter::from_fn(|| queue.pop()).collect();
+                taken_tx.send(values).expect("test thread");
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        resume.send(()).expect("producer");
+        let values = taken.recv_timeout(std::time::Duration::from_secs(20)).expect("the stalled value arrives");
+        assert_eq!(values, (BLOCK..(BLOCK * 3)).collect::<Vec<_>>());
+        assert_eq!(producer.join().expect("producer"), BLOCK + 1);
+        consumer.join().expect("consumer");
+    }
+
     /// Producers on several threads, a consumer racing them: nothing lost, nothing duplicated,
     /// each producer's values in its order, and the chain stays short when drained.
     #[test]
     fn concurrent_producers_keep_their_order() {
         const PRODUCERS: u64 = 4;
-        const PER_PRODUCER: u64 = 50_000;
+        const PER_PRODUCER: u64 = scaled(50_000);
         let queue = Arc::new(TicketQueue::default());
         let live = Arc::new(AtomicUsize::new(0));
         let producers: Vec<_> = (0..PRODUCERS)
@@ -441,7 +502,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for sequence in 0..PER_PRODUCER {
                         queue.push((producer, sequence, Tracked::new(&live)));
-                        if fastrand::u8(..) == 0 {
+                        if sequence % 97 == 0 {
                             std::thread::yield_now();
                         }
                     }
@@ -479,7 +540,7 @@ mod tests {
             .map(|_| {
                 let (queue, live) = (queue.clone(), live.clone());
                 std::thread::spawn(move || {
-                    for _ in 0..10_000 {
+                    for _ in 0..scaled(10_000) {
                         queue.push(Tracked::new(&live));
                     }
                 })
@@ -488,8 +549,8 @@ mod tests {
         for producer in producers {
             producer.join().expect("producer");
         }
-        assert_eq!(queue.pushed(), 40_000);
-        assert_eq!(live.load(Ordering::SeqCst), 40_000);
+        assert_eq!(queue.pushed(), 4 * scaled(10_000));
+        assert_eq!(live.load(Ordering::SeqCst), 4 * scaled(10_000) as usize);
         drop(queue);
         assert_eq!(live.load(Ordering::SeqCst), 0);
     }
