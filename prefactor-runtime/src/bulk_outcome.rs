@@ -1,6 +1,10 @@
 //! Reading a bulk answer: `{"status":"success","outputs":{key: output}}`, one output per item
 //! the server ran, in order, up to and including the first that failed (A8.10).
 //!
+//! The worker asks for minimal outputs (`Prefer: return=minimal`: `{"status":"success"}` plus
+//! `control` when present), but the real API may ignore that and answer full outputs
+//! (`details` echoing the resource); both read the same, `details` being skipped unparsed.
+//!
 //! An item's error has no HTTP status of its own, so its `code` stands for the status the
 //! single request would have answered, and it is classified exactly like that status (A3).
 
@@ -104,6 +108,8 @@ mod tests {
     fn outputs_are_read_by_key_and_errors_classified_by_code() {
         let body = br#"{"status":"success","outputs":{
             "span-a":{"status":"success","details":{"payload":{"big":[1,2,3]}}},
+            "span-min":{"status":"success"},
+            "span-min-ctl":{"status":"success","control":{"terminate":true,"reason":"m"}},
             "span-b":{"status":"success","details":{},"control":{"terminate":true,"reason":"r"}},
             "span-end-c":{"status":"error","code":"invalid_action","message":"Span is already finished"},
             "start-d":{"status":"error","code":"validation_error","message":"bad","errors":{"x":["is required"]}}}}"#;
@@ -113,6 +119,11 @@ mod tests {
             panic!("control expected");
         };
         assert_eq!(control["reason"], "r");
+        assert!(matches!(answer.output("span-min").unwrap().result("span create", true), ItemResult::Done(None)));
+        let ItemResult::Done(Some(control)) = answer.output("span-min-ctl").unwrap().result("span finish", true) else {
+            panic!("control expected in a minimal output");
+        };
+        assert_eq!(control["reason"], "m");
         assert!(matches!(
             answer.output("span-end-c").unwrap().result("span finish", true),
             ItemResult::Failed(Attempt::AlreadyDone)

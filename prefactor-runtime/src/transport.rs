@@ -12,6 +12,9 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::retry::parse_retry_after;
 
+/// The RFC 7240 request header (not among reqwest's named headers).
+const PREFER: &str = "prefer";
+
 /// The outcome of one HTTP attempt.
 #[derive(Debug)]
 pub(crate) enum Attempt {
@@ -136,11 +139,15 @@ impl Transport {
         self.send(operation, request, Wanted::for_post(path), conflict_is_done).await
     }
 
-    /// POSTs a bulk body to `/bulk`.
+    /// POSTs a bulk body to `/bulk`, asking for minimal outputs (`Prefer: return=minimal`,
+    /// RFC 7240): the worker reads only each output's `status`, `control` and error fields, so
+    /// the echoed resources are wasted work on both sides. A server that ignores the
+    /// preference answers full outputs, which [`crate::bulk_outcome`] reads the same way.
     pub(crate) async fn post_bulk(&self, body: Vec<u8>) -> BulkReply {
         const OPERATION: &str = "bulk request";
         let mut request = reqwest::Request::new(Method::POST, self.url("/bulk"));
         request.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        request.headers_mut().insert(PREFER, HeaderValue::from_static("return=minimal"));
         *request.body_mut() = Some(body.into());
         let (status, retry_after, bytes) = match self.exchange(OPERATION, request).await {
             Ok(answer) => answer,

@@ -23,7 +23,8 @@
 //! and each span sent as ONE create-as-terminal request with a client id, small payload and
 //! result payload, timestamps, an idempotency key, and (9 spans in 10) a parent span id;
 //! `bulk`: the e2e spans, `PF_BENCH_BATCH` (default 100) of them per `POST /api/v1/bulk` as
-//! `agent_spans/create` items, which is what the SDK's bulk delivery sends).
+//! `agent_spans/create` items, which is what the SDK's bulk delivery sends, with `Prefer:
+//! return=minimal` as the SDK sends it; `PF_BENCH_FULL_OUTPUTS=1` leaves the header out).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,7 +63,8 @@ fn main() {
         Ok("reqwest") => ClientKind::Reqwest,
         _ => ClientKind::Raw,
     };
-    let (elapsed, done, requests) = runtime.block_on(drive(&server, spans, clients, mode, client));
+    let prefer = if std::env::var("PF_BENCH_FULL_OUTPUTS").is_ok_and(|v| v == "1") { "" } else { "return=minimal" };
+    let (elapsed, done, requests) = runtime.block_on(drive(&server, spans, clients, mode, client, prefer));
     assert_eq!(done, spans, "every span was sent");
     verify_stored(&server, spans);
     let rate = done as f64 / elapsed.as_secs_f64();
@@ -185,7 +187,15 @@ enum ClientKind {
     Reqwest,
 }
 
-async fn drive(server: &LocalServer, spans: u64, clients: u64, mode: Mode, kind: ClientKind) -> (Duration, u64, u64) {
+/// Drives the load; `prefer` is the `Prefer` header of bulk requests (none when empty).
+async fn drive(
+    server: &LocalServer,
+    spans: u64,
+    clients: u64,
+    mode: Mode,
+    kind: ClientKind,
+    prefer: &'static str,
+) -> (Duration, u64, u64) {
     let e2e = mode != Mode::Pairs;
     let address = server.local_addr();
     let token = server.token().to_string();
@@ -231,7 +241,7 @@ async fn drive(server: &LocalServer, spans: u64, clients: u64, mode: Mode, kind:
                         index += 1;
                     }
                     body.push_str("]}");
-                    let (status, answer) = connection.post("/api/v1/bulk", body.as_bytes()).await;
+                    let (status, answer) = connection.post_with("/api/v1/bulk", body.as_bytes(), prefer).await;
                     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
                     assert!(
                         !answer.windows(17).any(|w| w == br#""status":"error""#),
@@ -306,11 +316,19 @@ impl Client {
 
     /// POSTs a JSON body; the answer's status and body.
     async fn post(&mut self, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        self.post_with(path, body, "").await
+    }
+
+    /// POSTs a JSON body with a `Prefer` header (none when `prefer` is empty).
+    async fn post_with(&mut self, path: &str, body: &[u8], prefer: &str) -> (u16, Vec<u8>) {
         match self {
-            Client::Raw(connection) => connection.post(path, body).await,
+            Client::Raw(connection) => connection.post(path, body, prefer).await,
             Client::Reqwest { client, base, auth } => {
-                let response = client
-                    .post(format!("{base}{path}"))
+                let mut request = client.post(format!("{base}{path}"));
+                if !prefer.is_empty() {
+                    request = request.header("prefer", prefer);
+                }
+                let response = request
                     .header("authorization", auth.as_str())
                     .header("content-type", "application/json")
                     .body(body.to_vec())
@@ -338,9 +356,10 @@ impl Connection {
         Connection { stream, auth: format!("Bearer {token}"), buffer: Vec::with_capacity(8192) }
     }
 
-    async fn post(&mut self, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    async fn post(&mut self, path: &str, body: &[u8], prefer: &str) -> (u16, Vec<u8>) {
+        let prefer = if prefer.is_empty() { String::new() } else { format!("prefer: {prefer}\r\n") };
         let mut request = format!(
-            "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: {}\r\ncontent-type: application/json\r\n{prefer}content-length: {}\r\n\r\n",
             self.auth,
             body.len()
         )

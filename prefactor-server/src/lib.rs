@@ -24,6 +24,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod liquid_context;
 pub mod pipeline;
+pub mod prefer;
 pub mod recorder;
 pub mod router;
 pub mod server;

@@ -5,6 +5,7 @@
 
 use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{Request, State};
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -26,6 +27,7 @@ pub async fn handle(State(state): State<AppState>, request: Request, next: Next)
         headers: parts.headers.clone(),
         body: Bytes::new(),
         status: 0,
+        response_headers: HeaderMap::new(),
     });
     let limit = state.options.max_body_bytes;
     let (body, response) = match to_bytes(body, limit).await {
@@ -49,6 +51,7 @@ pub async fn handle(State(state): State<AppState>, request: Request, next: Next)
     if let Some(mut entry) = pending {
         entry.body = body;
         entry.status = response.status().as_u16();
+        entry.response_headers = response.headers().clone();
         recorder.push(sequence, entry);
     }
     response

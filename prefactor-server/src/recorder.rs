@@ -32,13 +32,31 @@ pub struct RecordedRequest {
     pub body: Option<Value>,
     /// Status code of the answer.
     pub status: u16,
+    /// Headers of the answer (names lowercase), e.g. `preference-applied`.
+    pub response_headers: Vec<(String, String)>,
 }
 
 impl RecordedRequest {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+        first_value(&self.headers, name)
     }
+
+    /// The first value of answer header `name` (case-insensitive).
+    pub fn response_header(&self, name: &str) -> Option<&str> {
+        first_value(&self.response_headers, name)
+    }
+}
+
+fn first_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+}
+
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        .collect()
 }
 
 /// A handled request as kept in the ring (cheap to take; see the module doc).
@@ -54,6 +72,8 @@ pub struct RawRequest {
     pub body: Bytes,
     /// Status code of the answer.
     pub status: u16,
+    /// Headers of the answer.
+    pub response_headers: HeaderMap,
 }
 
 impl RawRequest {
@@ -62,13 +82,10 @@ impl RawRequest {
             method: self.method.to_string(),
             path: self.uri.path().to_string(),
             query: self.uri.query().map(str::to_string),
-            headers: self
-                .headers
-                .iter()
-                .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
-                .collect(),
+            headers: header_pairs(&self.headers),
             body: recorded_body(&self.body),
             status: self.status,
+            response_headers: header_pairs(&self.response_headers),
         }
     }
 }

@@ -323,3 +323,26 @@ async fn the_control_signal_of_a_bulk_item_terminates_the_instance() {
     flush(&client).await;
     assert_eq!(client.stats().failed, 0, "finishing a terminated instance (409) is done");
 }
+
+#[tokio::test]
+async fn bulk_requests_get_minimal_outputs_and_still_see_the_terminate_control() {
+    let server = server();
+    let client = bulk_client(&server, Duration::from_millis(2)).await;
+    // Not started, so not polled: only a bulk output can tell it is terminated.
+    let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
+    flush(&client).await;
+    server.terminate_instance(&instance.id().to_string(), Some("minimal stop")).unwrap();
+    drop(instance.span("t:x", None, None));
+    flush(&client).await;
+    assert!(instance.is_terminated());
+    assert_eq!(instance.termination_reason().as_deref(), Some("minimal stop"));
+
+    let bulk = bulk_requests(&server);
+    assert!(bulk.len() >= 2, "the register, then the span: {} requests", bulk.len());
+    for request in &bulk {
+        assert_eq!(request.header("prefer"), Some("return=minimal"));
+        assert_eq!(request.status, 200);
+        assert_eq!(request.response_header("preference-applied"), Some("return=minimal"), "minimal outputs");
+    }
+    assert_eq!(client.stats().failed, 0);
+}

@@ -47,5 +47,6 @@ fn recorded_json(request: &RecordedRequest) -> Value {
         "headers": request.headers,
         "body": request.body,
         "status": request.status,
+        "response_headers": request.response_headers,
     })
 }

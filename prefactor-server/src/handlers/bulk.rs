@@ -11,7 +11,9 @@
 //! failing item. The
 //! answer is sent after the commit: `{"status":"success","outputs":{key: output}}`, where a
 //! successful output is the single endpoint's success body (`details`, `control`, ...) and a
-//! failed one its error body (`status`, `code`, `message`, `errors`).
+//! failed one its error body (`status`, `code`, `message`, `errors`). With `Prefer:
+//! return=minimal` a successful output is only `{"status":"success"}` plus its `control`
+//! ([`super::minimal_output`]); error outputs are the same either way.
 //!
 //! Each item's key is the idempotency key of its operation, scoped like the single endpoint
 //! (method and path of that endpoint), so a bulk item and a single request with the same key
@@ -23,7 +25,7 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use prefactor_protocol::{BULK_KEY_MAX_LEN, BULK_KEY_MIN_LEN, BulkAction};
 use rusqlite::Connection;
@@ -32,23 +34,30 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::listing::QueryPairs;
+use super::minimal_output::minimal_output;
 use super::operation::{Operation, Outcome};
 use super::{agents, instances, respond, spans};
 use crate::body::{json_kind, parse};
 use crate::db::idempotency::StoredAnswer;
 use crate::db::job_cache;
 use crate::error::ApiError;
+use crate::prefer::{MINIMAL_APPLIED, ReturnMinimal};
 use crate::state::AppState;
 
 /// Most items accepted in one request (the body limit, 2 MiB by default, may bind first).
 pub const MAX_BULK_ITEMS: usize = 1000;
 
-/// `POST /api/v1/bulk`.
-pub async fn bulk(State(state): State<AppState>, body: Bytes) -> Response {
-    respond(run(&state, &body).await)
+/// `POST /api/v1/bulk`; `Prefer: return=minimal` asks for minimal outputs (see
+/// [`crate::prefer`]), which the answer confirms with `Preference-Applied: return=minimal`.
+pub async fn bulk(State(state): State<AppState>, ReturnMinimal(minimal): ReturnMinimal, body: Bytes) -> Response {
+    let mut response = respond(run(&state, &body, minimal).await);
+    if minimal && response.status().is_success() {
+        response.headers_mut().insert("preference-applied", HeaderValue::from_static(MINIMAL_APPLIED));
+    }
+    response
 }
 
-async fn run(state: &AppState, body: &[u8]) -> Result<StoredAnswer, ApiError> {
+async fn run(state: &AppState, body: &[u8], minimal: bool) -> Result<StoredAnswer, ApiError> {
     let items = checked_items(body)?;
     let mut keys = Vec::with_capacity(items.len());
     let mut operations = Vec::with_capacity(items.len());
@@ -74,7 +83,9 @@ async fn run(state: &AppState, body: &[u8]) -> Result<StoredAnswer, ApiError> {
             .write_unguarded(move |conn| job_cache::with_job_cache(|| run_in_order(conn, &writer_state, operations)))
             .await?;
         keys.into_iter()
-            .zip(results.into_iter().map(|result| result.and_then(|outcome| outcome.into_answer(state))))
+            .zip(results.into_iter().map(|result| {
+                result.and_then(|outcome| if minimal { minimal_output(outcome) } else { outcome.into_answer(state) })
+            }))
             .collect()
     };
     let all_ran = outputs.iter().all(|(_, result)| result.is_ok());

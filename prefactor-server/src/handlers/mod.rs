@@ -7,6 +7,7 @@ pub mod agents;
 pub mod bulk;
 pub mod instances;
 pub mod listing;
+pub mod minimal_output;
 pub mod operation;
 pub mod ping;
 pub mod span_answer;
