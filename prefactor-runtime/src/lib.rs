@@ -66,6 +66,7 @@ mod instrument;
 mod op_queue;
 mod operation;
 mod payload;
+mod payload_arena;
 mod requests;
 mod retry;
 mod scheduler;

@@ -2,12 +2,14 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::ptr::NonNull;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::Error;
+use crate::payload_arena;
 
 /// A span payload or result: a JSON **object**, already serialized.
 ///
@@ -26,8 +28,24 @@ use crate::error::Error;
 /// assert_eq!(wrapped.to_value(), json!({"value": 42}));
 /// assert_eq!(Payload::empty().as_json(), "{}");
 /// ```
-#[derive(Clone)]
-pub struct Payload(Box<RawValue>);
+///
+/// A payload of up to 4 KB lives in its thread's arena chunk (see `payload_arena`): making one
+/// is a copy, not an allocation, and it may be dropped on any thread.
+pub struct Payload {
+    /// The UTF-8 JSON text: in an arena chunk, or a `Box<str>`'s allocation.
+    text: NonNull<u8>,
+    /// The text's length, with [`IN_ARENA`] set for texts in an arena chunk.
+    len_and_place: usize,
+}
+
+/// Set in `len_and_place` for a text in an arena chunk (texts are far shorter than 2^63).
+const IN_ARENA: usize = 1 << (usize::BITS - 1);
+
+// SAFETY: the text is immutable once made; an arena text is released with an atomic count and
+// a boxed one is an ordinary `Box<str>`, both fine to drop on any thread.
+unsafe impl Send for Payload {}
+// SAFETY: see `Send`; shared access only reads the text.
+unsafe impl Sync for Payload {}
 
 /// Scratch buffers above this capacity are not kept for the next payload.
 const SCRATCH_KEPT: usize = 16 * 1024;
@@ -90,18 +108,23 @@ impl Payload {
         Ok(Payload::adopt(buffer))
     }
 
-    /// Copies serde_json's output into a payload of its exact size.
+    /// Copies serde_json's output (valid JSON) into the thread's arena, or into an allocation
+    /// of its exact size when it is long.
     fn adopt(json: &[u8]) -> Payload {
         // serde_json writes only UTF-8; the fallback keeps this panic-free regardless.
         let Ok(text) = std::str::from_utf8(json) else { return Payload::empty() };
-        let text: Box<str> = text.into();
-        debug_assert!(serde_json::from_str::<&RawValue>(&text).is_ok(), "not JSON: {text}");
-        // SAFETY: `RawValue` is `#[repr(transparent)]` over `str` (serde_json 1.x declares
-        // `pub struct RawValue { json: str }` with that attribute, and its own `to_raw_value`
-        // makes a `Box<RawValue>` from a `Box<str>` with this same transmute), so both boxes
-        // have the same layout and the same allocation. The one invariant `RawValue` keeps
-        // beyond that, "the text is valid JSON", holds because serde_json wrote it.
-        Payload(unsafe { std::mem::transmute::<Box<str>, Box<RawValue>>(text) })
+        debug_assert!(serde_json::from_str::<&RawValue>(text).is_ok(), "not JSON: {text}");
+        match payload_arena::store(json) {
+            Some(stored) => Payload { text: stored, len_and_place: json.len() | IN_ARENA },
+            None => Payload::boxed(text.into()),
+        }
+    }
+
+    /// A payload owning `text` (valid JSON).
+    fn boxed(text: Box<str>) -> Payload {
+        let len = text.len();
+        let text = NonNull::from(Box::leak(text)).cast::<u8>();
+        Payload { text, len_and_place: len }
     }
 
     /// Adopts JSON text that is already serialized, without serializing it again; a non-object
@@ -113,33 +136,44 @@ impl Payload {
     /// assert_eq!(Payload::from_raw(raw).unwrap().as_json(), r#"{"a":1}"#);
     /// ```
     pub fn from_raw(raw: Box<RawValue>) -> Result<Payload, Error> {
-        if raw.get().starts_with('{') { Ok(Payload(raw)) } else { Self::from_serialize(&*raw) }
+        if !raw.get().starts_with('{') {
+            return Self::from_serialize(&*raw);
+        }
+        // SAFETY: `RawValue` is `#[repr(transparent)]` over `str` (serde_json 1.x declares
+        // `pub struct RawValue { json: str }` with that attribute, and converts `Box<str>` to
+        // `Box<RawValue>` with this same transmute in `to_raw_value`): same layout, same
+        // allocation.
+        Ok(Payload::boxed(unsafe { std::mem::transmute::<Box<RawValue>, Box<str>>(raw) }))
     }
 
     /// The empty object `{}`.
     pub fn empty() -> Payload {
-        // `{}` is a constant, valid JSON text: this cannot fail.
-        Payload(RawValue::from_string("{}".to_owned()).expect("`{}` is valid JSON"))
+        Payload::adopt(b"{}")
     }
 
     /// The payload as a `serde_json::Value` (parses the stored text).
     pub fn to_value(&self) -> Value {
-        serde_json::from_str(self.0.get()).unwrap_or_else(|_| Value::Object(Map::new()))
+        serde_json::from_str(self.as_json()).unwrap_or_else(|_| Value::Object(Map::new()))
     }
 
     /// The serialized JSON text.
     pub fn as_json(&self) -> &str {
-        self.0.get()
+        let len = self.len_and_place & !IN_ARENA;
+        // SAFETY: `text` points to `len` bytes of UTF-8 that live as long as `self` (an arena
+        // text until released in `drop`, a boxed one until freed there).
+        unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(self.text.as_ptr(), len)) }
     }
 
     /// The raw JSON, for serializing into a request without re-parsing.
     pub(crate) fn raw(&self) -> &RawValue {
-        &self.0
+        // SAFETY: `RawValue` is `#[repr(transparent)]` over `str` (see `from_raw`), and the text
+        // is valid JSON (written by serde_json or taken from a `RawValue`).
+        unsafe { &*(std::ptr::from_ref::<str>(self.as_json()) as *const RawValue) }
     }
 
     /// Whether this is the empty object.
     pub fn is_empty_object(&self) -> bool {
-        self.0.get() == "{}"
+        self.as_json() == "{}"
     }
 
     /// Merges the keys of `other` into `self` (keys of `other` win).
@@ -152,9 +186,29 @@ impl Payload {
             return;
         };
         base.extend(extra);
-        if let Ok(raw) = serde_json::value::to_raw_value(&base) {
-            self.0 = raw;
+        if let Ok(merged) = Payload::from_serialize(&base) {
+            *self = merged;
         }
+    }
+}
+
+impl Clone for Payload {
+    /// A copy of the text (in the cloning thread's arena when it is short).
+    fn clone(&self) -> Payload {
+        Payload::adopt(self.as_json().as_bytes())
+    }
+}
+
+impl Drop for Payload {
+    fn drop(&mut self) {
+        if self.len_and_place & IN_ARENA != 0 {
+            // SAFETY: an arena text, released once (here).
+            unsafe { payload_arena::release(self.text) };
+            return;
+        }
+        let text = std::ptr::slice_from_raw_parts_mut(self.text.as_ptr(), self.len_and_place) as *mut str;
+        // SAFETY: made by `Box::leak` of a `Box<str>` of this length in `boxed`.
+        drop(unsafe { Box::from_raw(text) });
     }
 }
 
@@ -167,13 +221,13 @@ impl From<Value> for Payload {
 
 impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Payload({})", self.0.get())
+        write!(f, "Payload({})", self.as_json())
     }
 }
 
 impl PartialEq for Payload {
     fn eq(&self, other: &Self) -> bool {
-        self.0.get() == other.0.get()
+        self.as_json() == other.as_json()
     }
 }
 
@@ -212,6 +266,27 @@ mod tests {
         let bad = std::collections::HashMap::from([((1, 2), 3)]);
         assert!(Payload::from_serialize(&bad).is_err(), "tuple keys are not JSON object keys");
         assert_eq!(Payload::from_serialize(&json!({"k": true})).unwrap().as_json(), r#"{"k":true}"#);
+    }
+
+    #[test]
+    fn long_payloads_and_raw_values_are_owned_and_any_payload_moves_between_threads() {
+        let long = Payload::from_serialize(&json!({"text": "x".repeat(payload_arena::LONGEST)})).unwrap();
+        assert_eq!(long.len_and_place & IN_ARENA, 0, "longer than an arena text");
+        let raw = Payload::from_raw(RawValue::from_string(r#"{"a":1}"#.to_owned()).unwrap()).unwrap();
+        assert_eq!(raw.len_and_place & IN_ARENA, 0);
+        let short = Payload::from(json!({"short": true}));
+        assert_ne!(short.len_and_place & IN_ARENA, 0);
+        let copy = short.clone();
+        let moved = std::thread::spawn(move || {
+            let texts = [long.as_json().len(), raw.as_json().to_owned().len(), short.clone().as_json().len()];
+            drop((long, raw, short));
+            texts
+        })
+        .join()
+        .unwrap();
+        assert_eq!(moved, [payload_arena::LONGEST + 11, 7, 14]);
+        assert_eq!(copy.as_json(), r#"{"short":true}"#);
+        assert_eq!(copy.raw().get(), r#"{"short":true}"#);
     }
 
     #[test]

@@ -355,7 +355,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     /// Sizes for a normal run, and smaller ones under Miri, which checks every access of these
-    /// tests for undefined behaviour and data races (`bash bench/miri/ticket_queue.sh`).
+    /// tests for undefined behaviour and data races (`bash bench/miri/run.sh`).
     const fn scaled(n: u64) -> u64 {
         if cfg!(miri) { n / 100 } else { n }
     }
