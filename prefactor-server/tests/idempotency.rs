@@ -164,3 +164,40 @@ async fn span_replays_answer_as_first_given_whatever_happened_since() {
     let (_, list) = api.get(&format!("/api/v1/agent_spans?agent_instance_id={instance_id}")).await;
     assert_eq!(list["summaries"].as_array().unwrap().len(), 3, "replays created nothing");
 }
+
+#[tokio::test]
+async fn a_claimed_key_is_given_up_when_its_span_write_fails_and_replays_with_its_control() {
+    let api = Api::start();
+    let instance_id = api.register_id().await;
+    let new_id = || prefactor_protocol::Pfid::generate(7).encode().as_str().to_string();
+    let (span_id, done_id) = (new_id(), new_id());
+    // A finish (its key is claimed before the write) of a span that does not exist yet: 404,
+    // and the key stays free for the retry once the span exists.
+    let finish = json!({"status": "complete", "idempotency_key": "claim-finish-1"});
+    assert_eq!(api.finish_span(&span_id, finish.clone()).await.0, 404);
+    let create = |id: &str, instance: &str, status: &str, key: &str| {
+        json!({"details": {"id": id, "agent_instance_id": instance, "schema_name": "agent:x", "status": status,
+            "payload": {}}, "idempotency_key": key})
+    };
+    let (status, _) = api.post("/api/v1/agent_spans", create(&span_id, &instance_id, "active", "claim-open-1")).await;
+    assert_eq!(status, 200);
+    let (status, finished) = api.finish_span(&span_id, finish.clone()).await;
+    assert_eq!(status, 200, "{finished}");
+    assert_eq!(api.finish_span(&span_id, finish).await, (200, finished));
+
+    // A terminal create with a client id on an unknown instance: 404, key free again (a
+    // different body with it is not `idempotency_key_reused`).
+    let unknown = new_id();
+    let (status, _) = api.post("/api/v1/agent_spans", create(&done_id, &unknown, "complete", "claim-done-1")).await;
+    assert_eq!(status, 404);
+    api.server.terminate_instance(&instance_id, Some("claimed stop")).unwrap();
+    let (status, done) =
+        api.post("/api/v1/agent_spans", create(&done_id, &instance_id, "complete", "claim-done-1")).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["control"], json!({"terminate": true, "reason": "claimed stop"}));
+    let replay = api.post("/api/v1/agent_spans", create(&done_id, &instance_id, "complete", "claim-done-1")).await;
+    assert_eq!(replay, (200, done));
+    let (status, reused) =
+        api.post("/api/v1/agent_spans", create(&done_id, &instance_id, "failed", "claim-done-1")).await;
+    assert_eq!((status, reused["code"].as_str()), (422, Some("idempotency_key_reused")));
+}

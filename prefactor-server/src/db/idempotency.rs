@@ -96,3 +96,42 @@ fn insert(
     ])?;
     Ok(())
 }
+
+/// Claims `scope`'s key for an answer that will be the terminal span `span_id` (a span
+/// reference record, written BEFORE the work); `false`, writing nothing, when the key is
+/// already taken. One b-tree insert instead of a search for the key followed by the insert:
+/// the caller must [`release`] the claim if the work fails, and [`set_control`] or
+/// [`store_claimed_body`] if the answer turns out different.
+pub fn claim_span(conn: &Connection, scope: &IdempotencyScope, span_id: &str) -> Result<bool, ApiError> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO idempotency_keys (method, path, key, request_hash, status, body, span_id, control, inserted_at)
+             VALUES (?1, ?2, ?3, ?4, 200, '', ?5, NULL, ?6) ON CONFLICT (key, path, method) DO NOTHING",
+        )?
+        .execute(params![scope.method, scope.path, scope.key, scope.request_hash, span_id, now_utc()])?;
+    Ok(inserted == 1)
+}
+
+/// Records the control signal of a claimed span answer.
+pub fn set_control(conn: &Connection, scope: &IdempotencyScope, control: &str) -> Result<(), ApiError> {
+    conn.prepare_cached("UPDATE idempotency_keys SET control = ?4 WHERE key = ?3 AND path = ?2 AND method = ?1")?
+        .execute(params![scope.method, scope.path, scope.key, control])?;
+    Ok(())
+}
+
+/// Replaces a claimed span reference by a full answer body.
+pub fn store_claimed_body(conn: &Connection, scope: &IdempotencyScope, answer: &StoredAnswer) -> Result<(), ApiError> {
+    conn.prepare_cached(
+        "UPDATE idempotency_keys SET status = ?4, body = ?5, span_id = NULL, control = NULL
+         WHERE key = ?3 AND path = ?2 AND method = ?1",
+    )?
+    .execute(params![scope.method, scope.path, scope.key, answer.0, answer.1])?;
+    Ok(())
+}
+
+/// Gives up a claim whose work failed (error answers are not stored, so it may be retried).
+pub fn release(conn: &Connection, scope: &IdempotencyScope) -> Result<(), ApiError> {
+    conn.prepare_cached("DELETE FROM idempotency_keys WHERE key = ?3 AND path = ?2 AND method = ?1")?
+        .execute(params![scope.method, scope.path, scope.key])?;
+    Ok(())
+}

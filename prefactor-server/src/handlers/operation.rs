@@ -46,6 +46,9 @@ pub struct Operation {
     /// False when `work` makes all its checks before its first write, so that a 4xx leaves no
     /// writes behind and no savepoint is needed (see [`crate::db::writer`]).
     pub guarded: bool,
+    /// The terminal span whose row will be the answer, when known before the work: the key is
+    /// then claimed first (see [`idempotency::claim_span`]).
+    pub answer_span: Option<String>,
 }
 
 impl Operation {
@@ -54,7 +57,12 @@ impl Operation {
     where
         F: FnOnce(&Connection) -> Result<StoredAnswer, ApiError> + Send + 'static,
     {
-        Operation { scope, work: Box::new(move |conn| work(conn).map(Outcome::Answer)), guarded: true }
+        Operation {
+            scope,
+            work: Box::new(move |conn| work(conn).map(Outcome::Answer)),
+            guarded: true,
+            answer_span: None,
+        }
     }
 
     /// A span write whose `work` fails with a 4xx only before its first write: it runs without
@@ -68,25 +76,28 @@ impl Operation {
             scope,
             work: Box::new(move |conn| work(conn).map(|answer| Outcome::Span(Box::new(answer)))),
             guarded: false,
+            answer_span: None,
         }
+    }
+
+    /// Declares that a success answers with the terminal span `span_id` (a create of a
+    /// terminal span with a client id, a finish), so its key is claimed before the work.
+    pub fn answering_with_span(mut self, span_id: String) -> Operation {
+        self.answer_span = Some(span_id);
+        self
     }
 
     /// Runs the operation on `conn` at most once per key; the caller provides the transaction.
     pub fn run_on(self, conn: &Connection, state: &AppState) -> Result<Outcome, ApiError> {
-        let Operation { scope, work, .. } = self;
+        let Operation { scope, work, answer_span, .. } = self;
         let Some(scope) = scope else {
             return work(conn);
         };
+        if let Some(span_id) = answer_span {
+            return run_claimed(conn, state, &scope, &span_id, work);
+        }
         if let Some(record) = idempotency::find(conn, &scope)? {
-            if record.request_hash != scope.request_hash {
-                return Err(idempotency::reused(&scope));
-            }
-            return match record.span_id {
-                Some(span_id) => {
-                    Ok(Outcome::Span(Box::new(SpanAnswer::replay(conn, state, &span_id, record.control.as_deref())?)))
-                }
-                None => Ok(Outcome::Answer((record.status, record.body))),
-            };
+            return replay(conn, state, &scope, record);
         }
         match work(conn)? {
             Outcome::Answer(answer) => {
@@ -119,5 +130,58 @@ impl Operation {
             state.db.write_unguarded(move |conn| self.run_on(conn, &writer_state)).await
         };
         outcome?.into_answer(state)
+    }
+}
+
+/// Runs `work` under a key claimed before it (see [`Operation::answering_with_span`]): a
+/// taken key replays; a failed work gives the claim up; an answer other than the promised
+/// span reference (not expected) is stored in full instead.
+fn run_claimed(
+    conn: &Connection,
+    state: &AppState,
+    scope: &IdempotencyScope,
+    span_id: &str,
+    work: Work,
+) -> Result<Outcome, ApiError> {
+    if !idempotency::claim_span(conn, scope, span_id)? {
+        let record = idempotency::find(conn, scope)?
+            .ok_or_else(|| ApiError::internal(format!("idempotency key '{}' is taken but has no record", scope.key)))?;
+        return replay(conn, state, scope, record);
+    }
+    match work(conn) {
+        Ok(Outcome::Span(span)) if span.is_final() && span.span.id == span_id => {
+            if let Some(control) = &span.control {
+                let control = serde_json::to_string(control).map_err(ApiError::internal)?;
+                idempotency::set_control(conn, scope, &control)?;
+            }
+            Ok(Outcome::Span(span))
+        }
+        Ok(other) => {
+            let answer = other.into_answer(state)?;
+            idempotency::store_claimed_body(conn, scope, &answer)?;
+            Ok(Outcome::Answer(answer))
+        }
+        Err(error) => {
+            idempotency::release(conn, scope)?;
+            Err(error)
+        }
+    }
+}
+
+/// The answer to a repeat of a key: the stored one, or `idempotency_key_reused`.
+fn replay(
+    conn: &Connection,
+    state: &AppState,
+    scope: &IdempotencyScope,
+    record: idempotency::StoredRecord,
+) -> Result<Outcome, ApiError> {
+    if record.request_hash != scope.request_hash {
+        return Err(idempotency::reused(scope));
+    }
+    match record.span_id {
+        Some(span_id) => {
+            Ok(Outcome::Span(Box::new(SpanAnswer::replay(conn, state, &span_id, record.control.as_deref())?)))
+        }
+        None => Ok(Outcome::Answer((record.status, record.body))),
     }
 }

@@ -46,8 +46,14 @@ pub fn prepare_create(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Res
     let request: CreateSpanRequest = parse(body)?;
     let scope = scope_for("POST", "/api/v1/agent_spans", headers, &request)?;
     let checked = CheckedCreate::from_details(request.details)?;
+    // A terminal span with a client id: its answer is known to be that span's row.
+    let answer_span = (checked.client_id && checked.span.status.is_terminal()).then(|| checked.span.id.clone());
     let writer_state = state.clone();
-    Ok(Operation::span(scope, move |conn| create_in_tx(conn, &writer_state, checked)))
+    let operation = Operation::span(scope, move |conn| create_in_tx(conn, &writer_state, checked));
+    Ok(match answer_span {
+        Some(span_id) => operation.answering_with_span(span_id),
+        None => operation,
+    })
 }
 
 /// A create request with ids, timestamps and payload shapes checked.
@@ -220,8 +226,10 @@ pub fn prepare_finish(state: &AppState, id: &str, headers: &HeaderMap, body: &[u
     let status = AgentStatus::from(request.status.unwrap_or(FinishStatus::Complete));
     let sensitive_encoding = request.sensitive_encoding;
     let writer_state = state.clone();
+    // A finish always ends terminal, so its answer is that span's row.
+    let answer_span = id.clone();
     // Every check (not found, already finished, result schema) comes before the one write.
-    Ok(Operation::span(scope, move |conn| {
+    let operation = Operation::span(scope, move |conn| {
         let mut span =
             spans::find(conn, &id)?.ok_or_else(|| ApiError::not_found(format!("agent span {id} not found")))?;
         if span.status.is_terminal() {
@@ -244,7 +252,8 @@ pub fn prepare_finish(state: &AppState, id: &str, headers: &HeaderMap, body: &[u
         span.updated_at = now;
         spans::update_finish(conn, &span, result_text.as_deref())?;
         Ok(SpanAnswer::new(span, instance, compiled))
-    }))
+    });
+    Ok(operation.answering_with_span(answer_span))
 }
 
 fn validate_result(
