@@ -241,6 +241,32 @@ async fn bad_batches_are_422_and_apply_nothing() {
         assert_eq!(answer["code"], "validation_error");
         assert!(answer["errors"][path].is_array(), "{path} in {answer}");
     }
+    // Broken JSON anywhere is a 400 and nothing runs: in an item after good ones, after an
+    // item that fails its checks, or in another top-level field.
+    let broken = |items: &[String], extra: &str| {
+        let request = api.http.post(api.url("/api/v1/bulk")).bearer_auth(api.server.token());
+        request.header("content-type", "application/json").body(format!(r#"{{"items": [{}]{extra}}}"#, items.join(",")))
+    };
+    let bad_status = span_create("bad-status-1", &instance_id, &new_id(), None, "bogus", json!({})).to_string();
+    let broken_item = r#"{"_type": "agent_spans/create", "idempotency_key": "broken-1", "details": {"a": [1,}}"#;
+    for (items, extra) in [
+        (vec![valid("good-key-1").to_string(), broken_item.to_string()], ""),
+        (vec![bad_status, broken_item.to_string()], ""),
+        (vec![valid("good-key-1").to_string()], r#", "extra": nul"#),
+    ] {
+        let (status, answer) = api.send(broken(&items, extra)).await;
+        assert_eq!((status, answer["code"].as_str()), (400, Some("invalid_json")), "{items:?}{extra}: {answer}");
+    }
+
+    // A head field named twice: which action or key was meant is not clear.
+    let twice = format!(
+        r#"{{"items": [{}, {{"_type": "agent_spans/create", "_type": "agents/create", "idempotency_key": "good-key-2"}}]}}"#,
+        valid("good-key-1")
+    );
+    let request = api.http.post(api.url("/api/v1/bulk")).bearer_auth(api.server.token());
+    let (status, answer) = api.send(request.header("content-type", "application/json").body(twice)).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer["errors"]["items[1]"][0].as_str().unwrap().contains("at most once"), "{answer}");
     let too_many: Vec<Value> = (0..1001).map(|index| valid(&format!("too-many-{index:04}"))).collect();
     let (status, answer) = bulk(&api, Value::Array(too_many)).await;
     assert_eq!(status, 422, "{answer}");

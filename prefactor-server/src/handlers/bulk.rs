@@ -1,5 +1,9 @@
 //! `POST /api/v1/bulk` (the Python form of API notes A8.10): several actions in one request.
 //!
+//! The body is read in one pass by [`super::bulk_scan`] (items and the fields this endpoint
+//! reads), each item's JSON then by its typed parse; a body the scanner does not read cleanly
+//! goes through serde instead, which explains what is wrong with it.
+//!
 //! The request is checked as a whole first (422 with the normal error envelope when `items`
 //! is missing or empty, has more than [`MAX_BULK_ITEMS`] entries, an entry that is not an
 //! object, an unknown `_type`, or a missing, too short, too long or repeated
@@ -21,7 +25,7 @@
 //! with another body fails that item with `idempotency_key_reused`.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -30,9 +34,11 @@ use axum::response::Response;
 use prefactor_protocol::{BULK_KEY_MAX_LEN, BULK_KEY_MIN_LEN, BulkAction};
 use rusqlite::Connection;
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::bulk_scan::{ItemHead, scan_envelope};
 use super::listing::QueryPairs;
 use super::minimal_output::minimal_output;
 use super::operation::{Operation, Outcome};
@@ -58,17 +64,21 @@ pub async fn bulk(State(state): State<AppState>, ReturnMinimal(minimal): ReturnM
 }
 
 async fn run(state: &AppState, body: &[u8], minimal: bool) -> Result<StoredAnswer, ApiError> {
-    let items = checked_items(body)?;
+    let CheckedItems { items, scanned } = checked_items(body)?;
     let mut keys = Vec::with_capacity(items.len());
     let mut operations = Vec::with_capacity(items.len());
     let mut rejected = None;
-    for item in &items {
+    for (index, item) in items.iter().enumerate() {
         match prepare_item(state, item) {
             Ok(operation) => {
                 keys.push(item.key.to_string());
                 operations.push(operation);
             }
             Err(error) => {
+                if scanned {
+                    // No typed parse checks the JSON of this item and the ones after it.
+                    ensure_json(&items[index..])?;
+                }
                 rejected = Some((item.key.to_string(), Err(error)));
                 break;
             }
@@ -100,7 +110,45 @@ struct Item<'a> {
     action: BulkAction,
     key: Cow<'a, str>,
     head: ItemHead<'a>,
-    raw: &'a RawValue,
+    /// The item's JSON text.
+    raw: &'a str,
+}
+
+/// The checked items, and whether they came from the scanner: their JSON is then checked by
+/// their typed parse, not yet.
+struct CheckedItems<'a> {
+    items: Vec<Item<'a>>,
+    scanned: bool,
+}
+
+/// 400 `invalid_json` unless every item is JSON (the scanner does not check it).
+fn ensure_json(items: &[Item<'_>]) -> Result<(), ApiError> {
+    for item in items {
+        serde_json::from_str::<IgnoredAny>(item.raw)
+            .map_err(|error| ApiError::bad_json(format!("request body is not valid JSON: {error}")))?;
+    }
+    Ok(())
+}
+
+/// The items of a body the scanner reads cleanly and in which every item passes the
+/// whole-request checks; `None` for anything else, which the serde path then explains.
+fn scanned_items(body: &[u8]) -> Option<Vec<Item<'_>>> {
+    let text = std::str::from_utf8(body).ok()?;
+    let scanned = scan_envelope(text)?;
+    if scanned.is_empty() || scanned.len() > MAX_BULK_ITEMS {
+        return None;
+    }
+    let mut seen: HashSet<Cow<'_, str>> = HashSet::with_capacity(scanned.len());
+    let mut items = Vec::with_capacity(scanned.len());
+    for (raw, head) in scanned {
+        let action = BulkAction::parse(&raw_str(head.action?).ok()?)?;
+        let key = raw_str(head.idempotency_key?).ok()?;
+        if !(BULK_KEY_MIN_LEN..=BULK_KEY_MAX_LEN).contains(&key.chars().count()) || !seen.insert(key.clone()) {
+            return None;
+        }
+        items.push(Item { action, key, head, raw });
+    }
+    Some(items)
 }
 
 /// The request envelope; items stay raw (slices of the body) until their action is known.
@@ -116,37 +164,20 @@ struct OwnedEnvelope {
     items: Option<Vec<Box<RawValue>>>,
 }
 
-/// The fields of an item the bulk endpoint itself reads (the rest is the action's body),
-/// left raw so that reading them costs no allocation.
-#[derive(Deserialize, Default)]
-struct ItemHead<'a> {
-    #[serde(rename = "_type", borrow, default)]
-    action: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    idempotency_key: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    agent_instance_id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    agent_span_id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    agent_id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    pagination: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    sorting: Option<&'a RawValue>,
-}
-
 /// A raw field read as a string, or the kind of JSON it is instead.
-fn raw_str(raw: &RawValue) -> Result<Cow<'_, str>, &'static str> {
-    match serde_json::from_str::<Cow<'_, str>>(raw.get()) {
+fn raw_str(raw: &str) -> Result<Cow<'_, str>, &'static str> {
+    match serde_json::from_str::<Cow<'_, str>>(raw) {
         Ok(text) => Ok(text),
-        Err(_) => Err(serde_json::from_str::<Value>(raw.get()).map_or("invalid JSON", |value| json_kind(&value))),
+        Err(_) => Err(serde_json::from_str::<Value>(raw).map_or("invalid JSON", |value| json_kind(&value))),
     }
 }
 
 /// Parses the envelope and applies the whole-request checks; every problem found is
 /// reported in one 422, keyed by the item's path (`items[3]._type`).
-fn checked_items(body: &[u8]) -> Result<Vec<Item<'_>>, ApiError> {
+fn checked_items(body: &[u8]) -> Result<CheckedItems<'_>, ApiError> {
+    if let Some(items) = scanned_items(body) {
+        return Ok(CheckedItems { items, scanned: true });
+    }
     let raw_items = match serde_json::from_slice::<Envelope<'_>>(body) {
         Ok(envelope) => envelope.items,
         Err(_) => {
@@ -175,11 +206,14 @@ fn checked_items(body: &[u8]) -> Result<Vec<Item<'_>>, ApiError> {
     let mut items = Vec::with_capacity(raw_items.len());
     let mut seen: HashMap<Cow<'_, str>, usize> = HashMap::with_capacity(raw_items.len());
     for (index, raw) in raw_items.into_iter().enumerate() {
-        let head = match serde_json::from_str::<ItemHead<'_>>(raw.get()) {
-            Ok(head) if raw.get().starts_with('{') => head,
-            _ => {
-                let kind = serde_json::from_str::<Value>(raw.get()).map_or("JSON", |value| json_kind(&value));
-                problems.push((format!("items[{index}]"), format!("must be an object, got {kind}")));
+        let head = match ItemHead::scan(raw.get()) {
+            Some(head) => head,
+            None => {
+                let message = match serde_json::from_str::<Value>(raw.get()).map_or("JSON", |value| json_kind(&value)) {
+                    "an object" => "must name _type, idempotency_key and each parameter at most once".to_string(),
+                    kind => format!("must be an object, got {kind}"),
+                };
+                problems.push((format!("items[{index}]"), message));
                 continue;
             }
         };
@@ -209,7 +243,7 @@ fn checked_items(body: &[u8]) -> Result<Vec<Item<'_>>, ApiError> {
             None => Err("is required".to_string()),
         };
         match (action, key) {
-            (Ok(action), Ok(key)) => items.push(Item { action, key, head, raw }),
+            (Ok(action), Ok(key)) => items.push(Item { action, key, head, raw: raw.get() }),
             (action, key) => {
                 if let Err(message) = action {
                     problems.push((format!("items[{index}]._type"), message));
@@ -221,7 +255,7 @@ fn checked_items(body: &[u8]) -> Result<Vec<Item<'_>>, ApiError> {
         }
     }
     if problems.is_empty() {
-        return Ok(items);
+        return Ok(CheckedItems { items, scanned: false });
     }
     let summary = problems.iter().map(|(path, message)| format!("{path}: {message}")).collect::<Vec<_>>().join("; ");
     Err(ApiError::validation_map(summary, problems))
@@ -231,7 +265,7 @@ fn checked_items(body: &[u8]) -> Result<Vec<Item<'_>>, ApiError> {
 fn prepare_item(state: &AppState, item: &Item<'_>) -> Result<Operation, ApiError> {
     static NO_HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(HeaderMap::new);
     let headers = &*NO_HEADERS;
-    let body = item.raw.get().as_bytes();
+    let body = item.raw.as_bytes();
     let head = &item.head;
     match item.action {
         BulkAction::AgentsCreate => agents::prepare_create(state, headers, body),
@@ -258,7 +292,7 @@ fn prepare_item(state: &AppState, item: &Item<'_>) -> Result<Operation, ApiError
 }
 
 /// The id parameter `field` of an item (a string; its PFID form is checked by the action).
-fn required_id<'a>(field: &str, value: Option<&'a RawValue>) -> Result<Cow<'a, str>, ApiError> {
+fn required_id<'a>(field: &str, value: Option<&'a str>) -> Result<Cow<'a, str>, ApiError> {
     match value.map(raw_str) {
         Some(Ok(id)) => Ok(id),
         Some(Err(kind)) => Err(ApiError::validation(field, format!("must be a string, got {kind}"))),
@@ -267,8 +301,8 @@ fn required_id<'a>(field: &str, value: Option<&'a RawValue>) -> Result<Cow<'a, s
 }
 
 /// An optional raw parameter as a JSON value (list parameters are rare and small).
-fn raw_value(raw: Option<&RawValue>) -> Option<Value> {
-    raw.and_then(|raw| serde_json::from_str(raw.get()).ok())
+fn raw_value(raw: Option<&str>) -> Option<Value> {
+    raw.and_then(|raw| serde_json::from_str(raw).ok())
 }
 
 /// `agents/list` parameters as the query pairs of `GET /api/v1/agent`:

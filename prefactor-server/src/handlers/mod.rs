@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod agents;
 pub mod bulk;
+pub mod bulk_scan;
 pub mod instances;
 pub mod listing;
 pub mod minimal_output;
