@@ -15,7 +15,8 @@ use crate::error::ApiError;
 /// ```
 pub fn parse_pfid(field: &str, text: &str) -> Result<String, ApiError> {
     text.parse::<Pfid>()
-        .map(|pfid| pfid.to_string())
+        // The encoded form straight into a String (`to_string` would go through the formatter).
+        .map(|pfid| pfid.encode().as_str().to_owned())
         .map_err(|error| ApiError::validation(field, format!("'{text}' is not a valid PFID: {error}")))
 }
 

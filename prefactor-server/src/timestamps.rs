@@ -50,7 +50,8 @@ pub fn format_utc(at: OffsetDateTime) -> String {
         text[at_byte + width] = separator;
         at_byte += width + 1;
     }
-    String::from_utf8_lossy(&text).into_owned()
+    // Only ASCII digits and separators were written, so this never falls back.
+    std::str::from_utf8(&text).map(str::to_owned).unwrap_or_default()
 }
 
 /// The current time in the server's output form.

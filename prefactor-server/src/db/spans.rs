@@ -62,11 +62,15 @@ pub struct PayloadTexts {
 impl PayloadTexts {
     /// The texts of `span`'s payloads.
     pub fn of(span: &SpanRow) -> PayloadTexts {
-        PayloadTexts {
-            payload: span.payload.to_string(),
-            result_payload: span.result_payload.as_ref().map(Value::to_string),
-        }
+        PayloadTexts { payload: json_text(&span.payload), result_payload: span.result_payload.as_ref().map(json_text) }
     }
+}
+
+/// The JSON text of a value, written straight into a buffer: `Value`'s `Display` (what
+/// `to_string` uses) goes through the formatter once per token, about twice the cost.
+pub fn json_text(value: &Value) -> String {
+    // Serializing a `Value` cannot fail (its map keys are strings); fall back rather than panic.
+    serde_json::to_string(value).unwrap_or_else(|_| value.to_string())
 }
 
 /// Inserts a span; `false` (and nothing written) when a span with its id already exists, so

@@ -386,6 +386,18 @@ fn run_in_savepoint(
     Ok(result)
 }
 
+/// Appends `text` as a JSON string: as is between quotes when nothing in it needs escaping
+/// (the usual key), else through serde_json.
+fn push_json_string(body: &mut String, text: &str) {
+    if text.bytes().all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\') {
+        body.push('"');
+        body.push_str(text);
+        body.push('"');
+    } else {
+        body.push_str(&Value::String(text.to_owned()).to_string());
+    }
+}
+
 /// `{"status":"success","outputs":{...}}` from the stored bodies, without re-parsing them.
 fn response_body(outputs: &[(String, Result<StoredAnswer, ApiError>)]) -> String {
     let size: usize =
@@ -396,7 +408,7 @@ fn response_body(outputs: &[(String, Result<StoredAnswer, ApiError>)]) -> String
         if index > 0 {
             body.push(',');
         }
-        body.push_str(&Value::String(key.clone()).to_string());
+        push_json_string(&mut body, key);
         body.push(':');
         match result {
             Ok((_, answer)) => body.push_str(answer),
@@ -408,4 +420,18 @@ fn response_body(outputs: &[(String, Result<StoredAnswer, ApiError>)]) -> String
     }
     body.push_str("}}");
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_quoted_and_escaped_only_when_needed() {
+        for key in ["create-0001", "quote\"and\\slash", "tab\there", "é-ünïcode"] {
+            let mut body = String::new();
+            push_json_string(&mut body, key);
+            assert_eq!(serde_json::from_str::<String>(&body).unwrap(), key, "{body}");
+        }
+    }
 }

@@ -222,7 +222,7 @@ pub fn prepare_finish(state: &AppState, id: &str, headers: &HeaderMap, body: &[u
         None | Some(Value::Null) => None,
         Some(other) => Some(object_or_empty("result_payload", other)?),
     };
-    let result_text = result_payload.as_ref().map(Value::to_string);
+    let result_text = result_payload.as_ref().map(spans::json_text);
     let status = AgentStatus::from(request.status.unwrap_or(FinishStatus::Complete));
     let sensitive_encoding = request.sensitive_encoding;
     let writer_state = state.clone();
