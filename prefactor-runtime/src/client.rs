@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use prefactor_protocol::{AgentSchemaVersion, FinishStatus, InstancePurpose, Pfid, RegisterInstanceRequest};
+use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::blocking::block_on;
@@ -21,6 +22,7 @@ use crate::instance_manager::InstanceManager;
 use crate::op_queue::OpQueue;
 use crate::operation::{Op, SpanCreate, SpanEnd, SpanFinish};
 use crate::payload::Payload;
+use crate::schema_document::{self, SchemaDocuments};
 use crate::schema_name::SchemaName;
 use crate::schema_registry::SchemaRegistry;
 use crate::span_guard::SpanGuard;
@@ -156,6 +158,7 @@ struct ClientInner {
     lifecycle: Mutex<Lifecycle>,
     link: OnceLock<WorkerLink>,
     registry: OnceLock<SchemaRegistry>,
+    schema_documents: SchemaDocuments,
     open_spans: Mutex<HashMap<SpanId, InstanceId>>,
 }
 
@@ -216,6 +219,7 @@ impl Client {
                 lifecycle: Mutex::new(Lifecycle::New),
                 link: OnceLock::new(),
                 registry: OnceLock::new(),
+                schema_documents: SchemaDocuments::default(),
                 open_spans: Mutex::new(HashMap::new()),
             }),
         })
@@ -388,22 +392,10 @@ impl Client {
         self.ensure_usable()?;
         let config = &self.inner.shared.config;
         let id = options.instance_id.unwrap_or_else(|| InstanceId::generate(self.inner.partition));
-        let schema = match options.agent_schema_version {
-            Some(mut doc) => {
-                if doc.external_identifier.is_none() {
-                    doc.external_identifier = options.external_schema_version_id.clone();
-                }
-                Some(doc)
-            }
-            None => {
-                let registry = self.schema_registry();
-                (!registry.is_empty())
-                    .then(|| registry.to_agent_schema_version(options.external_schema_version_id.as_deref()))
-            }
-        };
+        let schema = self.schema_document(options.agent_schema_version, options.external_schema_version_id.as_deref());
         let request = RegisterInstanceRequest {
             agent_version: options.agent_version,
-            agent_schema_version: schema,
+            agent_schema_version: None,
             agent_id: options.agent_id.or_else(|| config.agent_id().map(str::to_owned)),
             environment_id: options.environment_id.or_else(|| config.environment_id().map(str::to_owned)),
             id: Some(id.to_string()),
@@ -412,7 +404,7 @@ impl Client {
             purpose: options.purpose,
         };
         let state = self.instance_state(id);
-        self.enqueue(Op::Register { instance: id, request: Box::new(request) });
+        self.enqueue(Op::Register { instance: id, request: Box::new(request), schema });
         Ok(AgentInstanceHandle { client: self.clone(), state })
     }
 
@@ -499,6 +491,34 @@ impl Client {
     /// Manages instances by id.
     pub fn instance_manager(&self) -> InstanceManager {
         InstanceManager::new(self.clone())
+    }
+
+    /// The serialized `agent_schema_version` of a registration: the caller's document, or the
+    /// registry's (made once per identifier after initialization; its registry no longer
+    /// changes then), or none when no schema is known.
+    fn schema_document(
+        &self,
+        explicit: Option<AgentSchemaVersion>,
+        external_identifier: Option<&str>,
+    ) -> Option<Arc<RawValue>> {
+        if let Some(mut document) = explicit {
+            if document.external_identifier.is_none() {
+                document.external_identifier = external_identifier.map(str::to_owned);
+            }
+            return schema_document::serialized(&document);
+        }
+        match self.inner.registry.get() {
+            Some(registry) if !registry.is_empty() => {
+                self.inner.schema_documents.of_registry(registry, external_identifier)
+            }
+            Some(_) => None,
+            None => {
+                let registry = self.schema_registry();
+                (!registry.is_empty())
+                    .then(|| schema_document::serialized(&registry.to_agent_schema_version(external_identifier)))
+                    .flatten()
+            }
+        }
     }
 
     /// The merged registry (explicit + statically declared) once initialized; before that,

@@ -70,6 +70,7 @@ mod payload_arena;
 mod requests;
 mod retry;
 mod scheduler;
+mod schema_document;
 mod schema_name;
 mod schema_registry;
 mod span_guard;

@@ -1,6 +1,9 @@
 //! The operations that travel through the queue to the worker.
 
+use std::sync::Arc;
+
 use prefactor_protocol::{FinishStatus, RegisterInstanceRequest};
+use serde_json::value::RawValue;
 
 use crate::ids::{InstanceId, SpanId};
 use crate::payload::Payload;
@@ -45,10 +48,28 @@ pub(crate) struct SpanFinish {
 /// One queued unit of work.
 #[derive(Debug)]
 pub(crate) enum Op {
-    Register { instance: InstanceId, request: Box<RegisterInstanceRequest> },
-    Start { instance: InstanceId, at: Timestamp },
-    Finish { instance: InstanceId, status: FinishStatus, at: Timestamp },
-    Quality { instance: InstanceId, name: String, payload: Option<Payload>, key: String },
+    /// `request` has no `agent_schema_version`: `schema` is that document, serialized once per
+    /// client (`schema_document.rs`) and spliced into the body.
+    Register {
+        instance: InstanceId,
+        request: Box<RegisterInstanceRequest>,
+        schema: Option<Arc<RawValue>>,
+    },
+    Start {
+        instance: InstanceId,
+        at: Timestamp,
+    },
+    Finish {
+        instance: InstanceId,
+        status: FinishStatus,
+        at: Timestamp,
+    },
+    Quality {
+        instance: InstanceId,
+        name: String,
+        payload: Option<Payload>,
+        key: String,
+    },
     CreateSpan(SpanCreate),
     FinishSpan(SpanFinish),
 }

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use prefactor_protocol::{AgentStatus, FinishInstanceRequest, StartInstanceRequest};
+use prefactor_protocol::{AgentStatus, FinishInstanceRequest, RegisterInstanceRequest, StartInstanceRequest};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -105,9 +105,9 @@ pub(crate) fn conflict_is_done(op: &Op) -> bool {
 pub(crate) fn build(op: &Op) -> Result<Request, serde_json::Error> {
     let key = idempotency_key(op);
     match op {
-        Op::Register { request, .. } => Ok(Request {
+        Op::Register { request, schema, .. } => Ok(Request {
             path: Cow::Borrowed("/agent_instance/register"),
-            body: serde_json::to_vec(request)?,
+            body: register_body(request, schema.as_deref())?,
             conflict_is_done: true,
         }),
         Op::Start { instance, at } => {
@@ -180,4 +180,23 @@ fn finish_span(finish: &SpanFinish, key: &str) -> Result<Request, serde_json::Er
         body: to_body(&body, capacity)?,
         conflict_is_done: true,
     })
+}
+
+/// The register body: `request` (which has no `agent_schema_version`) with the serialized
+/// schema document inserted before its closing brace, so the document is copied, not serialized
+/// again for every instance.
+fn register_body(request: &RegisterInstanceRequest, schema: Option<&RawValue>) -> Result<Vec<u8>, serde_json::Error> {
+    let mut body = serde_json::to_vec(request)?;
+    let Some(schema) = schema else { return Ok(body) };
+    debug_assert!(request.agent_schema_version.is_none(), "the document travels in `schema` only");
+    if body.pop() != Some(b'}') {
+        return Err(serde::ser::Error::custom("a register request serializes as a JSON object"));
+    }
+    if body != b"{" {
+        body.push(b',');
+    }
+    body.extend_from_slice(br#""agent_schema_version":"#);
+    body.extend_from_slice(schema.get().as_bytes());
+    body.push(b'}');
+    Ok(body)
 }

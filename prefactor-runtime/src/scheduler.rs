@@ -504,7 +504,10 @@ mod tests {
     fn everything_waits_for_register_and_instance_finish_waits_for_the_rest() {
         let i = instance();
         let mut s = Scheduler::default();
-        push(&mut s, Op::Register { instance: i.id, request: Box::new(RegisterInstanceRequest::default()) });
+        push(
+            &mut s,
+            Op::Register { instance: i.id, request: Box::new(RegisterInstanceRequest::default()), schema: None },
+        );
         push(&mut s, Op::Start { instance: i.id, at: Timestamp::now() });
         let (span, op) = create(&i, None);
         push(&mut s, op);
@@ -544,7 +547,7 @@ mod tests {
     }
 
     fn run(i: &Instance, s: &mut Scheduler) -> (SpanId, SpanId) {
-        push(s, Op::Register { instance: i.id, request: Box::new(RegisterInstanceRequest::default()) });
+        push(s, Op::Register { instance: i.id, request: Box::new(RegisterInstanceRequest::default()), schema: None });
         push(s, Op::Start { instance: i.id, at: Timestamp::now() });
         let (parent, op) = create(i, None);
         push(s, op);
