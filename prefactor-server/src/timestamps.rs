@@ -2,6 +2,8 @@
 //! equals time order in SQLite); clients may send RFC 3339 with any offset, or no offset
 //! (Python naive datetimes), which is read as UTC.
 
+use std::cell::Cell;
+
 use time::format_description::BorrowedFormatItem;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -28,7 +30,33 @@ pub fn format_utc(at: OffsetDateTime) -> String {
         return at.format(OUTPUT).unwrap_or_else(|_| "1970-01-01T00:00:00.000000Z".to_string());
     }
     // Hand-written because this runs several times per request and `time`'s general
-    // formatter (format-description interpretation) cost ~2.5k instructions per call.
+    // formatter (format-description interpretation) cost ~2.5k instructions per call. The
+    // date and time of day (the calendar arithmetic) are kept per thread for the last second
+    // formatted: the timestamps of a burst of requests share it.
+    let second = at.unix_timestamp();
+    let prefix = LAST_SECOND.with(|last| match last.get() {
+        (cached, prefix) if cached == second => prefix,
+        _ => {
+            let prefix = second_prefix(at);
+            last.set((second, prefix));
+            prefix
+        }
+    });
+    let mut text = [0u8; 27];
+    text[..20].copy_from_slice(&prefix);
+    write_digits(&mut text[20..26], at.microsecond());
+    text[26] = b'Z';
+    // Only ASCII digits and separators were written, so this never falls back.
+    std::str::from_utf8(&text).map(str::to_owned).unwrap_or_default()
+}
+
+thread_local! {
+    /// The Unix second last formatted on this thread and its `YYYY-MM-DDTHH:MM:SS.` text.
+    static LAST_SECOND: Cell<(i64, [u8; 20])> = const { Cell::new((i64::MIN, [0; 20])) };
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` of a UTC time whose year has four digits.
+fn second_prefix(at: OffsetDateTime) -> [u8; 20] {
     let fields = [
         (at.year() as u32, 4),
         (u32::from(u8::from(at.month())), 2),
@@ -36,22 +64,25 @@ pub fn format_utc(at: OffsetDateTime) -> String {
         (u32::from(at.hour()), 2),
         (u32::from(at.minute()), 2),
         (u32::from(at.second()), 2),
-        (at.microsecond(), 6),
     ];
-    let separators = [b'-', b'-', b'T', b':', b':', b'.', b'Z'];
-    let mut text = [0u8; 27];
+    let separators = [b'-', b'-', b'T', b':', b':', b'.'];
+    let mut text = [0u8; 20];
     let mut at_byte = 0;
     for ((value, width), separator) in fields.into_iter().zip(separators) {
-        let mut rest = value;
-        for slot in text[at_byte..at_byte + width].iter_mut().rev() {
-            *slot = b'0' + (rest % 10) as u8;
-            rest /= 10;
-        }
+        write_digits(&mut text[at_byte..at_byte + width], value);
         text[at_byte + width] = separator;
         at_byte += width + 1;
     }
-    // Only ASCII digits and separators were written, so this never falls back.
-    std::str::from_utf8(&text).map(str::to_owned).unwrap_or_default()
+    text
+}
+
+/// Writes `value` as decimal digits filling `slots` (zero-padded on the left).
+fn write_digits(slots: &mut [u8], value: u32) {
+    let mut rest = value;
+    for slot in slots.iter_mut().rev() {
+        *slot = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
 }
 
 /// The current time in the server's output form.
@@ -75,5 +106,26 @@ pub fn normalize_client_timestamp(text: &str) -> Result<String, String> {
     match PrimitiveDateTime::parse(text, NAIVE) {
         Ok(naive) => Ok(format_utc(naive.assume_utc())),
         Err(_) => Err(format!("'{text}' is not an ISO 8601 / RFC 3339 timestamp (e.g. 2026-08-04T06:55:41.123Z)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cached_second_never_leaks_into_another_second() {
+        let base = time::macros::datetime!(2026-12-31 23:59:59.999999 UTC);
+        let times = [
+            base,
+            base + time::Duration::microseconds(1),
+            base,
+            base - time::Duration::seconds(86_400),
+            base + time::Duration::seconds(3_600) + time::Duration::microseconds(7),
+            base + time::Duration::seconds(3_600),
+        ];
+        for at in times {
+            assert_eq!(format_utc(at), at.format(OUTPUT).unwrap(), "{at}");
+        }
     }
 }

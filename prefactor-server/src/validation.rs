@@ -5,7 +5,8 @@
 //! version is compiled once and cached by id ([`SchemaCache`]); schema versions are immutable
 //! once stored, so the cache never needs invalidation.
 
-use std::collections::HashMap;
+// foldhash: these maps are read several times per span; SipHash cost more than the lookup.
+use foldhash::HashMap;
 use std::sync::{Arc, Mutex};
 
 use jsonschema::Validator;

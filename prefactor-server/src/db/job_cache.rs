@@ -13,7 +13,8 @@
 //! writing is rolled back as a whole and its cache goes with it.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+// foldhash: three lookups per span on the writer thread; SipHash cost more than the lookup.
+use foldhash::HashMap;
 
 use crate::db::instances::SpanOwner;
 

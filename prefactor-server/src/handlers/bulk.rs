@@ -24,8 +24,8 @@
 //! and body are the same operation: a replay answers with the stored output, a key reused
 //! with another body fails that item with `idempotency_key_reused`.
 
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
 
 use axum::body::Bytes;
 use axum::extract::State;
