@@ -76,7 +76,8 @@ async fn run(state: &AppState, body: &[u8], minimal: bool) -> Result<StoredAnswe
             }
             Err(error) => {
                 if scanned {
-                    // No typed parse checks the JSON of this item and the ones after it.
+                    // This item's typed parse stopped at its first error and later items are
+                    // not parsed: a malformed body must still be a 400 with nothing run.
                     ensure_json(&items[index..])?;
                 }
                 rejected = Some((item.key.to_string(), Err(error)));
