@@ -150,13 +150,39 @@ pub fn check(validator: &Validator, instance: &Value, field: &str) -> Result<(),
     Err(ApiError::validation_map(summary, items))
 }
 
+/// Documents of register requests that compiled before are remembered (up to this many).
+const CHECKED_KEPT: usize = 16;
+
 /// Compiled schema versions by id.
 #[derive(Default, Clone)]
 pub struct SchemaCache {
     entries: Arc<Mutex<HashMap<String, Arc<CompiledSchemaVersion>>>>,
+    /// Register documents known to compile, most recent last. Every run of an agent sends the
+    /// same document; comparing it with a known one costs a few microseconds, compiling its
+    /// JSON Schemas again a few hundred.
+    checked: Arc<Mutex<Vec<Arc<AgentSchemaVersion>>>>,
 }
 
 impl SchemaCache {
+    /// Checks that a register's `document` compiles (a 422 naming the bad schema otherwise),
+    /// unless an equal document did before.
+    pub fn check_document(&self, document: &AgentSchemaVersion, with_validators: bool) -> Result<(), ApiError> {
+        let known = |checked: &Vec<Arc<AgentSchemaVersion>>| checked.iter().rev().any(|known| **known == *document);
+        if self.checked.lock().is_ok_and(|checked| known(&checked)) {
+            return Ok(());
+        }
+        CompiledSchemaVersion::compile(document, with_validators)?;
+        if let Ok(mut checked) = self.checked.lock()
+            && !known(&checked)
+        {
+            if checked.len() == CHECKED_KEPT {
+                checked.remove(0);
+            }
+            checked.push(Arc::new(document.clone()));
+        }
+        Ok(())
+    }
+
     /// The compiled version `id`, compiling `load()`'s document on a cache miss.
     pub fn get_or_compile(
         &self,
@@ -172,5 +198,37 @@ impl SchemaCache {
             entries.insert(id.to_string(), compiled.clone());
         }
         Ok(compiled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn document(params_schema: Value) -> AgentSchemaVersion {
+        serde_json::from_value(json!({
+            "external_identifier": "v1",
+            "span_type_schemas": [{"name": "agent:llm", "params_schema": params_schema}]
+        }))
+        .expect("a schema document")
+    }
+
+    #[test]
+    fn a_known_document_is_not_compiled_again_and_a_bad_one_is_always_refused() {
+        let cache = SchemaCache::default();
+        let good = document(json!({"type": "object"}));
+        let bad = document(json!({"type": 12}));
+        assert!(cache.check_document(&good, true).is_ok());
+        assert!(cache.check_document(&good, true).is_ok());
+        assert_eq!(cache.checked.lock().unwrap().len(), 1, "remembered once");
+        for _ in 0..2 {
+            let error = cache.check_document(&bad, true).unwrap_err();
+            assert!(error.errors.unwrap().contains_key("agent_schema_version.span_type_schemas[0].params_schema"));
+        }
+        for n in 0..(CHECKED_KEPT + 4) {
+            cache.check_document(&document(json!({"type": "object", "maxProperties": n})), true).unwrap();
+        }
+        assert_eq!(cache.checked.lock().unwrap().len(), CHECKED_KEPT, "bounded");
     }
 }

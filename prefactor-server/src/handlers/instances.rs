@@ -62,7 +62,7 @@ impl CheckedRegister {
         let instance_id = pfid("id", &request.id)?;
         if let Some(document) = &request.agent_schema_version {
             // Reject an unusable document before touching the database.
-            CompiledSchemaVersion::compile(document, state.options.validate_schemas)?;
+            state.schemas.check_document(document, state.options.validate_schemas)?;
         }
         Ok(CheckedRegister { request, agent_id, environment_id, instance_id })
     }
