@@ -133,7 +133,17 @@ pub fn list(
 /// The wire resource of `row`, with span counts read from the spans table.
 pub fn to_resource(conn: &Connection, account: &LocalAccount, row: InstanceRow) -> Result<AgentInstance, ApiError> {
     let span_counts: SpanCounts = spans::counts(conn, &row.id)?;
-    Ok(AgentInstance {
+    Ok(with_counts(account, row, span_counts))
+}
+
+/// The resource of an instance just inserted: it has no spans yet (a span needs its instance),
+/// so its counts are known without a query.
+pub fn to_new_resource(account: &LocalAccount, row: InstanceRow) -> AgentInstance {
+    with_counts(account, row, SpanCounts::default())
+}
+
+fn with_counts(account: &LocalAccount, row: InstanceRow, span_counts: SpanCounts) -> AgentInstance {
+    AgentInstance {
         type_: "agent_instance".to_string(),
         id: row.id,
         account_id: account.account_id.clone(),
@@ -151,7 +161,7 @@ pub fn to_resource(conn: &Connection, account: &LocalAccount, row: InstanceRow) 
         span_counts: Some(span_counts),
         quality_payloads: Some(row.quality_payloads),
         quality_summaries: Some(row.quality_summaries),
-    })
+    }
 }
 
 fn instance_from_row(row: &Row<'_>) -> rusqlite::Result<InstanceRow> {

@@ -105,7 +105,7 @@ fn register_in_tx(conn: &Connection, state: &AppState, checked: CheckedRegister)
         finished_at: None,
     };
     instances::insert(conn, &row)?;
-    instances::to_resource(conn, account, row)
+    Ok(instances::to_new_resource(account, row))
 }
 
 /// The agent of a register: the named one (created unless strict), or the default local agent.
