@@ -550,6 +550,7 @@ impl Client {
     /// Puts an operation in the queue without ever waiting. Returns false (and counts a drop)
     /// when the queue is full, the client is not initialized or closed, or the token was
     /// rejected.
+    #[inline]
     pub(crate) fn enqueue(&self, op: Op) -> bool {
         let shared = &*self.inner.shared;
         let weight = op.weight();

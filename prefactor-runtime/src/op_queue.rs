@@ -52,6 +52,7 @@ struct PaddedState(AtomicU8);
 impl OpQueue {
     /// Queues `op` (which counts it in [`enqueued`](OpQueue::enqueued)); false (and `op`
     /// dropped) when the worker has stopped.
+    #[inline]
     pub(crate) fn push(&self, op: Op) -> bool {
         if self.closed.load(Ordering::Acquire) {
             return false;
