@@ -60,9 +60,9 @@ pub fn open(path: Option<&Path>) -> Result<Database, ServerError> {
     Ok(Database { db: Db { writer, reads }, writer_thread, account })
 }
 
-/// Prepared statements kept per connection. rusqlite keeps 16 by default, fewer than the
-/// distinct statements of a bulk job (register, start, spans, finish, idempotency): the cache
-/// then evicted statements in a cycle and SQLite re-parsed their SQL on every use.
+/// Prepared statements kept per connection: more than the server has (about 40), where
+/// rusqlite keeps 16 by default, so a bulk job mixing registers, starts, span writes and
+/// finishes never evicts one it will use again.
 const STATEMENT_CACHE_CAPACITY: usize = 128;
 
 /// Prepared statements stay prepared: enough of them are cached, and the query planner's
