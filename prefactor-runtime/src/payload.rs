@@ -29,8 +29,10 @@ use crate::payload_arena;
 /// assert_eq!(Payload::empty().as_json(), "{}");
 /// ```
 ///
-/// A payload of up to 4 KB lives in its thread's arena chunk (see `payload_arena`): making one
-/// is a copy, not an allocation, and it may be dropped on any thread.
+/// A payload of up to 1 KB lives in an 8 KB arena chunk of the thread that made it (see
+/// `payload_arena`): making one is a copy, not an allocation, and it may be dropped on any
+/// thread. A payload kept for a long time keeps its chunk alive, so keep long-lived data as
+/// your own values and make payloads when you record them.
 pub struct Payload {
     /// The UTF-8 JSON text: in an arena chunk, or a `Box<str>`'s allocation.
     text: NonNull<u8>,

@@ -20,12 +20,13 @@ use std::cell::Cell;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-/// Bytes per chunk, and its alignment.
-const CHUNK: usize = 32 * 1024;
+/// Bytes per chunk, and its alignment. Small, because one long-lived text (a payload kept in a
+/// deferred span, or by the program itself) keeps its whole chunk alive.
+const CHUNK: usize = 8 * 1024;
 /// Where texts start in a chunk (after the header, on its own cache line).
 const HEADER: usize = 64;
 /// Longer texts are not stored in chunks (a chunk holds at least seven of them).
-pub(crate) const LONGEST: usize = 4 * 1024;
+pub(crate) const LONGEST: usize = 1024;
 
 #[repr(C)]
 struct Header {
