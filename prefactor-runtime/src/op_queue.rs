@@ -1,8 +1,8 @@
 //! `OpQueue`: the queue from the agent's threads to the worker, with coalesced wake-ups.
 //!
-//! A lock-free MPSC queue ([`TicketQueue`]: one locked instruction per push) plus the worker's state: running,
-//! dozing (it drains the queue on a short tick by itself, because operations kept coming) or
-//! parked (idle, it waits to be woken). A push wakes the worker only when it is parked, and
+//! A lock-free MPSC queue ([`TicketQueue`]: one locked instruction per push) plus the worker's
+//! state: running, dozing (it drains the queue on a short tick by itself, because operations
+//! kept coming) or parked (idle, it waits to be woken). A push wakes the worker only when it is parked, and
 //! only the first push after it parked does (the state is swapped to running), or when a
 //! dozing worker let `HIGH_WATER` operations pile up. So while an agent is active its threads
 //! pay no wake-up (a futex/eventfd write, about a microsecond) at all, and an idle process has
@@ -10,9 +10,10 @@
 //!
 //! No lost wake-ups (a Dekker handshake on sequentially consistent operations): a producer
 //! takes its ticket (which counts the operation in `enqueued`), then reads `parked`; the worker
-//! sets `parked`, then compares `enqueued` with what it already took. One of the two always sees the other:
-//! either the producer sees `parked` and wakes the worker, or the worker sees the count and
-//! does not wait. `Notify` keeps a permit when nobody waits, so a wake that races the worker
+//! sets `parked`, then compares `enqueued` with what it already took. One of the two always
+//! sees the other: either the producer sees `parked` and wakes the worker, or the worker sees
+//! the count and does not wait (and `pop` waits for a slot whose ticket is taken but whose
+//! value is still being written). `Notify` keeps a permit when nobody waits, so a wake that races the worker
 //! going to sleep is not lost either.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
