@@ -1,12 +1,12 @@
 //! `OpQueue`: the queue from the agent's threads to the worker, with coalesced wake-ups.
 //!
 //! A lock-free MPSC queue ([`TicketQueue`]: one locked instruction per push) plus the worker's
-//! state: running, dozing (it drains the queue on a short tick by itself, because operations
-//! kept coming) or parked (idle, it waits to be woken). A push wakes the worker only when it is parked, and
-//! only the first push after it parked does (the state is swapped to running), or when a
-//! dozing worker let `HIGH_WATER` operations pile up. So while an agent is active its threads
-//! pay no wake-up (a futex/eventfd write, about a microsecond) at all, and an idle process has
-//! no timer running. The worker drains in batches.
+//! state: running, dozing (it drains the queue on a short tick by itself, because operations kept
+//! coming) or parked (idle, it waits to be woken). A push wakes the worker only when it is parked,
+//! and only the first push after it parked does (the state is swapped to running), or when a dozing
+//! worker let `HIGH_WATER` operations pile up. So while an agent is active its threads pay no
+//! wake-up (a futex/eventfd write, about a microsecond) at all, and an idle process has no timer
+//! running. The worker drains in batches.
 //!
 //! No lost wake-ups (a Dekker handshake on sequentially consistent operations): a producer
 //! takes its ticket (which counts the operation in `enqueued`), then reads `parked`; the worker
