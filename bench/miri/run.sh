@@ -11,7 +11,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 rustup component add --toolchain nightly miri rust-src >/dev/null
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-for module in "${@:-ticket_queue payload_arena}"; do
+for module in "${@:-ticket_queue payload_arena thread_lease}"; do
   for name in $module; do
     crate="$work/$name"
     mkdir -p "$crate/src"

@@ -113,6 +113,7 @@ impl Pfid {
         Ok(Self::from_valid_parts(timestamp_ms, partition, randomness))
     }
 
+    #[inline]
     fn from_valid_parts(timestamp_ms: u64, partition: u32, randomness: [u8; 10]) -> Pfid {
         let mut bytes = [0u8; 20];
         bytes[..6].copy_from_slice(&timestamp_ms.to_be_bytes()[2..]);
@@ -132,11 +133,24 @@ impl Pfid {
     /// assert_ne!(a, Pfid::generate(7));
     /// ```
     pub fn generate(partition: u32) -> Pfid {
-        let now_ms = clock::unix_millis() & Self::MAX_TIMESTAMP_MS;
+        Self::generate_at(clock::unix_millis(), partition)
+    }
+
+    /// A new PFID for `timestamp_ms` (masked to 48 bits) in `partition` (masked to 30 bits),
+    /// with 80 random bits: [`generate`](Pfid::generate) for a clock reading the caller already
+    /// has, so one reading can time a span and name it.
+    ///
+    /// ```
+    /// use prefactor_protocol::Pfid;
+    /// let id = Pfid::generate_at(1_234_567_890_000, 7);
+    /// assert_eq!((id.timestamp_ms(), id.partition()), (1_234_567_890_000, 7));
+    /// ```
+    #[inline]
+    pub fn generate_at(timestamp_ms: u64, partition: u32) -> Pfid {
         // One draw of 128 bits: one thread-local access for all 80 random bits.
         let mut randomness = [0u8; 10];
         randomness.copy_from_slice(&fastrand::u128(..).to_ne_bytes()[..10]);
-        Self::from_valid_parts(now_ms, partition & Self::MAX_PARTITION, randomness)
+        Self::from_valid_parts(timestamp_ms & Self::MAX_TIMESTAMP_MS, partition & Self::MAX_PARTITION, randomness)
     }
 
     /// A random 30-bit partition.

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::thread::LocalKey;
 use std::time::{Duration, Instant};
 
 use prefactor_protocol::{AgentSchemaVersion, FinishStatus, InstancePurpose, Pfid, RegisterInstanceRequest};
@@ -27,6 +28,7 @@ use crate::schema_name::SchemaName;
 use crate::schema_registry::SchemaRegistry;
 use crate::span_guard::SpanGuard;
 use crate::stats::{Counters, Stats};
+use crate::thread_lease::{LeaseSlot, Lendable};
 use crate::timestamp::Timestamp;
 use crate::transport::Transport;
 use crate::worker::{self, Command, Worker};
@@ -485,7 +487,7 @@ impl Client {
         payload: Option<Payload>,
     ) -> SpanGuard {
         let parent = parent_span_id.or_else(|| current_parent(instance_id));
-        SpanGuard::open(self.clone(), instance_id, schema_name, parent, payload, true)
+        SpanGuard::open(self, instance_id, schema_name, parent, payload, true)
     }
 
     /// Manages instances by id.
@@ -539,12 +541,7 @@ impl Client {
 
     /// A span id whose timestamp is `at` (saves a second clock read on the hot path).
     pub(crate) fn span_id_at(&self, at: Timestamp) -> SpanId {
-        // One 128-bit draw: one access to the thread-local generator for all 80 bits.
-        let mut randomness = [0u8; 10];
-        randomness.copy_from_slice(&fastrand::u128(..).to_le_bytes()[..10]);
-        Pfid::from_parts(at.unix_millis(), self.inner.partition, randomness)
-            .ok()
-            .map_or_else(|| SpanId::generate(self.inner.partition), SpanId::from_pfid)
+        SpanId::from_pfid(Pfid::generate_at(at.unix_millis(), self.inner.partition))
     }
 
     /// Puts an operation in the queue without ever waiting. Returns false (and counts a drop)
@@ -586,5 +583,20 @@ impl fmt::Debug for Client {
             .field("lifecycle", &*lock(&self.inner.lifecycle))
             .field("stats", &self.stats())
             .finish()
+    }
+}
+
+impl Lendable for Client {
+    fn same_as(&self, other: &Client) -> bool {
+        Client::same_as(self, other)
+    }
+
+    fn lease_slot() -> &'static LocalKey<LeaseSlot<Client>> {
+        thread_local! {
+            /// This thread's lease on the client it opened spans with last: span guards borrow
+            /// it instead of cloning the client's `Arc` (`thread_lease.rs`).
+            static LEASE: LeaseSlot<Client> = const { LeaseSlot::new() };
+        }
+        &LEASE
     }
 }

@@ -93,14 +93,14 @@ impl AgentInstanceHandle {
     /// when it belongs to this instance.
     pub fn span(&self, schema_name: &str, parent_span_id: Option<SpanId>, payload: Option<Payload>) -> SpanGuard {
         let parent = parent_span_id.or_else(|| current_parent(self.state.id));
-        SpanGuard::open(self.client.clone(), self.state.id, schema_name, parent, payload, true)
+        SpanGuard::open(&self.client, self.state.id, schema_name, parent, payload, true)
     }
 
     /// Opens a span that is sent only when [`SpanGuard::start`] is called, when it is entered
     /// or used as a context, or when it ends (then as one create-as-terminal request).
     pub fn span_deferred(&self, schema_name: &str, parent_span_id: Option<SpanId>) -> SpanGuard {
         let parent = parent_span_id.or_else(|| current_parent(self.state.id));
-        SpanGuard::open(self.client.clone(), self.state.id, schema_name, parent, None, false)
+        SpanGuard::open(&self.client, self.state.id, schema_name, parent, None, false)
     }
 
     /// Queues a quality payload for the quality schema `name` (`None` clears it).

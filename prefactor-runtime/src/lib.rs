@@ -77,6 +77,7 @@ mod span_guard;
 mod static_schema;
 mod stats;
 mod termination;
+mod thread_lease;
 mod ticket_queue;
 mod timestamp;
 mod transport;

@@ -11,6 +11,7 @@ use crate::ids::{InstanceId, SpanId};
 use crate::operation::{Op, SpanCreate, SpanEnd, SpanFinish};
 use crate::payload::Payload;
 use crate::schema_name::SchemaName;
+use crate::thread_lease::Held;
 use crate::timestamp::Timestamp;
 
 /// A span create that has not been queued yet (deferred guards only).
@@ -20,7 +21,7 @@ struct Unstarted {
 }
 
 struct Live {
-    client: Client,
+    client: Held<Client>,
     /// An id, not the shared `Arc<InstanceState>`: a guard then costs one reference count
     /// (the client's) instead of two; [`SpanGuard::context`] finds the state when needed.
     instance: InstanceId,
@@ -68,7 +69,7 @@ pub struct SpanGuard {
 
 impl SpanGuard {
     pub(crate) fn open(
-        client: Client,
+        client: &Client,
         instance: InstanceId,
         schema: &str,
         parent: Option<SpanId>,
@@ -95,7 +96,7 @@ impl SpanGuard {
             Some(Box::new(Unstarted { schema, payload }))
         };
         let live = Live {
-            client,
+            client: Held::new(client),
             instance,
             parent,
             unstarted: Mutex::new(unstarted),
@@ -147,7 +148,7 @@ impl SpanGuard {
         }
         let Some(unstarted) = lock(&live.unstarted).take() else { return };
         let at = Timestamp::now();
-        live.client.enqueue(Op::CreateSpan(SpanCreate {
+        live.client.get().enqueue(Op::CreateSpan(SpanCreate {
             instance: live.instance,
             id,
             parent: live.parent,
@@ -211,10 +212,10 @@ impl SpanGuard {
     fn live_context(id: SpanId, live: &Live) -> Context {
         // The current context's handle when it is this instance (no lookup), else the client's.
         let current = Context::with_current(|cx| {
-            cx.instance().filter(|i| i.id() == live.instance && i.client().same_as(&live.client)).cloned()
+            cx.instance().filter(|i| i.id() == live.instance && i.client().same_as(live.client.get())).cloned()
         });
-        let instance = current.unwrap_or_else(|| live.client.instance(live.instance));
-        Context::new(Some(live.client.clone()), Some(instance), Some(id))
+        let instance = current.unwrap_or_else(|| live.client.get().instance(live.instance));
+        Context::new(Some(live.client.get().clone()), Some(instance), Some(id))
     }
 
     /// Makes this span the current parent on this thread until the returned guard drops.
@@ -224,7 +225,7 @@ impl SpanGuard {
         let Some(live) = &self.live else { return Context::current().enter_owned() };
         Self::start_live(self.id, live);
         // Inside its own instance's context (the usual nesting) only the span id changes.
-        enter_span_of(&live.client, live.instance, self.id)
+        enter_span_of(live.client.get(), live.instance, self.id)
             .unwrap_or_else(|| Self::live_context(self.id, live).enter_owned())
     }
 
@@ -261,7 +262,7 @@ impl SpanGuard {
             }),
             None => Op::FinishSpan(SpanFinish { instance: Some(live.instance), id, end }),
         };
-        live.client.enqueue(op);
+        live.client.get().enqueue(op);
     }
 }
 

@@ -594,6 +594,9 @@ impl Worker {
         self.attempts.abort_all();
         self.retry_timers.abort_all();
         self.ops.close();
+        // Free what will never be sent now rather than with the client: a client may outlive
+        // its worker for long (threads keep a lease on it, `thread_lease.rs`).
+        while self.ops.pop().is_some() {}
         let report = self.shared.report(self.ops.enqueued(), self.settled, timed_out);
         if timed_out {
             tracing::warn!(undelivered = report.undelivered, "prefactor: close deadline passed");
