@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Runs the unit tests of the runtime's two lock-free modules under Miri (undefined behaviour,
+# Runs the unit tests of the runtime's lock-free modules under Miri (undefined behaviour,
 # data races, weak memory effects, leaks), over several scheduling seeds: the operation queue
-# (`ticket_queue.rs`) and the payload arena (`payload_arena.rs`). Neither has dependencies, so
+# (`ticket_queue.rs`), the payload arena (`payload_arena.rs`) and the span guards' client
+# lease (`thread_lease.rs`). None has dependencies, so
 # each is checked as a crate of its own: the runtime's network dependencies (rustls' assembly)
 # do not run under Miri. Needs a nightly toolchain; installs its Miri component if missing.
-#   bash bench/miri/run.sh                 # both modules, seeds 0..8
+#   bash bench/miri/run.sh                 # all three modules, seeds 0..8
 #   MIRIFLAGS=-Zmiri-many-seeds=0..32 bash bench/miri/run.sh ticket_queue
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

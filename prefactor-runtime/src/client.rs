@@ -171,6 +171,11 @@ struct ClientInner {
 /// their `_blocking` forms). The worker runs on its own thread with its own small runtime, so
 /// the client works the same from async code and from plain synchronous code.
 ///
+/// End a client with [`close`](Client::close) (or `shutdown`): dropping every handle also
+/// delivers what is queued and stops the worker, but only once the threads that opened spans
+/// with it have exited or opened spans with another client, because each thread keeps a lease
+/// on the client it used last (so that span guards need not touch its reference count).
+///
 /// ```no_run
 /// use std::time::Duration;
 /// use prefactor_runtime::{Client, Config, CreateInstance, FinishStatus};
