@@ -291,18 +291,29 @@ impl<T> Drop for TicketQueue<T> {
 }
 
 impl<T> Block<T> {
-    /// A block with no value, zeroed (all atomics zero, all slots not ready), as a raw pointer.
+    /// A block with no value (all slots not ready), as a raw pointer. Only the flags are
+    /// written: zeroing the values too (`alloc_zeroed`) cost the agent's thread a `memset` of
+    /// 17 KB per block, 7 % of a span while the queue grows.
     fn allocate(start: u64) -> *mut Block<T> {
         let layout = Layout::new::<Block<T>>();
         // SAFETY: the layout is not zero-sized (a block holds atomics).
-        let block = unsafe { alloc::alloc_zeroed(layout) }.cast::<Block<T>>();
+        let block = unsafe { alloc::alloc(layout) }.cast::<Block<T>>();
         if block.is_null() {
             alloc::handle_alloc_error(layout);
         }
-        // SAFETY: allocated above with the layout of a block; every field is valid when all
-        // its bytes are zero (atomics: 0, null, false; `MaybeUninit` values), and the global
-        // allocator's memory with this layout is what `Box::from_raw` frees.
-        unsafe { (*block).start.store(start, Ordering::Relaxed) };
+        // SAFETY: allocated above with the layout of a block, so every field's place is valid
+        // for writes; each field but the values (`MaybeUninit`) is written before the block is
+        // used, and the global allocator's memory with this layout is what `Box::from_raw` frees.
+        unsafe {
+            ptr::addr_of_mut!((*block).start).write(AtomicU64::new(start));
+            ptr::addr_of_mut!((*block).next).write(AtomicPtr::new(ptr::null_mut()));
+            ptr::addr_of_mut!((*block).released).write(AtomicBool::new(false));
+            ptr::addr_of_mut!((*block).released_at).write(AtomicU64::new(0));
+            let slots = ptr::addr_of_mut!((*block).slots).cast::<Slot<T>>();
+            for index in 0..BLOCK as usize {
+                ptr::addr_of_mut!((*slots.add(index)).ready).write(AtomicBool::new(false));
+            }
+        }
         block
     }
 
