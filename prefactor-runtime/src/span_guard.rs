@@ -21,9 +21,10 @@ struct Unstarted {
 }
 
 struct Live {
+    /// Leased from the opening thread: no reference count is touched per span.
     client: Held<Client>,
-    /// An id, not the shared `Arc<InstanceState>`: a guard then costs one reference count
-    /// (the client's) instead of two; [`SpanGuard::context`] finds the state when needed.
+    /// An id, not the shared `Arc<InstanceState>`, which would cost a reference count per
+    /// guard; [`SpanGuard::context`] finds the state when needed.
     instance: InstanceId,
     parent: Option<SpanId>,
     /// A mutex (not a `RefCell`) keeps the guard `Sync`, so `&SpanGuard` may be held across

@@ -186,3 +186,31 @@ async fn a_noop_guard_sends_nothing() {
     assert_eq!(client.stats().enqueued, 0);
     assert!(requests(&server, "POST", "/api/v1/agent_spans").is_empty());
 }
+
+/// Guards keep their client through the opening thread's lease (`thread_lease.rs`): one that
+/// ends on another thread, after the opening thread exited, still delivers its finish.
+#[tokio::test]
+async fn a_guard_ends_on_another_thread_after_the_thread_that_opened_it_exited() {
+    let server = server();
+    let client = client(&server).await;
+    let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
+    let handle = instance.clone();
+    let (kept, ended_there) = std::thread::spawn(move || {
+        let ended_there = handle.span("t:home", None, None);
+        let id = ended_there.id();
+        ended_there.complete(None);
+        (handle.span("t:moved", None, None), id)
+    })
+    .join()
+    .unwrap();
+    let moved = kept.id();
+    kept.fail(Some(Payload::from(json!({"ended": "elsewhere"}))));
+    flush(&client).await;
+
+    let spans = spans_of(&server, instance.id()).await;
+    assert_eq!(span_by_id(&spans, &ended_there.to_string())["status"], "complete");
+    let stored = span_by_id(&spans, &moved.to_string());
+    assert_eq!(stored["status"], "failed");
+    assert_eq!(stored["result_payload"], json!({"ended": "elsewhere"}));
+    assert_eq!(client.stats().dropped, 0);
+}
