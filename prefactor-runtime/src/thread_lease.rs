@@ -1,5 +1,5 @@
-//! `ThreadLease`: how a span guard keeps its client alive without touching the client's shared
-//! reference count.
+//! Thread leases ([`Held`]): how a span guard keeps its client alive without touching the
+//! client's shared reference count.
 //!
 //! Every span guard must keep its client alive until it ends (it queues the span's finish then).
 //! Cloning the client's `Arc` for that costs two locked instructions per span (the clone and
