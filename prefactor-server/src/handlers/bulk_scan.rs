@@ -54,14 +54,11 @@ impl<'a> ItemHead<'a> {
     /// The head of the object starting at byte `at` of `text`, and the index just past it.
     fn scan_at(text: &'a str, at: usize) -> Option<(ItemHead<'a>, usize)> {
         let bytes = text.as_bytes();
-        if bytes.get(at) != Some(&b'{') {
-            return None;
-        }
         let mut head = ItemHead::default();
-        let mut at = skip_space(bytes, at + 1);
-        if bytes.get(at) == Some(&b'}') {
-            return Some((head, at + 1));
-        }
+        let mut at = match enter_container(bytes, at, b'{', b'}')? {
+            Ok(first) => first,
+            Err(end) => return Some((head, end)),
+        };
         loop {
             let key_end = string_end(bytes, at)?;
             let key = text.get(at..key_end)?;
@@ -168,14 +165,11 @@ pub fn scan_envelope(text: &str) -> Option<Vec<(&str, ItemHead<'_>)>> {
 /// The items of the array starting at `at`, and the index just past it.
 fn scan_items(text: &str, at: usize) -> Option<(Vec<(&str, ItemHead<'_>)>, usize)> {
     let bytes = text.as_bytes();
-    if bytes.get(at) != Some(&b'[') {
-        return None;
-    }
     let mut items = Vec::new();
-    let mut at = skip_space(bytes, at + 1);
-    if bytes.get(at) == Some(&b']') {
-        return Some((items, at + 1));
-    }
+    let mut at = match enter_container(bytes, at, b'[', b']')? {
+        Ok(first) => first,
+        Err(end) => return Some((items, end)),
+    };
     loop {
         let (head, end) = ItemHead::scan_at(text, at)?;
         items.push((text.get(at..end)?, head));
@@ -186,6 +180,17 @@ fn scan_items(text: &str, at: usize) -> Option<(Vec<(&str, ItemHead<'_>)>, usize
             _ => return None,
         }
     }
+}
+
+/// Enters the object or array that `open` starts at `at`: `Ok` with where its first element
+/// starts, `Err` with the index just past `close` when it is empty, `None` when nothing opens there.
+#[inline]
+fn enter_container(bytes: &[u8], at: usize, open: u8, close: u8) -> Option<Result<usize, usize>> {
+    if bytes.get(at) != Some(&open) {
+        return None;
+    }
+    let at = skip_space(bytes, at + 1);
+    Some(if bytes.get(at) == Some(&close) { Err(at + 1) } else { Ok(at) })
 }
 
 fn skip_space(bytes: &[u8], mut at: usize) -> usize {
