@@ -56,28 +56,20 @@ impl<'a> ItemHead<'a> {
         let bytes = text.as_bytes();
         let mut head = ItemHead::default();
         let mut at = match enter_container(bytes, at, b'{', b'}')? {
-            Ok(first) => first,
-            Err(end) => return Some((head, end)),
+            Next::Member(first) => first,
+            Next::End(end) => return Some((head, end)),
         };
         loop {
-            let key_end = string_end(bytes, at)?;
-            let key = text.get(at..key_end)?;
-            at = skip_space(bytes, key_end);
-            if bytes.get(at) != Some(&b':') {
-                return None;
-            }
-            let value_start = skip_space(bytes, at + 1);
+            let (key, value_start) = scan_key(text, at)?;
             let value_end = value_end(bytes, value_start)?;
             if let Some(slot) = head.slot(key)
                 && slot.replace(text.get(value_start..value_end)?).is_some()
             {
                 return None;
             }
-            at = skip_space(bytes, value_end);
-            match bytes.get(at) {
-                Some(b',') => at = skip_space(bytes, at + 1),
-                Some(b'}') => return Some((head, at + 1)),
-                _ => return None,
+            match next_member(bytes, value_end, b'}')? {
+                Next::Member(next) => at = next,
+                Next::End(end) => return Some((head, end)),
             }
         }
     }
@@ -124,42 +116,32 @@ impl<'a> ItemHead<'a> {
 /// ```
 pub fn scan_envelope(text: &str) -> Option<Vec<(&str, ItemHead<'_>)>> {
     let bytes = text.as_bytes();
-    let mut at = skip_space(bytes, 0);
-    if bytes.get(at) != Some(&b'{') {
-        return None;
-    }
-    at = skip_space(bytes, at + 1);
+    // An empty envelope has no items.
+    let Next::Member(mut at) = enter_container(bytes, skip_space(bytes, 0), b'{', b'}')? else { return None };
     let mut items = None;
     loop {
-        let key_end = string_end(bytes, at)?;
-        let key = text.get(at..key_end)?;
-        at = skip_space(bytes, key_end);
-        if bytes.get(at) != Some(&b':') {
-            return None;
-        }
-        at = skip_space(bytes, at + 1);
-        if key == r#""items""# {
-            let (list, end) = scan_items(text, at)?;
+        let (key, value_start) = scan_key(text, at)?;
+        let value_end = if key == r#""items""# {
+            let (list, end) = scan_items(text, value_start)?;
             if items.replace(list).is_some() {
                 return None;
             }
-            at = end;
+            end
         } else {
             // Not read, but it must be JSON, key included (the serde path would refuse it).
-            let end = value_end(bytes, at)?;
-            serde_json::from_str::<IgnoredAny>(text.get(at..end)?).ok()?;
+            let end = value_end(bytes, value_start)?;
+            serde_json::from_str::<IgnoredAny>(text.get(value_start..end)?).ok()?;
             serde_json::from_str::<IgnoredAny>(key).ok()?;
-            at = end;
-        }
-        at = skip_space(bytes, at);
-        match bytes.get(at)? {
-            b',' => at = skip_space(bytes, at + 1),
-            b'}' => break,
-            _ => return None,
+            end
+        };
+        match next_member(bytes, value_end, b'}')? {
+            Next::Member(next) => at = next,
+            Next::End(end) => {
+                (skip_space(bytes, end) == bytes.len()).then_some(())?;
+                return items;
+            }
         }
     }
-    (skip_space(bytes, at + 1) == bytes.len()).then_some(())?;
-    items
 }
 
 /// The items of the array starting at `at`, and the index just past it.
@@ -167,30 +149,53 @@ fn scan_items(text: &str, at: usize) -> Option<(Vec<(&str, ItemHead<'_>)>, usize
     let bytes = text.as_bytes();
     let mut items = Vec::new();
     let mut at = match enter_container(bytes, at, b'[', b']')? {
-        Ok(first) => first,
-        Err(end) => return Some((items, end)),
+        Next::Member(first) => first,
+        Next::End(end) => return Some((items, end)),
     };
     loop {
         let (head, end) = ItemHead::scan_at(text, at)?;
         items.push((text.get(at..end)?, head));
-        at = skip_space(bytes, end);
-        match bytes.get(at)? {
-            b',' => at = skip_space(bytes, at + 1),
-            b']' => return Some((items, at + 1)),
-            _ => return None,
+        match next_member(bytes, end, b']')? {
+            Next::Member(next) => at = next,
+            Next::End(end) => return Some((items, end)),
         }
     }
 }
 
-/// Enters the object or array that `open` starts at `at`: `Ok` with where its first element
-/// starts, `Err` with the index just past `close` when it is empty, `None` when nothing opens there.
-#[inline]
-fn enter_container(bytes: &[u8], at: usize, open: u8, close: u8) -> Option<Result<usize, usize>> {
+/// Where scanning goes on inside an object or array.
+enum Next {
+    /// A member (an element, or a key) starts at this index.
+    Member(usize),
+    /// The container ended; the index just past its closing bracket.
+    End(usize),
+}
+
+/// Enters the object or array that `open` starts at `at`; `None` when nothing opens there.
+fn enter_container(bytes: &[u8], at: usize, open: u8, close: u8) -> Option<Next> {
     if bytes.get(at) != Some(&open) {
         return None;
     }
     let at = skip_space(bytes, at + 1);
-    Some(if bytes.get(at) == Some(&close) { Err(at + 1) } else { Ok(at) })
+    Some(if bytes.get(at) == Some(&close) { Next::End(at + 1) } else { Next::Member(at) })
+}
+
+/// Steps past the member that ended at `at`: to the next one after a comma, or past `close`;
+/// `None` on anything else.
+fn next_member(bytes: &[u8], at: usize, close: u8) -> Option<Next> {
+    let at = skip_space(bytes, at);
+    match *bytes.get(at)? {
+        b',' => Some(Next::Member(skip_space(bytes, at + 1))),
+        byte if byte == close => Some(Next::End(at + 1)),
+        _ => None,
+    }
+}
+
+/// The (quoted, raw) key starting at `at` and where its value starts after the colon.
+fn scan_key(text: &str, at: usize) -> Option<(&str, usize)> {
+    let bytes = text.as_bytes();
+    let key_end = string_end(bytes, at)?;
+    let colon = skip_space(bytes, key_end);
+    (bytes.get(colon) == Some(&b':')).then_some((text.get(at..key_end)?, skip_space(bytes, colon + 1)))
 }
 
 fn skip_space(bytes: &[u8], mut at: usize) -> usize {
