@@ -1,8 +1,9 @@
-//! Every vector of the reference implementation's fixtures (`shared/fixtures/pfid_fixtures.csv`).
+//! Every vector of the PFID reference implementation's fixtures (`tests/fixtures/pfid_fixtures.csv`;
+//! where they come from: `tests/fixtures/README.md`).
 
 use prefactor_protocol::Pfid;
 
-const FIXTURES: &str = include_str!("../../../shared/fixtures/pfid_fixtures.csv");
+const FIXTURES: &str = include_str!("fixtures/pfid_fixtures.csv");
 
 struct Vector {
     timestamp_ms: u64,

@@ -1,5 +1,5 @@
-//! Every fenced JSON example of the API notes (`shared/docs/prefactor-api.md`) parses into its
-//! wire type and serializes back without losing or changing a field.
+//! Every wire example of the API notes (copied into `tests/fixtures/wire_examples/`) parses into
+//! its wire type and serializes back without losing or changing a field.
 
 use prefactor_protocol::{
     Agent, AgentInstance, AgentSchemaVersion, AgentSpan, CreateSpanRequest, ErrorResponse, FinishInstanceRequest,
@@ -10,26 +10,23 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-const NOTES: &str = include_str!("../../../shared/docs/prefactor-api.md");
+/// One wire example of the API notes, copied into `tests/fixtures/wire_examples/` (sources in
+/// `tests/fixtures/README.md`).
+struct Example {
+    file: &'static str,
+    text: &'static str,
+}
 
-fn fenced_json_blocks() -> Vec<Value> {
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in NOTES.lines() {
-        match (&mut current, line.trim_start()) {
-            (None, "```json") => current = Some(String::new()),
-            (Some(block), "```") => {
-                blocks.push(serde_json::from_str(block).unwrap_or_else(|e| panic!("example is JSON: {e}\n{block}")));
-                current = None;
-            }
-            (Some(block), _) => {
-                block.push_str(line);
-                block.push('\n');
-            }
-            (None, _) => {}
-        }
+macro_rules! example {
+    ($file:literal) => {
+        Example { file: $file, text: include_str!(concat!("fixtures/wire_examples/", $file)) }
+    };
+}
+
+impl Example {
+    fn json(&self) -> Value {
+        serde_json::from_str(self.text).unwrap_or_else(|e| panic!("{} is JSON: {e}", self.file))
     }
-    blocks
 }
 
 /// Abridged examples mark elided fields with a `"..."` key; those are the only ones a type may drop.
@@ -67,23 +64,28 @@ fn round_trip<T: DeserializeOwned + Serialize>(example: &Value) {
 }
 
 #[test]
-fn every_fenced_example_round_trips() {
-    let blocks = fenced_json_blocks();
-    assert_eq!(blocks.len(), 17, "the notes changed: classify the new examples below");
-    for (index, block) in blocks.iter().enumerate() {
-        let is_abridged = block.to_string().contains("\"...\"");
-        match index + 1 {
-            1 | 8 => round_trip::<SuccessResponse<Value>>(block),
-            2 if is_abridged => round_trip::<ListResponse<Value>>(block),
-            3 | 4 => round_trip::<ErrorResponse>(block),
-            5 | 6 => round_trip::<RegisterInstanceRequest>(block),
-            7 | 9 => round_trip::<SuccessResponse<AgentInstance>>(block),
-            10..=12 => round_trip::<CreateSpanRequest>(block),
-            13 | 14 | 17 => round_trip::<SuccessResponse<AgentSpan>>(block),
-            15 => round_trip::<Value>(block),
-            16 => round_trip::<AgentSchemaVersion>(block),
-            other => panic!("unclassified example {other}: {block}"),
-        }
+fn every_wire_example_round_trips_through_its_type() {
+    let checks: [(Example, fn(&Value)); 17] = [
+        (example!("01_success_single.json"), round_trip::<SuccessResponse<Value>>),
+        (example!("02_success_list_abridged.json"), round_trip::<ListResponse<Value>>),
+        (example!("03_error.json"), round_trip::<ErrorResponse>),
+        (example!("04_ping_401.json"), round_trip::<ErrorResponse>),
+        (example!("05_register_request_python.json"), round_trip::<RegisterInstanceRequest>),
+        (example!("06_register_request_typescript.json"), round_trip::<RegisterInstanceRequest>),
+        (example!("07_register_response.json"), round_trip::<SuccessResponse<AgentInstance>>),
+        (example!("08_start_response_abridged.json"), round_trip::<SuccessResponse<Value>>),
+        (example!("09_instance_terminated.json"), round_trip::<SuccessResponse<AgentInstance>>),
+        (example!("10_create_span_request_python.json"), round_trip::<CreateSpanRequest>),
+        (example!("11_create_span_request_cancel_before_start.json"), round_trip::<CreateSpanRequest>),
+        (example!("12_create_span_request_typescript_llm.json"), round_trip::<CreateSpanRequest>),
+        (example!("13_create_span_response.json"), round_trip::<SuccessResponse<AgentSpan>>),
+        (example!("14_finish_span_response.json"), round_trip::<SuccessResponse<AgentSpan>>),
+        (example!("15_data_risk.json"), round_trip::<Value>),
+        (example!("16_schema_document_full.json"), round_trip::<AgentSchemaVersion>),
+        (example!("17_finish_span_response_terminated.json"), round_trip::<SuccessResponse<AgentSpan>>),
+    ];
+    for (example, check) in checks {
+        check(&example.json());
     }
 }
 
