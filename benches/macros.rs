@@ -1,6 +1,6 @@
 //! Cost of `#[prefactor::span]` when no client is installed, against the same plain function.
 //!
-//! Run: `cargo bench --bench macros`. Results are recorded in `BENCHMARKS.md` (macros section).
+//! Run: `cargo bench --bench macros`. Current results are in `BENCHMARKS.md`, their history in `docs/benchmarks-journal.md`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;

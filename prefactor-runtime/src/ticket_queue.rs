@@ -35,7 +35,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Slots per block: 128 operations of 128 bytes make a 17 KB block. Moving to a new block is
 /// the producers' slow path (a compare-and-swap on the chain, and an allocation while the
-/// queue grows); at 32 slots it cost the agent's thread 7 % more per span (BENCHMARKS.md).
+/// queue grows), so blocks are made big enough that a burst of spans rarely takes it.
 const BLOCK: u64 = 128;
 /// Drained blocks kept ahead of the producers for reuse; more are freed.
 const SPARE_BLOCKS: usize = 2;

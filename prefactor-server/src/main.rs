@@ -11,10 +11,10 @@ use prefactor_server::auth::generate_token;
 use prefactor_server::cli::Cli;
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc instead of glibc malloc: the HTTP side allocates and frees small buffers on two
-/// threads per request; glibc spent ~12 % of a pairs benchmark's CPU in malloc/free and
-/// consolidation, mimalloc's thread-local pages cut the whole process's CPU per span by ~20 %
-/// (BENCHMARKS.md, "Server throughput").
+/// mimalloc instead of glibc malloc: the HTTP side allocates small buffers on one thread and
+/// frees them on another for every request, the pattern glibc's arenas handle worst and
+/// mimalloc's thread-local pages handle well (the measurements: `docs/benchmarks-journal.md`,
+/// "Server throughput").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
