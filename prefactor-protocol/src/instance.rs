@@ -53,6 +53,15 @@ pub struct AgentInstance {
     /// Rendered quality templates by quality schema name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality_summaries: Option<BTreeMap<String, String>>,
+    /// The legacy single quality payload (`PUT /api/v1/agent_instance/{id}` replaces it).
+    #[serde(default)]
+    pub quality_payload: Option<Value>,
+    /// The legacy single quality payload's rendered template.
+    #[serde(default)]
+    pub quality_summary: Option<String>,
+    /// The run's id in an external system (unique per agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_identifier: Option<String>,
 }
 
 /// Span counts of an instance; `finished` = complete + failed + cancelled.
@@ -109,6 +118,31 @@ pub struct RegisterInstanceRequest {
     /// Why it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<InstancePurpose>,
+    /// The run's id in an external system (prefactor-core 0.5.3; unique per agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_identifier: Option<String>,
+    /// Where the code runs (`agent_sdk`, `os`, `prefactor_sdk`, `runtime`, all optional), at
+    /// the top level as one TypeScript release sent it. prefactor-core 0.5.2+ sends it as
+    /// `agent_version.runtime_environment`, which the server reads from the raw body so that
+    /// [`AgentVersionSpec`] keeps its three fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_environment: Option<Value>,
+}
+
+/// Body of `PUT /api/v1/agent_instance/{id}`: `{"details": {"quality_payload": {..}}}`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct UpdateInstanceRequest {
+    /// The changed fields.
+    #[serde(default)]
+    pub details: UpdateInstanceDetails,
+}
+
+/// `details` of [`UpdateInstanceRequest`].
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct UpdateInstanceDetails {
+    /// Replaces the legacy single quality payload (null clears it).
+    #[serde(default)]
+    pub quality_payload: Option<Value>,
 }
 
 /// Body of `POST /api/v1/agent_instance/{id}/start`.

@@ -32,9 +32,9 @@ pub use bulk::{BULK_KEY_MAX_LEN, BULK_KEY_MIN_LEN, BulkAction, BulkItem, BulkOut
 pub use envelope::{Control, ErrorResponse, ListResponse, Pagination, PingDetails, Sorting, SuccessResponse};
 pub use instance::{
     AgentInstance, AgentVersionSpec, FinishInstanceRequest, RecordQualityRequest, RegisterInstanceRequest, SpanCounts,
-    StartInstanceRequest, TerminateInstanceRequest,
+    StartInstanceRequest, TerminateInstanceRequest, UpdateInstanceDetails, UpdateInstanceRequest,
 };
 pub use pfid::{PFID_LEN, Pfid, PfidError, PfidStr};
-pub use schema::{AgentSchemaVersion, QualitySchema, SpanTypeSchema};
+pub use schema::{AgentSchemaVersion, QualitySchema, SingleQualitySchema, SpanTypeSchema};
 pub use span::{AgentSpan, CreateSpanDetails, CreateSpanRequest, FinishSpanRequest};
 pub use status::{AgentLifecycleStatus, AgentStatus, FinishStatus, InstancePurpose, SortDirection};

@@ -21,6 +21,26 @@ pub struct AgentSchemaVersion {
     /// Quality schemas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality_schemas: Option<Vec<QualitySchema>>,
+    /// Legacy: the one quality schema of `PUT /api/v1/agent_instance/{id}` payloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality_schema: Option<SingleQualitySchema>,
+}
+
+/// The legacy single quality schema (`agent_schema_version.quality_schema`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SingleQualitySchema {
+    /// JSON Schema of the quality payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Value>,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Liquid template rendered into `quality_summary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
 }
 
 /// One span type: its name, schemas and display template.

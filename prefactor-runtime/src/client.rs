@@ -409,6 +409,8 @@ impl Client {
             idempotency_key: Some(format!("register-{id}")),
             update_current_version: None,
             purpose: options.purpose,
+            external_identifier: None,
+            runtime_environment: None,
         };
         let state = self.instance_state(id);
         self.enqueue(Op::Register { instance: id, request: Box::new(request), schema });

@@ -150,6 +150,7 @@ impl SchemaRegistry {
             span_schemas: None,
             span_result_schemas: None,
             quality_schemas: (!quality.is_empty()).then_some(quality),
+            quality_schema: None,
         };
         doc.external_identifier =
             Some(external_identifier.map(str::to_owned).unwrap_or_else(|| content_identifier(&doc)));

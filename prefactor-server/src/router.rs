@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::error::ApiError;
-use crate::handlers::{admin, agents, bulk, instances, ping, spans};
+use crate::handlers::{account, admin, agents, bulk, instance_update, instances, ping, spans};
 use crate::pipeline;
 use crate::state::AppState;
 
@@ -16,9 +16,12 @@ use crate::state::AppState;
 pub fn build(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/ping", get(ping::ping))
+        .route("/api/v1/account", get(account::account))
+        .route("/api/v1/alerts/count", get(account::alerts_count))
+        .route("/api/v1/risk_profile", get(account::risk_profiles))
         .route("/api/v1/agent_instance/register", post(instances::register))
         .route("/api/v1/agent_instance", get(instances::list))
-        .route("/api/v1/agent_instance/{id}", get(instances::get))
+        .route("/api/v1/agent_instance/{id}", get(instances::get).put(instance_update::update))
         .route("/api/v1/agent_instance/{id}/start", post(instances::start))
         .route("/api/v1/agent_instance/{id}/finish", post(instances::finish))
         .route("/api/v1/agent_instance/{id}/record_quality", post(instances::record_quality))

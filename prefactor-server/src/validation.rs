@@ -45,6 +45,8 @@ pub struct CompiledSchemaVersion {
     pub span_types: HashMap<String, CompiledSpanType>,
     /// Quality schemas by name.
     pub quality: HashMap<String, CompiledQuality>,
+    /// The legacy single quality schema (`quality_schema`).
+    pub single_quality: Option<CompiledQuality>,
 }
 
 impl CompiledSchemaVersion {
@@ -112,6 +114,12 @@ impl CompiledSchemaVersion {
                 template: quality.template.as_deref().and_then(SummaryTemplate::parse),
             };
             compiled.quality.insert(quality.name.clone(), entry);
+        }
+        if let Some(single) = &document.quality_schema {
+            compiled.single_quality = Some(CompiledQuality {
+                schema: compile(single.schema.as_ref(), "agent_schema_version.quality_schema.schema".to_string())?,
+                template: single.template.as_deref().and_then(SummaryTemplate::parse),
+            });
         }
         Ok(compiled)
     }

@@ -44,16 +44,25 @@ pub struct InstanceRow {
     pub started_at: Option<String>,
     /// Finish / termination time.
     pub finished_at: Option<String>,
+    /// The run's id in an external system (unique per agent).
+    pub external_identifier: Option<String>,
+    /// Where the code runs, as the SDK described it.
+    pub runtime_environment: Option<Value>,
+    /// The legacy single quality payload.
+    pub quality_payload: Option<Value>,
+    /// Its rendered summary.
+    pub quality_summary: Option<String>,
 }
 
 const COLUMNS: &str = "id, agent_id, agent_version_id, schema_version_id, environment_id, status, \
     purpose, update_current_version, termination_reason, quality_payloads, quality_summaries, \
-    inserted_at, updated_at, started_at, finished_at";
+    inserted_at, updated_at, started_at, finished_at, external_identifier, runtime_environment, \
+    quality_payload, quality_summary";
 
 /// Inserts a new instance row.
 pub fn insert(conn: &Connection, row: &InstanceRow) -> Result<(), ApiError> {
     conn.prepare_cached(&format!(
-        "INSERT INTO agent_instances ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+        "INSERT INTO agent_instances ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
     ))?
     .execute(params![
         row.id,
@@ -70,7 +79,11 @@ pub fn insert(conn: &Connection, row: &InstanceRow) -> Result<(), ApiError> {
         row.inserted_at,
         row.updated_at,
         row.started_at,
-        row.finished_at
+        row.finished_at,
+        row.external_identifier,
+        row.runtime_environment.as_ref().map(Value::to_string),
+        row.quality_payload.as_ref().map(Value::to_string),
+        row.quality_summary
     ])?;
     Ok(())
 }
@@ -79,7 +92,8 @@ pub fn insert(conn: &Connection, row: &InstanceRow) -> Result<(), ApiError> {
 pub fn update(conn: &Connection, row: &InstanceRow) -> Result<(), ApiError> {
     conn.prepare_cached(
         "UPDATE agent_instances SET status = ?2, termination_reason = ?3, quality_payloads = ?4,
-             quality_summaries = ?5, updated_at = ?6, started_at = ?7, finished_at = ?8
+             quality_summaries = ?5, updated_at = ?6, started_at = ?7, finished_at = ?8,
+             quality_payload = ?9, quality_summary = ?10
          WHERE id = ?1",
     )?
     .execute(params![
@@ -90,7 +104,9 @@ pub fn update(conn: &Connection, row: &InstanceRow) -> Result<(), ApiError> {
         serde_json::to_string(&row.quality_summaries).map_err(ApiError::internal)?,
         row.updated_at,
         row.started_at,
-        row.finished_at
+        row.finished_at,
+        row.quality_payload.as_ref().map(Value::to_string),
+        row.quality_summary
     ])?;
     Ok(())
 }
@@ -130,6 +146,19 @@ pub fn list(
     Ok((rows, total as u64))
 }
 
+/// True when another instance of `agent_id` already carries `external_identifier`.
+pub fn external_identifier_taken(
+    conn: &Connection,
+    agent_id: &str,
+    external_identifier: &str,
+) -> Result<bool, ApiError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM agent_instances WHERE agent_id = ?1 AND external_identifier = ?2")?
+        .query_row(params![agent_id, external_identifier], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// The wire resource of `row`, with span counts read from the spans table.
 pub fn to_resource(conn: &Connection, account: &LocalAccount, row: InstanceRow) -> Result<AgentInstance, ApiError> {
     let span_counts: SpanCounts = spans::counts(conn, &row.id)?;
@@ -161,6 +190,9 @@ fn with_counts(account: &LocalAccount, row: InstanceRow, span_counts: SpanCounts
         span_counts: Some(span_counts),
         quality_payloads: Some(row.quality_payloads),
         quality_summaries: Some(row.quality_summaries),
+        quality_payload: row.quality_payload,
+        quality_summary: row.quality_summary,
+        external_identifier: row.external_identifier,
     }
 }
 
@@ -185,7 +217,15 @@ fn instance_from_row(row: &Row<'_>) -> rusqlite::Result<InstanceRow> {
         updated_at: row.get(12)?,
         started_at: row.get(13)?,
         finished_at: row.get(14)?,
+        external_identifier: row.get(15)?,
+        runtime_environment: json_column(row.get(16)?),
+        quality_payload: json_column(row.get(17)?),
+        quality_summary: row.get(18)?,
     })
+}
+
+fn json_column(text: Option<String>) -> Option<Value> {
+    text.and_then(|text| serde_json::from_str(&text).ok())
 }
 
 /// Reads a stored status; unknown text (impossible unless the file was edited) reads as pending.
@@ -200,7 +240,8 @@ pub fn parse_status(text: &str) -> AgentStatus {
     }
 }
 
-fn parse_purpose(text: &str) -> InstancePurpose {
+/// Reads a stored purpose; unknown text reads as live.
+pub fn parse_purpose(text: &str) -> InstancePurpose {
     match text {
         "smoke_test" => InstancePurpose::SmokeTest,
         "eval" => InstancePurpose::Eval,

@@ -115,6 +115,17 @@ INSERT INTO idempotency_keys_by_key (key, path, method, request_hash, status, bo
 DROP TABLE idempotency_keys;
 ALTER TABLE idempotency_keys_by_key RENAME TO idempotency_keys;
 "#,
+    r#"
+-- What prefactor-core 0.5.3 and the live API's read side carry: an instance's id in an
+-- external system (unique per agent), its runtime environment, and the legacy single quality
+-- payload with its rendered summary.
+ALTER TABLE agent_instances ADD COLUMN external_identifier TEXT;
+ALTER TABLE agent_instances ADD COLUMN runtime_environment TEXT;
+ALTER TABLE agent_instances ADD COLUMN quality_payload TEXT;
+ALTER TABLE agent_instances ADD COLUMN quality_summary TEXT;
+CREATE UNIQUE INDEX agent_instances_by_external_identifier
+    ON agent_instances (agent_id, external_identifier) WHERE external_identifier IS NOT NULL;
+"#,
 ];
 
 /// Brings the database schema up to date inside one transaction.

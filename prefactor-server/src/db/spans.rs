@@ -47,8 +47,6 @@ macro_rules! columns {
     };
 }
 
-const COLUMNS: &str = columns!();
-
 /// The JSON texts of a span's payloads as they are stored. Serialized by the caller, off the
 /// writer thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,36 +154,87 @@ pub enum SpanOrder {
 }
 
 impl SpanOrder {
+    /// The ORDER BY clause, with the span table aliased `s`.
     fn sql(self) -> &'static str {
         match self {
-            SpanOrder::StartedAt => "started_at {dir}, id {dir}",
-            SpanOrder::Id => "id {dir}",
-            SpanOrder::InsertedAt => "inserted_at {dir}, id {dir}",
+            SpanOrder::StartedAt => "s.started_at {dir}, s.id {dir}",
+            SpanOrder::Id => "s.id {dir}",
+            SpanOrder::InsertedAt => "s.inserted_at {dir}, s.id {dir}",
         }
     }
 }
 
-/// One page of an instance's spans and the total count.
-pub fn list(
+/// Which spans a list reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanScope<'a> {
+    /// The spans of one instance.
+    Instance(&'a str),
+    /// The spans of every instance of one agent.
+    Agent(&'a str),
+}
+
+/// A listed span with the instance columns its list row shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedSpan {
+    /// The span.
+    pub span: SpanRow,
+    /// Its instance's agent.
+    pub agent_id: String,
+    /// Its instance's purpose (stored text).
+    pub purpose: String,
+    /// Its instance's schema version.
+    pub schema_version_id: Option<String>,
+}
+
+/// One page of spans in `scope` with their instance columns, and the total count. Agent lists
+/// sorted by id walk the span table's primary key and stop after the page, whatever the size
+/// of the table.
+pub fn list_scoped(
     conn: &Connection,
-    instance_id: &str,
+    scope: SpanScope<'_>,
     order: SpanOrder,
     ascending: bool,
     offset: u64,
     limit: u64,
-) -> Result<(Vec<SpanRow>, u64), ApiError> {
+) -> Result<(Vec<ListedSpan>, u64), ApiError> {
     let direction = if ascending { "ASC" } else { "DESC" };
     let order_by = order.sql().replace("{dir}", direction);
+    let filter = match scope {
+        SpanScope::Instance(_) => "s.agent_instance_id = ?1",
+        SpanScope::Agent(_) => "i.agent_id = ?1",
+    };
+    let key = match scope {
+        SpanScope::Instance(id) | SpanScope::Agent(id) => id,
+    };
     let mut statement = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM agent_spans WHERE agent_instance_id = ?1 ORDER BY {order_by} LIMIT ?2 OFFSET ?3"
+        "SELECT s.id, s.agent_instance_id, s.parent_span_id, s.schema_name, s.status, s.payload, s.result_payload,
+                s.sensitive_encoding, s.started_at, s.finished_at, s.inserted_at, s.updated_at,
+                i.agent_id, i.purpose, i.schema_version_id
+         FROM agent_spans s JOIN agent_instances i ON i.id = s.agent_instance_id
+         WHERE {filter} ORDER BY {order_by} LIMIT ?2 OFFSET ?3"
     ))?;
     let rows = statement
-        .query_map(params![instance_id, limit as i64, offset as i64], span_from_row)?
+        .query_map(params![key, sql_count(limit), sql_count(offset)], |row| {
+            Ok(ListedSpan {
+                span: span_from_row(row)?,
+                agent_id: row.get(12)?,
+                purpose: row.get(13)?,
+                schema_version_id: row.get(14)?,
+            })
+        })?
         .collect::<Result<Vec<_>, _>>()?;
     let total: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM agent_spans WHERE agent_instance_id = ?1")?
-        .query_row(params![instance_id], |row| row.get(0))?;
-    Ok((rows, total as u64))
+        .prepare_cached(&format!(
+            "SELECT COUNT(*) FROM agent_spans s JOIN agent_instances i ON i.id = s.agent_instance_id WHERE {filter}"
+        ))?
+        .query_row(params![key], |row| row.get(0))?;
+    Ok((rows, u64::try_from(total).unwrap_or(0)))
+}
+
+/// A page bound as SQLite's integer; beyond `i64::MAX` means "no bound" (SQLite reads a
+/// negative LIMIT that way, and no table has that many rows to skip).
+fn sql_count(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// Span counts of an instance by status.

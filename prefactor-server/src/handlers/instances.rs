@@ -35,7 +35,11 @@ pub async fn register(State(state): State<AppState>, headers: HeaderMap, body: B
 pub fn prepare_register(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Operation, ApiError> {
     let request: RegisterInstanceRequest = parse(body)?;
     let scope = scope_for("POST", "/api/v1/agent_instance/register", headers, &request)?;
-    let checked = CheckedRegister::from_request(state, request)?;
+    let mut checked = CheckedRegister::from_request(state, request)?;
+    // A second, narrow parse, only for bodies that carry the field.
+    if memchr::memmem::find(body, b"runtime_environment").is_some() {
+        checked.runtime_environment = parse::<VersionEnvironment>(body)?.agent_version.runtime_environment;
+    }
     let writer_state = state.clone();
     Ok(Operation::new(scope, move |conn| {
         let instance = register_in_tx(conn, &writer_state, checked)?;
@@ -49,6 +53,22 @@ struct CheckedRegister {
     agent_id: Option<String>,
     environment_id: Option<String>,
     instance_id: Option<String>,
+    /// `agent_version.runtime_environment` (prefactor-core 0.5.2+).
+    runtime_environment: Option<Value>,
+}
+
+/// The part of a register body that [`RegisterInstanceRequest`] does not model:
+/// `agent_version.runtime_environment`.
+#[derive(serde::Deserialize)]
+struct VersionEnvironment {
+    #[serde(default)]
+    agent_version: RuntimeEnvironment,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct RuntimeEnvironment {
+    #[serde(default)]
+    runtime_environment: Option<Value>,
 }
 
 impl CheckedRegister {
@@ -64,7 +84,7 @@ impl CheckedRegister {
             // Reject an unusable document before touching the database.
             state.schemas.check_document(document, state.options.validate_schemas)?;
         }
-        Ok(CheckedRegister { request, agent_id, environment_id, instance_id })
+        Ok(CheckedRegister { request, agent_id, environment_id, instance_id, runtime_environment: None })
     }
 }
 
@@ -103,7 +123,19 @@ fn register_in_tx(conn: &Connection, state: &AppState, checked: CheckedRegister)
         updated_at: now,
         started_at: None,
         finished_at: None,
+        external_identifier: request.external_identifier.clone(),
+        runtime_environment: checked.runtime_environment.or_else(|| request.runtime_environment.clone()),
+        quality_payload: None,
+        quality_summary: None,
     };
+    if let Some(external) = &row.external_identifier
+        && instances::external_identifier_taken(conn, &row.agent_id, external)?
+    {
+        return Err(ApiError::conflict(format!(
+            "an agent instance of agent {} already has external_identifier '{external}'",
+            row.agent_id
+        )));
+    }
     instances::insert(conn, &row)?;
     Ok(instances::to_new_resource(account, row))
 }

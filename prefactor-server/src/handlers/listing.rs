@@ -56,14 +56,32 @@ pub fn page_request(query: &QueryPairs) -> Result<PageRequest, ApiError> {
     Ok(PageRequest { offset, page_size })
 }
 
-/// Reads `sorting` (`field` or `-field`), allowing only `allowed` fields.
+/// Reads the sort order: `sorting=field` / `sorting=-field`, or the dashboard's
+/// `sorting[field]=id&sorting[direction]=desc`, allowing only `allowed` fields.
+///
+/// ```
+/// use prefactor_protocol::{SortDirection, Sorting};
+/// use prefactor_server::handlers::listing::sorting;
+/// let default = Sorting { field: "id".into(), direction: SortDirection::Asc };
+/// let query = vec![("sorting[field]".to_string(), "id".to_string()), ("sorting[direction]".to_string(), "desc".to_string())];
+/// assert_eq!(sorting(&query, &["id"], default.clone()).unwrap().direction, SortDirection::Desc);
+/// let query = vec![("sorting".to_string(), "-id".to_string())];
+/// assert_eq!(sorting(&query, &["id"], default).unwrap().direction, SortDirection::Desc);
+/// ```
 pub fn sorting(query: &QueryPairs, allowed: &[&str], default: Sorting) -> Result<Sorting, ApiError> {
-    let Some(text) = param(query, "sorting") else {
-        return Ok(default);
-    };
-    let (field, direction) = match text.strip_prefix('-') {
-        Some(field) => (field, SortDirection::Desc),
-        None => (text.strip_prefix('+').unwrap_or(text), SortDirection::Asc),
+    let (field, direction) = match (param(query, "sorting"), param(query, "sorting[field]")) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::validation("sorting", "give either sorting or sorting[field], not both"));
+        }
+        (Some(text), None) => match text.strip_prefix('-') {
+            Some(field) => (field, SortDirection::Desc),
+            None => (text.strip_prefix('+').unwrap_or(text), SortDirection::Asc),
+        },
+        (None, Some(field)) => (field, bracket_direction(query)?),
+        (None, None) => match param(query, "sorting[direction]") {
+            None => return Ok(default),
+            Some(_) => (default.field.as_str(), bracket_direction(query)?),
+        },
     };
     if !allowed.contains(&field) {
         return Err(ApiError::validation(
@@ -72,6 +90,16 @@ pub fn sorting(query: &QueryPairs, allowed: &[&str], default: Sorting) -> Result
         ));
     }
     Ok(Sorting { field: field.to_string(), direction })
+}
+
+/// `sorting[direction]`: `asc` (the default) or `desc`, in any case.
+fn bracket_direction(query: &QueryPairs) -> Result<SortDirection, ApiError> {
+    match param(query, "sorting[direction]") {
+        None => Ok(SortDirection::Asc),
+        Some(text) if text.eq_ignore_ascii_case("asc") => Ok(SortDirection::Asc),
+        Some(text) if text.eq_ignore_ascii_case("desc") => Ok(SortDirection::Desc),
+        Some(text) => Err(ApiError::validation("sorting[direction]", format!("must be asc or desc, got '{text}'"))),
+    }
 }
 
 /// The `pagination` object for a page of `returned` items out of `total`.

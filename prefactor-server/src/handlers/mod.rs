@@ -2,16 +2,19 @@
 //! the database, then runs its state changes as one job on the group-committing writer, so
 //! the answer is only sent after the change is committed.
 
+pub mod account;
 pub mod admin;
 pub mod agents;
 pub mod bulk;
 pub mod bulk_scan;
+pub mod instance_update;
 pub mod instances;
 pub mod listing;
 pub mod minimal_output;
 pub mod operation;
 pub mod ping;
 pub mod span_answer;
+pub mod span_rows;
 pub mod spans;
 
 use axum::http::HeaderMap;

@@ -8,8 +8,6 @@
 //! finished or terminated instances (the SDKs can produce those orders); once the instance is
 //! terminated every create/finish answer carries `control: {terminate: true, reason}`.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -25,10 +23,11 @@ use super::instances::compiled_for;
 use super::listing::{QueryPairs, list_answer, page_request, param, sorting};
 use super::operation::Operation;
 use super::span_answer::SpanAnswer;
+use super::span_rows::list_rows;
 use super::{ActionRequest, client_time, parse_action, respond};
 use crate::body::{json_kind, parse};
 use crate::db::instances;
-use crate::db::spans::{self, PayloadTexts, SpanOrder, SpanRow};
+use crate::db::spans::{self, PayloadTexts, SpanOrder, SpanRow, SpanScope};
 use crate::error::ApiError;
 use crate::idempotency::scope_for;
 use crate::ids::parse_pfid;
@@ -272,24 +271,20 @@ fn validate_result(
     }
 }
 
-/// `GET /api/v1/agent_spans?agent_instance_id=..&include_summaries=true&pagination[..]&sorting=..`.
-/// Default order: `started_at` ascending, then id (a trace reads top to bottom).
+/// `GET /api/v1/agent_spans?agent_instance_id=..` or `?agent_id=..` (every run of an agent),
+/// with `include_summaries`, `include_risk_level`, `pagination[..]` and `sorting` /
+/// `sorting[field]`+`sorting[direction]`. Default order: `started_at` ascending, then id (a
+/// trace reads top to bottom); the dashboard asks for `id` descending (newest first).
 pub async fn list(
     State(state): State<AppState>,
     query: Result<Query<QueryPairs>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let result = async {
         let Query(query) = query.map_err(|error| ApiError::validation("query", error.body_text()))?;
-        let instance_id = param(&query, "agent_instance_id")
-            .ok_or_else(|| ApiError::validation("agent_instance_id", "is required"))?;
-        let instance_id = parse_pfid("agent_instance_id", instance_id)?;
-        let include_summaries = match param(&query, "include_summaries") {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => {
-                return Err(ApiError::validation("include_summaries", format!("must be true or false, got '{other}'")));
-            }
-        };
+        let scope = ListScope::from_query(&query)?;
+        let include_summaries = flag(&query, "include_summaries")?;
+        // Accepted for the dashboard; every row carries risk_level / risk_score anyway.
+        flag(&query, "include_risk_level")?;
         let page = page_request(&query)?;
         let default = Sorting { field: "started_at".to_string(), direction: SortDirection::Asc };
         let order = sorting(&query, &["started_at", "id", "inserted_at"], default)?;
@@ -303,20 +298,44 @@ pub async fn list(
         state
             .db
             .read(move |conn| {
-                let instance = instances::span_owner(conn, &instance_id)?;
-                let compiled: Option<Arc<CompiledSchemaVersion>> =
-                    compiled_for(conn, &reader_state, instance.schema_version_id.as_deref())?;
-                let (rows, total) =
-                    spans::list(conn, &instance_id, span_order, ascending, page.offset, page.page_size)?;
-                let resources: Vec<AgentSpan> = rows
-                    .into_iter()
-                    .map(|span| {
-                        to_resource(&reader_state, &instance.agent_id, compiled.as_deref(), span, include_summaries)
-                    })
-                    .collect();
-                list_answer(resources, page, total, order)
+                let scope = match &scope {
+                    ListScope::Instance(id) => {
+                        instances::span_owner(conn, id)?;
+                        SpanScope::Instance(id)
+                    }
+                    ListScope::Agent(id) => SpanScope::Agent(id),
+                };
+                let (listed, total) =
+                    spans::list_scoped(conn, scope, span_order, ascending, page.offset, page.page_size)?;
+                let rows = list_rows(conn, &reader_state, listed, include_summaries)?;
+                list_answer(rows, page, total, order)
             })
             .await
     };
     respond(result.await)
+}
+
+/// The filter of a span list: one instance, or one agent when no instance is named.
+enum ListScope {
+    Instance(String),
+    Agent(String),
+}
+
+impl ListScope {
+    fn from_query(query: &QueryPairs) -> Result<ListScope, ApiError> {
+        match (param(query, "agent_instance_id"), param(query, "agent_id")) {
+            (Some(id), _) => Ok(ListScope::Instance(parse_pfid("agent_instance_id", id)?)),
+            (None, Some(id)) => Ok(ListScope::Agent(parse_pfid("agent_id", id)?)),
+            (None, None) => Err(ApiError::validation("agent_instance_id", "agent_instance_id or agent_id is required")),
+        }
+    }
+}
+
+/// A `true` / `false` query flag (absent = false).
+fn flag(query: &QueryPairs, name: &str) -> Result<bool, ApiError> {
+    match param(query, name) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ApiError::validation(name, format!("must be true or false, got '{other}'"))),
+    }
 }
