@@ -1,12 +1,15 @@
 //! Fault injection, a feature of the server (not a mock): rules make matching requests answer
-//! with a chosen status/body, or wait before being handled, so SDK failure handling can be
-//! tested against real HTTP. Managed via [`crate::LocalServer::add_fault`] or
+//! with a chosen status/body, wait before being handled, or lose the connection before or
+//! after the request is applied, always or with a probability drawn from a seeded generator,
+//! so SDK failure handling can be tested against real HTTP. Managed via
+//! [`crate::LocalServer::add_fault`] / [`crate::LocalServer::seed_faults`] or
 //! `POST /__admin/faults` / `DELETE /__admin/faults`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -21,7 +24,7 @@ use crate::error::ApiError;
 /// assert!(rule.matches("POST", "/api/v1/agent_spans/abc/finish"));
 /// assert!(!rule.matches("POST", "/api/v1/agent_spans"));
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FaultRule {
     /// HTTP method to match (case-insensitive); `None` matches any.
     #[serde(default)]
@@ -47,6 +50,35 @@ pub struct FaultRule {
     /// Apply to the next N matching requests only; `None` = until cleared.
     #[serde(default)]
     pub times: Option<u32>,
+    /// Lose the connection instead of answering: `before` the request is handled (nothing is
+    /// applied) or `after` it was handled (applied, but the client never sees the answer).
+    #[serde(default)]
+    pub reset: Option<Reset>,
+    /// Apply to this share of matching requests (0–1) instead of all of them. One number is
+    /// drawn per request: the rules with a probability that match it split `[0, 1)` in the
+    /// order added, so rules of 0.05 each fault disjoint 5 % slices of the traffic.
+    #[serde(default)]
+    pub probability: Option<f64>,
+}
+
+/// When a [`FaultRule`] loses the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reset {
+    /// Before the request is handled: nothing is applied.
+    Before,
+    /// After the request was handled and committed: the answer never arrives.
+    After,
+}
+
+/// What the pipeline does with a request after the fault rules were consulted.
+pub enum Fault {
+    /// No rule applies: handle it normally.
+    Pass,
+    /// Answer this instead of handling it.
+    Answer(Response),
+    /// Handle it, then lose the connection instead of answering ([`reset`]).
+    ApplyThenReset,
 }
 
 impl FaultRule {
@@ -82,6 +114,23 @@ impl FaultRule {
     /// Adds a `Retry-After` header.
     pub fn retry_after(mut self, seconds: u64) -> FaultRule {
         self.retry_after = Some(seconds);
+        self
+    }
+
+    /// A rule losing the connection of requests whose path matches `path`, `when`.
+    ///
+    /// ```
+    /// use prefactor_server::{FaultRule, faults::Reset};
+    /// let rule = FaultRule::reset("/api/v1/bulk", Reset::After).probability(0.05);
+    /// assert_eq!(rule.reset, Some(Reset::After));
+    /// ```
+    pub fn reset(path: &str, when: Reset) -> FaultRule {
+        FaultRule { path: path.to_string(), reset: Some(when), ..FaultRule::default() }
+    }
+
+    /// Applies the rule to this share (0–1) of the matching requests only.
+    pub fn probability(mut self, share: f64) -> FaultRule {
+        self.probability = Some(share);
         self
     }
 
@@ -122,11 +171,23 @@ fn segment_matches(pattern: &str, text: &str) -> bool {
 }
 
 /// The active rules, shared by the server and its [`crate::LocalServer`] handle.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Faults {
     rules: Arc<Mutex<Vec<FaultRule>>>,
     /// Number of rules, read without the lock on every request.
     count: Arc<AtomicUsize>,
+    /// Draws the numbers of probability rules (seeded with [`Faults::seed`] for repeatable runs).
+    rng: Arc<Mutex<fastrand::Rng>>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            rules: Arc::default(),
+            count: Arc::default(),
+            rng: Arc::new(Mutex::new(fastrand::Rng::new())),
+        }
+    }
 }
 
 impl Faults {
@@ -135,6 +196,13 @@ impl Faults {
         if let Ok(mut rules) = self.rules.lock() {
             rules.push(rule);
             self.count.store(rules.len(), Ordering::Release);
+        }
+    }
+
+    /// Restarts the generator of probability rules from `seed`.
+    pub fn seed(&self, seed: u64) {
+        if let Ok(mut rng) = self.rng.lock() {
+            *rng = fastrand::Rng::with_seed(seed);
         }
     }
 
@@ -152,7 +220,17 @@ impl Faults {
             return None;
         }
         let mut rules = self.rules.lock().ok()?;
-        let index = rules.iter().position(|rule| rule.matches(method, path))?;
+        let mut draw = None;
+        let mut share = 0.0;
+        let index = rules.iter().position(|rule| {
+            if !rule.matches(method, path) {
+                return false;
+            }
+            let Some(probability) = rule.probability else { return true };
+            share += probability.clamp(0.0, 1.0);
+            let drawn = *draw.get_or_insert_with(|| self.rng.lock().map_or(1.0, |mut rng| rng.f64()));
+            drawn < share
+        })?;
         let rule = rules[index].clone();
         if let Some(times) = rules[index].times.as_mut() {
             *times = times.saturating_sub(1);
@@ -165,18 +243,35 @@ impl Faults {
     }
 }
 
-/// Applies the first matching rule: waits its delay, then returns the fault answer, or `None`
-/// when the request is to be handled normally. Admin routes are never faulted.
-pub async fn apply(faults: &Faults, method: &str, path: &str) -> Option<Response> {
+/// Applies the first matching rule: waits its delay, then says whether to answer with a fault,
+/// handle the request, or handle it and then lose the connection. Admin routes are never
+/// faulted.
+pub async fn apply(faults: &Faults, method: &str, path: &str) -> Fault {
     if path.starts_with("/__admin") {
-        return None;
+        return Fault::Pass;
     }
-    let rule = faults.take_match(method, path)?;
-    tracing::debug!(path, status = ?rule.status, delay_ms = ?rule.delay_ms, "injecting fault");
+    let Some(rule) = faults.take_match(method, path) else { return Fault::Pass };
+    tracing::debug!(path, status = ?rule.status, delay_ms = ?rule.delay_ms, reset = ?rule.reset, "injecting fault");
     if let Some(delay) = rule.delay_ms {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    rule.status.map(|status| fault_response(&rule, status))
+    match (rule.reset, rule.status) {
+        (Some(Reset::Before), _) => Fault::Answer(reset(StatusCode::OK.into_response())),
+        (Some(Reset::After), _) => Fault::ApplyThenReset,
+        (None, Some(status)) => Fault::Answer(fault_response(&rule, status)),
+        (None, None) => Fault::Pass,
+    }
+}
+
+/// `response` with its body replaced by one that fails at once: the connection is closed
+/// before a complete answer is written, so the client sees a transport error, never a status
+/// it could trust.
+pub fn reset(response: Response) -> Response {
+    let (parts, _) = response.into_parts();
+    let failing = futures_util::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset"))
+    });
+    Response::from_parts(parts, Body::from_stream(failing))
 }
 
 fn fault_response(rule: &FaultRule, status: u16) -> Response {

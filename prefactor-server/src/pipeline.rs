@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::auth::rejection;
 use crate::error::ApiError;
-use crate::faults;
+use crate::faults::{self, Fault};
 use crate::recorder::RawRequest;
 use crate::state::AppState;
 
@@ -36,8 +36,9 @@ pub async fn handle(State(state): State<AppState>, request: Request, next: Next)
             let response = match rejection(&state, &parts.headers, parts.uri.path()) {
                 Some(unauthorized) => unauthorized,
                 None => match faults::apply(&state.faults, parts.method.as_str(), parts.uri.path()).await {
-                    Some(fault) => fault,
-                    None => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+                    Fault::Answer(fault) => fault,
+                    Fault::Pass => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+                    Fault::ApplyThenReset => faults::reset(next.run(Request::from_parts(parts, Body::from(bytes))).await),
                 },
             };
             (recorded, response)

@@ -146,6 +146,13 @@ impl LocalServer {
         }
     }
 
+    /// Restarts the generator of probability fault rules from `seed` (repeatable soaks).
+    pub fn seed_faults(&self, seed: u64) {
+        if let Some(state) = &self.state {
+            state.faults.seed(seed);
+        }
+    }
+
     /// Removes every fault rule.
     pub fn clear_faults(&self) {
         if let Some(state) = &self.state {

@@ -105,3 +105,63 @@ async fn faulted_requests_are_recorded_and_admin_requests_are_not() {
     let (_, log) = api.get("/__admin/requests").await;
     assert_eq!(log["details"][0]["status"], 500);
 }
+
+/// Sends a span create and returns whether an answer arrived (`None`: the connection was lost).
+async fn create_answered(api: &Api, instance_id: &str) -> Option<u16> {
+    let body = json!({"details": {"agent_instance_id": instance_id, "schema_name": "agent:x",
+        "status": "active", "payload": {}}});
+    let response =
+        api.http.post(api.url("/api/v1/agent_spans")).bearer_auth(api.server.token()).json(&body).send().await;
+    match response {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            response.bytes().await.ok().map(|_| status)
+        }
+        Err(_) => None,
+    }
+}
+
+async fn span_count(api: &Api, instance_id: &str) -> usize {
+    let (_, list) = api.get(&format!("/api/v1/agent_spans?agent_instance_id={instance_id}")).await;
+    list["summaries"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn reset_before_applies_nothing_and_reset_after_applies_without_an_answer() {
+    use prefactor_server::faults::Reset;
+    let api = Api::start();
+    let instance_id = api.register_id().await;
+    api.server.add_fault(FaultRule::reset("/api/v1/agent_spans", Reset::Before).method("POST").times(1));
+    assert_eq!(create_answered(&api, &instance_id).await, None, "no answer");
+    assert_eq!(span_count(&api, &instance_id).await, 0, "nothing was applied");
+
+    api.server.add_fault(FaultRule::reset("/api/v1/agent_spans", Reset::After).method("POST").times(1));
+    assert_eq!(create_answered(&api, &instance_id).await, None, "no answer");
+    assert_eq!(span_count(&api, &instance_id).await, 1, "the create was applied");
+    assert_eq!(create_answered(&api, &instance_id).await, Some(200), "rules used up");
+}
+
+#[tokio::test]
+async fn probability_rules_fault_their_share_repeatably_for_a_seed() {
+    let api = Api::start();
+    let run = |seed| {
+        let api = &api;
+        async move {
+            api.server.clear_faults();
+            api.server.seed_faults(seed);
+            api.server.add_fault(FaultRule::status("/api/v1/ping", 503).probability(0.1));
+            api.server.add_fault(FaultRule::status("/api/v1/ping", 500).probability(0.1));
+            let mut statuses = Vec::new();
+            for _ in 0..400 {
+                statuses.push(api.get("/api/v1/ping").await.0);
+            }
+            statuses
+        }
+    };
+    let first = run(7).await;
+    assert_eq!(first, run(7).await, "the same seed faults the same requests");
+    let share = |status| first.iter().filter(|s| **s == status).count();
+    assert!((20..=60).contains(&share(503)), "{} of 400 answered 503", share(503));
+    assert!((20..=60).contains(&share(500)), "{} of 400 answered 500", share(500));
+    assert_eq!(share(200) + share(503) + share(500), 400);
+}
