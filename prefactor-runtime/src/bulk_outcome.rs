@@ -58,6 +58,9 @@ pub(crate) enum ItemResult<'o> {
     Done(Option<&'o Value>),
     /// It failed, classified like the single request's status.
     Failed(Attempt),
+    /// It failed with a code this SDK does not know: the single request decides (the error
+    /// it stands for is kept for when that one fails permanently too).
+    Unrecognized(Error),
 }
 
 impl ItemOutput<'_> {
@@ -67,37 +70,47 @@ impl ItemOutput<'_> {
         if self.status == "success" {
             return ItemResult::Done(self.control.as_ref());
         }
-        let status = status_of_code(self.code.as_deref());
+        let known = status_of_code(self.code.as_deref());
+        let status = known.unwrap_or(422);
         let mut message = self.message.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| format!("HTTP {status}"));
         if let Some(errors) = self.errors.as_ref().filter(|e| !e.is_empty()) {
             message.push_str(&format!(" {}", Value::Object(errors.clone())));
+        }
+        if known.is_none() {
+            return ItemResult::Unrecognized(Error::Http { operation, status: None, code: self.code.clone(), message });
         }
         ItemResult::Failed(classify_status(operation, status, None, self.code.clone(), message, conflict_is_done))
     }
 }
 
 /// The HTTP status a single request answers with this error `code` (the local server's and
-/// the API's codes); an unknown code counts as a 422: this operation cannot succeed.
-pub(crate) fn status_of_code(code: Option<&str>) -> u16 {
-    match code.unwrap_or_default() {
-        "invalid_json" | "bad_request" => 400,
+/// the API's codes); `None` for a code this SDK does not know, which the worker retries once
+/// as a single request before counting it permanent: a code the API added later must not
+/// lose data.
+pub(crate) fn status_of_code(code: Option<&str>) -> Option<u16> {
+    let status = match code? {
+        "invalid_json" | "bad_request" | "invalid_request" => 400,
         "unauthorized" | "bad_authtoken" => 401,
         "forbidden" => 403,
         "not_found" => 404,
         "method_not_allowed" => 405,
+        "request_timeout" => 408,
         "conflict" | "invalid_action" => 409,
         "payload_too_large" => 413,
+        "validation_error" | "validation_errors" | "unprocessable_entity" => 422,
         "rate_limited" | "too_many_requests" => 429,
         "internal_error" | "server_error" => 500,
         "service_unavailable" | "unavailable" => 503,
-        _ => 422,
-    }
+        _ => return None,
+    };
+    Some(status)
 }
 
-/// The error of an item the answer says nothing about although nothing before it failed.
-pub(crate) fn missing_output(operation: &'static str) -> Attempt {
+/// The error of an item the answer says nothing about although nothing before it failed: the
+/// server may or may not have run it, so the single request decides.
+pub(crate) fn missing_output(operation: &'static str) -> Error {
     let message = "the bulk answer has no output for this item".to_owned();
-    Attempt::Transient { retry_after: None, error: Error::Http { operation, status: None, code: None, message } }
+    Error::Http { operation, status: None, code: None, message }
 }
 
 #[cfg(test)]
@@ -149,16 +162,19 @@ mod tests {
                 errors: None,
             };
             match output.result("x", false) {
-                ItemResult::Failed(attempt) => attempt,
+                ItemResult::Failed(attempt) => Some(attempt),
+                ItemResult::Unrecognized(_) => None,
                 ItemResult::Done(_) => panic!("an error"),
             }
         };
-        assert!(matches!(result("unauthorized"), Attempt::Auth(Error::Auth { status: 401, .. })));
-        assert!(matches!(result("forbidden"), Attempt::Auth(Error::Auth { status: 403, .. })));
-        assert!(matches!(result("internal_error"), Attempt::Transient { .. }));
-        assert!(matches!(result("rate_limited"), Attempt::Transient { .. }));
-        assert!(matches!(result("not_found"), Attempt::Permanent(Error::Http { status: Some(404), .. })));
-        assert!(matches!(result("conflict"), Attempt::Permanent(Error::Http { status: Some(409), .. })));
-        assert!(matches!(result("something_new"), Attempt::Permanent(Error::Http { status: Some(422), .. })));
+        assert!(matches!(result("unauthorized"), Some(Attempt::Auth(Error::Auth { status: 401, .. }))));
+        assert!(matches!(result("forbidden"), Some(Attempt::Auth(Error::Auth { status: 403, .. }))));
+        assert!(matches!(result("internal_error"), Some(Attempt::Transient { .. })));
+        assert!(matches!(result("rate_limited"), Some(Attempt::Transient { .. })));
+        assert!(matches!(result("request_timeout"), Some(Attempt::Transient { .. })));
+        assert!(matches!(result("not_found"), Some(Attempt::Permanent(Error::Http { status: Some(404), .. }))));
+        assert!(matches!(result("conflict"), Some(Attempt::Permanent(Error::Http { status: Some(409), .. }))));
+        assert!(matches!(result("validation_error"), Some(Attempt::Permanent(Error::Http { status: Some(422), .. }))));
+        assert!(result("something_new").is_none(), "an unknown code is left to the single request");
     }
 }

@@ -122,13 +122,16 @@ impl Shared {
         CloseReport {
             stats,
             delivered: stats.sent,
+            confirmed_after_unknown: stats.confirmed_after_unknown,
             failed: stats.failed,
             dropped: stats.dropped,
             undelivered,
+            unknown: 0,
             lost: stats.failed + stats.dropped + undelivered,
             timed_out,
             first_error: lock(&self.first_error).clone(),
             auth_failure: self.auth_failure.get().cloned(),
+            failure_reasons: Vec::new(),
         }
     }
 }

@@ -18,19 +18,32 @@ use crate::stats::Stats;
 /// assert!(report.is_clean());
 /// ```
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct CloseReport {
     /// The counters at the end.
     pub stats: Stats,
     /// Operations delivered (same as `stats.sent`).
     pub delivered: u64,
-    /// Operations that failed permanently or ran out of retries.
+    /// Of those, operations confirmed by their idempotency key after an attempt that got no
+    /// answer (same as `stats.confirmed_after_unknown`).
+    pub confirmed_after_unknown: u64,
+    /// Operations the server refused with a permanent answer, or not sent because what they
+    /// need was refused (see `failure_reasons`).
     pub failed: u64,
     /// Operations dropped (queue full, after close, after an auth failure).
     pub dropped: u64,
-    /// Operations still queued or in flight when the deadline passed.
+    /// Operations not sent, or sent and refused for now (5xx, 429), when the deadline passed:
+    /// not on the server.
     pub undelivered: u64,
-    /// Everything that never reached the server: `failed + dropped + undelivered`.
+    /// Operations whose last attempt got no answer, or still in flight, when the deadline
+    /// passed: they may or may not be on the server.
+    pub unknown: u64,
+    /// Everything not confirmed delivered: `failed + dropped + undelivered + unknown`.
     pub lost: u64,
+    /// The distinct reasons of the permanent failures (the server's message, or what was
+    /// refused first), with how many operations each (at most 16; later ones are counted
+    /// under the last entry, "other reasons").
+    pub failure_reasons: Vec<(String, u64)>,
     /// Whether the deadline passed before the queue drained.
     pub timed_out: bool,
     /// The first failure, with the server's message.
@@ -50,12 +63,13 @@ impl fmt::Display for CloseReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "telemetry lost: {} of {} operations ({} failed, {} dropped, {} undelivered{})",
+            "telemetry lost: {} of {} operations ({} failed, {} dropped, {} undelivered, {} unknown{})",
             self.lost,
             self.stats.enqueued + self.stats.dropped,
             self.failed,
             self.dropped,
             self.undelivered,
+            self.unknown,
             if self.timed_out { ", deadline passed" } else { "" }
         )?;
         if let Some(err) = &self.auth_failure {

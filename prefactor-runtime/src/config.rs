@@ -59,8 +59,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// A builder with the defaults: 30 s request timeout, 10 s connect timeout, 3 retries with
-    /// delays from 1 s doubling up to 60 s, a queue of 65 536 operations, 32 concurrent requests,
+    /// A builder with the defaults: 30 s request timeout, 10 s connect timeout, retries of
+    /// transient failures without a count, with delays from 1 s doubling up to 30 s (jittered),
+    /// 3 retries of the start-up token check, a queue of 65 536 operations, 32 concurrent requests,
     /// a 30 s termination poll, a 30 s close deadline, and bulk delivery of up to 500 operations
     /// per request with a 2 ms linger.
     pub fn builder() -> ConfigBuilder {
@@ -101,7 +102,12 @@ impl Config {
     pub fn connect_timeout(&self) -> Duration {
         self.connect_timeout
     }
-    /// Extra attempts after the first one for transient failures.
+    /// Extra attempts of the start-up token check (`GET /ping`) after the first. Telemetry has
+    /// no retry count: an operation whose failure is transient waits (with backoff up to
+    /// [`Config::max_retry_delay`]) until it is delivered, `close()`'s deadline passes, or the
+    /// queue is full, so a server restart never loses it. Before 0.2 this also bounded the
+    /// retries of every operation, which lost data whenever the server was down longer than
+    /// the delays added up to.
     pub fn max_retries(&self) -> u32 {
         self.max_retries
     }
@@ -109,7 +115,9 @@ impl Config {
     pub fn initial_retry_delay(&self) -> Duration {
         self.initial_retry_delay
     }
-    /// Upper bound of any retry delay (also caps `Retry-After`).
+    /// Upper bound of any retry delay (also caps `Retry-After`). With no retry count, this is
+    /// the longest an operation waits between two attempts; after an outage, what waited goes
+    /// out as soon as the server answers again rather than after this delay.
     pub fn max_retry_delay(&self) -> Duration {
         self.max_retry_delay
     }
@@ -213,7 +221,7 @@ impl Default for ConfigBuilder {
                 connect_timeout: Duration::from_secs(10),
                 max_retries: 3,
                 initial_retry_delay: Duration::from_secs(1),
-                max_retry_delay: Duration::from_secs(60),
+                max_retry_delay: Duration::from_secs(30),
                 retry_multiplier: 2.0,
                 queue_capacity: 65_536,
                 concurrency: 32,
@@ -276,7 +284,8 @@ impl ConfigBuilder {
         connect_timeout: Duration
     );
     setter!(
-        /// Extra attempts after the first for transient failures (429, 5xx, network).
+        /// Extra attempts of the start-up token check after the first (default 3). Telemetry
+        /// is retried without a count (see [`Config::max_retries`]).
         max_retries: u32
     );
     setter!(
@@ -284,7 +293,8 @@ impl ConfigBuilder {
         initial_retry_delay: Duration
     );
     setter!(
-        /// Upper bound of a retry delay, `Retry-After` included.
+        /// Upper bound of a retry delay, `Retry-After` included (> 0; default 30 s, the
+        /// OpenTelemetry exporters' cap).
         max_retry_delay: Duration
     );
     setter!(

@@ -94,12 +94,14 @@ pub(crate) fn idempotency_key(op: &Op) -> String {
     }
 }
 
-/// Whether a 409 answer to `op` means its work was already done (see [`Request`]).
-pub(crate) fn conflict_is_done(op: &Op) -> bool {
-    match op {
-        Op::Register { .. } | Op::Finish { .. } | Op::CreateSpan(_) | Op::FinishSpan(_) => true,
-        Op::Start { .. } | Op::Quality { .. } => false,
-    }
+/// Whether a 409 answer to `op` means its work was already done (see [`Request`]): always.
+/// Every operation either creates a resource under a client-chosen id or moves one to a state,
+/// so a conflict says the server already has that resource or is past that state: an earlier
+/// attempt whose answer was lost applied it, or the platform terminated the instance. Sending
+/// it again cannot change the answer, and counting it failed would report a loss that is not
+/// one.
+pub(crate) fn conflict_is_done(_op: &Op) -> bool {
+    true
 }
 
 pub(crate) fn build(op: &Op) -> Result<Request, serde_json::Error> {
@@ -115,7 +117,7 @@ pub(crate) fn build(op: &Op) -> Result<Request, serde_json::Error> {
             Ok(Request {
                 path: format!("/agent_instance/{instance}/start").into(),
                 body: serde_json::to_vec(&body)?,
-                conflict_is_done: false,
+                conflict_is_done: true,
             })
         }
         Op::Finish { instance, status, at } => {
@@ -135,7 +137,7 @@ pub(crate) fn build(op: &Op) -> Result<Request, serde_json::Error> {
             Ok(Request {
                 path: format!("/agent_instance/{instance}/record_quality").into(),
                 body: serde_json::to_vec(&body)?,
-                conflict_is_done: false,
+                conflict_is_done: true,
             })
         }
         Op::CreateSpan(create) => create_span(create, &key),

@@ -1,6 +1,16 @@
-//! Retry delays: exponential backoff with jitter, honouring `Retry-After`.
+//! Retry delays: exponential backoff with jitter, honouring `Retry-After`, and the queue of
+//! shipments waiting for their delay to pass.
+//!
+//! There is no retry count: an operation whose failure is transient waits, in order, until it
+//! is delivered, until `close()`'s deadline, or until the queue's capacity makes the client
+//! drop newer operations (counted). This is how the OpenTelemetry exporters are specified
+//! (retry transient failures with capped, jittered exponential backoff; honour `Retry-After`)
+//! without their fixed count, which turned a 5 s server restart into lost spans.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
 
 use crate::config::Config;
 
@@ -29,6 +39,77 @@ pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     let date = time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
     let at = SystemTime::from(date);
     Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+/// Items waiting until a due time, taken in due order (ties in arrival order).
+pub(crate) struct RetryQueue<T> {
+    waiting: BTreeMap<(Instant, u64), Waiting<T>>,
+    next_seq: u64,
+}
+
+struct Waiting<T> {
+    item: T,
+    /// The server asked for this delay (`Retry-After`): never cut short.
+    server_asked: bool,
+}
+
+impl<T> Default for RetryQueue<T> {
+    fn default() -> Self {
+        RetryQueue { waiting: BTreeMap::new(), next_seq: 0 }
+    }
+}
+
+impl<T> RetryQueue<T> {
+    /// Holds `item` until `due`; `server_asked` when the delay is the server's `Retry-After`.
+    pub(crate) fn push(&mut self, due: Instant, item: T, server_asked: bool) {
+        self.waiting.insert((due, self.next_seq), Waiting { item, server_asked });
+        self.next_seq += 1;
+    }
+
+    /// The first item due at `now`, if any.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<T> {
+        let entry = self.waiting.first_entry()?;
+        if entry.key().0 > now {
+            return None;
+        }
+        Some(entry.remove().item)
+    }
+
+    /// When the first item is due.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        self.waiting.first_key_value().map(|((due, _), _)| *due)
+    }
+
+    /// Makes every item due `now`, except those waiting for the server's `Retry-After`: the
+    /// server answers again after an outage, so what backed off during it goes out at once
+    /// instead of after up to `max_retry_delay`.
+    pub(crate) fn wake(&mut self, now: Instant) {
+        let keys: Vec<(Instant, u64)> = self
+            .waiting
+            .iter()
+            .filter(|((due, _), waiting)| *due > now && !waiting.server_asked)
+            .map(|(key, _)| *key)
+            .collect();
+        for key in keys {
+            if let Some(waiting) = self.waiting.remove(&key) {
+                self.waiting.insert((now, key.1), waiting);
+            }
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// Every waiting item, in due order.
+    pub(crate) fn items(&self) -> impl Iterator<Item = &T> {
+        self.waiting.values().map(|waiting| &waiting.item)
+    }
+
+    /// Removes and returns every waiting item, in due order.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> {
+        std::mem::take(&mut self.waiting).into_values().map(|waiting| waiting.item)
+    }
 }
 
 #[cfg(test)]
@@ -66,9 +147,31 @@ mod tests {
     }
 
     #[test]
+    fn the_queue_hands_out_due_items_in_order_and_wakes_all_but_server_asked_delays() {
+        let now = Instant::now();
+        let mut queue = RetryQueue::default();
+        queue.push(now + Duration::from_secs(5), "late", false);
+        queue.push(now + Duration::from_secs(1), "early", false);
+        queue.push(now + Duration::from_secs(3), "retry-after", true);
+        assert_eq!(queue.next_due(), Some(now + Duration::from_secs(1)));
+        assert_eq!(queue.pop_due(now), None);
+        assert_eq!(queue.pop_due(now + Duration::from_secs(1)), Some("early"));
+        queue.wake(now);
+        assert_eq!(queue.pop_due(now), Some("late"), "woken");
+        assert_eq!(queue.pop_due(now), None, "the server's Retry-After still holds");
+        assert_eq!(queue.items().count(), 1);
+        assert_eq!(queue.drain().collect::<Vec<_>>(), ["retry-after"]);
+        assert!(queue.is_empty());
+    }
+
+    #[test]
     fn parses_seconds_and_dates() {
         assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
+        let in_a_minute = time::OffsetDateTime::now_utc() + time::Duration::seconds(60);
+        let date = in_a_minute.format(&time::format_description::well_known::Rfc2822).unwrap();
+        let parsed = parse_retry_after(&date).unwrap();
+        assert!(parsed > Duration::from_secs(55) && parsed <= Duration::from_secs(60), "{date}: {parsed:?}");
         assert_eq!(parse_retry_after("soon"), None);
     }
 }

@@ -8,6 +8,12 @@
 //!   finish is merged into it and one create-as-terminal request goes out;
 //! * an instance finish waits until every other operation of that instance is done.
 //!
+//! Only a permanent failure completes an operation as failed (a transient one keeps it out
+//! until it is delivered). Then what depends on it still goes where the server can take it:
+//! a child of a span whose create was refused is sent as a root span; a span finish whose
+//! create was refused, and everything of an instance whose registration was refused, cannot be
+//! taken and is reported as failed with that reason.
+//!
 //! A span create without its finish first lingers (`linger`): its finish usually arrives
 //! within microseconds and merges, so one create-as-terminal request replaces two.
 //!
@@ -226,6 +232,7 @@ impl Scheduler {
     /// ones.
     pub(crate) fn next_ready(&mut self) -> Option<(Op, Epochs)> {
         while let Some(key) = self.ready.pop_front() {
+            self.detach_from_refused_parent(key);
             let Some((op, epochs)) = self.ops.remove(&key) else { continue };
             if let OpKind::CreateSpan(span, _) = op.kind() {
                 self.spans.insert(span, SpanTrack::Sending);
@@ -246,6 +253,7 @@ impl Scheduler {
     pub(crate) fn next_for_batch(&mut self, mut fits: impl FnMut(&Op) -> bool) -> Option<Taken> {
         loop {
             let key = self.chained.pop_front().or_else(|| self.ready.pop_front())?;
+            self.detach_from_refused_parent(key);
             let Some((op, _)) = self.ops.get(&key) else { continue };
             if let Some(reason) = self.doomed(op) {
                 let (op, epochs) = self.ops.remove(&key)?;
@@ -303,6 +311,17 @@ impl Scheduler {
         self.release(dep);
     }
 
+    /// A span create whose parent's create was refused goes as a root span: the server cannot
+    /// take a parent it does not have, and the span itself is worth keeping.
+    fn detach_from_refused_parent(&mut self, key: Key) {
+        if let Some((Op::CreateSpan(create), _)) = self.ops.get_mut(&key)
+            && let Some(parent) = create.parent.filter(|parent| self.failed_spans.contains(parent))
+        {
+            tracing::warn!(span = %create.id, %parent, "prefactor: the parent span was refused; sending its child as a root span");
+            create.parent = None;
+        }
+    }
+
     /// Why `op` cannot succeed because something it depends on failed, if so.
     pub(crate) fn doomed(&self, op: &Op) -> Option<String> {
         let kind = op.kind();
@@ -313,10 +332,6 @@ impl Scheduler {
             return Some(format!("not sent: the registration of instance {instance} failed"));
         }
         match op {
-            Op::CreateSpan(create) => create
-                .parent
-                .filter(|parent| self.failed_spans.contains(parent))
-                .map(|parent| format!("not sent: the create of parent span {parent} failed")),
             Op::FinishSpan(finish) => self
                 .failed_spans
                 .contains(&finish.id)
@@ -623,8 +638,10 @@ mod tests {
         }
         let (op, _) = s.next_ready().unwrap();
         assert_eq!(op.kind(), OpKind::CreateSpan(child, i.id));
-        assert!(s.doomed(&op).is_some(), "its parent failed");
-        s.complete(op.kind(), false);
+        assert!(s.doomed(&op).is_none(), "a child of a refused span can still be taken");
+        let Op::CreateSpan(create) = &op else { unreachable!() };
+        assert_eq!(create.parent, None, "sent as a root span");
+        s.complete(op.kind(), true);
         assert_eq!(next(&mut s).map(|o| o.kind()), Some(OpKind::Finish(i.id)));
     }
 

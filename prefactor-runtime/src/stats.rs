@@ -7,10 +7,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// * `enqueued`: operations accepted into the queue.
 /// * `sent`: operations the server accepted (a create and finish merged into one request count
 ///   as two).
+/// * `confirmed_after_unknown`: of those, operations an attempt of which got no answer (reset
+///   connection, timeout), confirmed later by the same idempotency key.
 /// * `retried`: retry attempts (one operation retried twice counts 2).
 /// * `dropped`: operations refused because the queue was full, the client was closed or the
 ///   token was rejected, plus queued operations discarded after that.
-/// * `failed`: operations that failed permanently or ran out of retries.
+/// * `failed`: operations the server refused with a permanent answer (a 4xx other than 408,
+///   409 and 429), or that could not be sent because what they need was refused (a span of an
+///   instance whose registration was refused). Transient failures never count here: those
+///   operations wait and are sent again.
 ///
 /// ```
 /// use prefactor_runtime::Stats;
@@ -20,16 +25,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// assert_eq!(stats.lost(), 0);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Operations accepted into the queue.
     pub enqueued: u64,
     /// Operations delivered.
     pub sent: u64,
+    /// Operations delivered whose earlier attempt got no answer (part of `sent`).
+    pub confirmed_after_unknown: u64,
     /// Retry attempts.
     pub retried: u64,
     /// Operations dropped without being sent.
     pub dropped: u64,
-    /// Operations that failed.
+    /// Operations that failed permanently.
     pub failed: u64,
 }
 
@@ -50,6 +58,7 @@ impl Stats {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) sent: Padded,
+    pub(crate) confirmed_after_unknown: Padded,
     pub(crate) retried: Padded,
     pub(crate) dropped: Padded,
     pub(crate) failed: Padded,
@@ -75,6 +84,7 @@ impl Counters {
         Stats {
             enqueued,
             sent: self.sent.load(Ordering::Relaxed),
+            confirmed_after_unknown: self.confirmed_after_unknown.load(Ordering::Relaxed),
             retried: self.retried.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),

@@ -23,8 +23,12 @@ pub(crate) enum Attempt {
     Done(Value),
     /// 409 where the API means "already done" (instance or span finish).
     AlreadyDone,
-    /// 429, 5xx, network or timeout: worth retrying.
+    /// 408, 429, 5xx: the server answered that it did not do it now; worth retrying.
     Transient { retry_after: Option<Duration>, error: Error },
+    /// No complete answer (refused or reset connection, timeout): the request may or may not
+    /// have been applied. Resent with the same idempotency key, so the server replays it if it
+    /// was.
+    Unseen(Error),
     /// 401/403: the token is not accepted.
     Auth(Error),
     /// Any other status: this operation cannot succeed.
@@ -38,7 +42,7 @@ pub(crate) enum BulkReply {
     Answered(Vec<u8>),
     /// 404 or 405: this server has no bulk endpoint.
     Unsupported(u16),
-    /// The request as a whole failed (network, 401/403, 429, 5xx, other 4xx).
+    /// The request as a whole failed (network, 401/403, 408, 429, 5xx, other 4xx).
     Failed(Attempt),
 }
 
@@ -193,10 +197,7 @@ impl Transport {
             Ok(response) => response,
             Err(err) => {
                 let message = describe_transport_error(&err);
-                return Err(Attempt::Transient {
-                    retry_after: None,
-                    error: Error::Http { operation, status: None, code: None, message },
-                });
+                return Err(Attempt::Unseen(Error::Http { operation, status: None, code: None, message }));
             }
         };
         let status = response.status().as_u16();
@@ -204,11 +205,10 @@ impl Transport {
         match response.bytes().await {
             Ok(bytes) => Ok((status, retry_after, Vec::from(bytes))),
             Err(err) => {
+                // The status line arrived but the answer did not: a success cannot be trusted
+                // without its body, so the outcome is unseen.
                 let message = describe_transport_error(&err);
-                Err(Attempt::Transient {
-                    retry_after,
-                    error: Error::Http { operation, status: Some(status), code: None, message },
-                })
+                Err(Attempt::Unseen(Error::Http { operation, status: Some(status), code: None, message }))
             }
         }
     }
@@ -245,7 +245,7 @@ pub(crate) fn classify_status(
         401 | 403 => {
             Attempt::Auth(Error::Auth { status, code: code.unwrap_or_else(|| "unauthorized".into()), message })
         }
-        429 | 500..=599 => {
+        408 | 429 | 500..=599 => {
             Attempt::Transient { retry_after, error: Error::Http { operation, status: Some(status), code, message } }
         }
         _ => Attempt::Permanent(Error::Http { operation, status: Some(status), code, message }),
@@ -322,6 +322,7 @@ mod tests {
         assert!(matches!(classify("x", 401, None, b"{}", Wanted::Nothing, false), Attempt::Auth(_)));
         assert!(matches!(classify("x", 503, None, b"<html>", Wanted::Nothing, false), Attempt::Transient { .. }));
         assert!(matches!(classify("x", 429, None, b"", Wanted::Nothing, false), Attempt::Transient { .. }));
+        assert!(matches!(classify("x", 408, None, b"", Wanted::Nothing, false), Attempt::Transient { .. }));
         assert!(matches!(classify("x", 409, None, b"{}", Wanted::Nothing, true), Attempt::AlreadyDone));
         assert!(matches!(classify("x", 409, None, b"{}", Wanted::Nothing, false), Attempt::Permanent(_)));
         assert!(matches!(classify("x", 200, None, b"not json", Wanted::Everything, false), Attempt::Done(Value::Null)));

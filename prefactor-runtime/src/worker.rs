@@ -1,8 +1,14 @@
 //! The worker: runs on its own thread with a small tokio runtime, takes operations from the
 //! queue, orders them (see `scheduler`), sends them with bounded concurrency, retries transient
 //! failures, and answers flush/shutdown requests.
+//!
+//! Delivery rules: a transient failure (408, 429, 5xx) or an unseen outcome (refused or reset
+//! connection, timeout) never drops an operation; it waits with backoff (`retry`) and is sent
+//! again with the same idempotency key until delivered or until `close()`'s deadline. Only a
+//! permanent answer (another 4xx) fails an operation. A bulk request the server rejects as a
+//! whole is not a verdict on its items: they go again one request each.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -24,7 +30,7 @@ use crate::instance::InstanceState;
 use crate::op_queue::{DOZE_TICK, OpQueue};
 use crate::operation::{Op, OpKind};
 use crate::requests;
-use crate::retry::retry_delay;
+use crate::retry::{RetryQueue, retry_delay};
 use crate::scheduler::{Scheduler, Taken};
 use crate::stats::Counters;
 use crate::transport::{Attempt, BulkReply, Transport, termination_signal_of};
@@ -46,6 +52,20 @@ const IDLE_TICKS_BEFORE_PARKING: u32 = 16;
 /// Most operations taken from the queue per wake-up before dispatching.
 const BATCH: usize = 4096;
 
+/// Bulk requests rejected as a whole in a row after which the client sends one request per
+/// operation for good.
+const BULK_REJECTIONS_BEFORE_SWITCH: u32 = 3;
+
+/// Failed requests in a row after which the next answer means the server is back: what waits
+/// for a retry goes out at once.
+const FAILURES_MEANING_OUTAGE: u32 = 3;
+
+/// Retries of one shipment after which the wait is logged as a warning (once).
+const RETRIES_BEFORE_WARNING: u32 = 5;
+
+/// Distinct permanent-failure reasons kept for the close report.
+const MAX_FAILURE_REASONS: usize = 16;
+
 /// Starts the worker thread.
 pub(crate) fn spawn(worker: Worker) -> Result<(), Error> {
     std::thread::Builder::new()
@@ -65,11 +85,18 @@ struct Shipment {
     attempt: u32,
     /// Sent as a bulk request (else each item is its own single request; then there is one).
     bulk: bool,
+    /// An earlier attempt got no answer: the server may already have applied it.
+    unseen: bool,
 }
 
 impl Shipment {
-    fn single(op: Op, epochs: Epochs, attempt: u32) -> Shipment {
-        Shipment { items: vec![(op, epochs)], attempt, bulk: false }
+    fn single(op: Op, epochs: Epochs, unseen: bool) -> Shipment {
+        Shipment { items: vec![(op, epochs)], attempt: 0, bulk: false, unseen }
+    }
+
+    /// Queue operations this shipment stands for.
+    fn weight(&self) -> u64 {
+        self.items.iter().map(|(op, _)| op.weight()).sum()
     }
 }
 
@@ -77,6 +104,14 @@ impl Shipment {
 enum Reply {
     Single(Attempt),
     Bulk(BulkReply),
+}
+
+/// How an operation goes again if its outcome is transient or unseen.
+#[derive(Clone, Copy)]
+struct Resend {
+    attempt: u32,
+    bulk: bool,
+    unseen: bool,
 }
 
 struct Attempted {
@@ -109,11 +144,26 @@ pub(crate) struct Worker {
     commands_open: bool,
     scheduler: Scheduler,
     attempts: JoinSet<Attempted>,
-    retry_timers: JoinSet<Shipment>,
-    retry_ready: VecDeque<Shipment>,
+    /// Queue operations in the requests of `attempts`.
+    in_flight: u64,
+    /// Shipments waiting for their retry delay.
+    retries: RetryQueue<Shipment>,
+    /// Failed requests since the last answer that was not a failure.
+    failures_in_a_row: u32,
     /// How operations go out now: the configured delivery until a server without a bulk
-    /// endpoint makes it per-request for good.
+    /// endpoint, or one rejecting bulk requests again and again, makes it per-request for good.
     delivery: Delivery,
+    /// Keys of the items of rejected bulk requests not yet settled: while any is left,
+    /// everything goes one request per operation.
+    fallback: HashSet<String>,
+    /// Bulk requests rejected as a whole in a row.
+    bulk_rejections: u32,
+    /// Operations given back to the scheduler after an unseen outcome (key → weight), so the
+    /// report still knows they may be on the server.
+    unseen_restored: HashMap<String, u64>,
+    /// Distinct reasons of permanent failures with their counts (bounded).
+    failure_reasons: Vec<(String, u64)>,
+    register_failure_logged: bool,
     live: HashMap<InstanceId, Arc<InstanceState>>,
     flushes: Vec<FlushWaiter>,
     /// Unsettled operations by flush epoch.
@@ -142,8 +192,14 @@ impl Worker {
             commands,
             commands_open: true,
             attempts: JoinSet::new(),
-            retry_timers: JoinSet::new(),
-            retry_ready: VecDeque::new(),
+            in_flight: 0,
+            retries: RetryQueue::default(),
+            failures_in_a_row: 0,
+            fallback: HashSet::new(),
+            bulk_rejections: 0,
+            unseen_restored: HashMap::new(),
+            failure_reasons: Vec::new(),
+            register_failure_logged: false,
             live: HashMap::new(),
             flushes: Vec::new(),
             ledger: FlushLedger::default(),
@@ -175,11 +231,6 @@ impl Worker {
                     Ok(attempted) => self.on_attempt(attempted),
                     Err(err) => tracing::error!(error = %err, "prefactor: a send task failed"),
                 },
-                Some(due) = self.retry_timers.join_next(), if !self.retry_timers.is_empty() => {
-                    if let Ok(shipment) = due {
-                        self.retry_ready.push_back(shipment);
-                    }
-                }
                 command = self.commands.recv(), if self.commands_open => match command {
                     Some(command) => self.on_command(command),
                     None => {
@@ -241,25 +292,27 @@ impl Worker {
     }
 
     /// Sends ready operations while fewer than `concurrency` requests are in flight: retries
-    /// first, then bulk batches (or single requests). Ready operations that wait here can still
-    /// absorb their span's finish (merge).
+    /// whose delay passed first, then bulk batches (or single requests). Ready operations that
+    /// wait here can still absorb their span's finish (merge).
     fn dispatch(&mut self) {
-        self.scheduler.release_lingering(Some(Instant::now()));
+        let now = Instant::now();
+        self.scheduler.release_lingering(Some(now));
         let limit = self.shared.config.concurrency();
         while self.attempts.len() < limit {
-            if let Some(shipment) = self.retry_ready.pop_front() {
+            if let Some(shipment) = self.retries.pop_due(now) {
                 self.send_again(shipment);
                 continue;
             }
-            let took = if self.delivery == Delivery::Bulk && !self.shared.is_latched() {
-                self.dispatch_batch()
-            } else {
-                self.dispatch_one()
-            };
+            let took = if self.sends_bulk() { self.dispatch_batch() } else { self.dispatch_one() };
             if !took {
                 break;
             }
         }
+    }
+
+    /// Whether new operations go out in bulk requests now.
+    fn sends_bulk(&self) -> bool {
+        self.delivery == Delivery::Bulk && self.fallback.is_empty() && !self.shared.is_latched()
     }
 
     /// Hands out one ready operation as its own request; false when none is ready.
@@ -270,9 +323,15 @@ impl Worker {
         } else if let Some(reason) = self.scheduler.doomed(&op) {
             self.fail_doomed(op, epochs, reason);
         } else {
-            self.spawn(Shipment::single(op, epochs, 0));
+            let unseen = self.take_unseen(&op);
+            self.spawn(Shipment::single(op, epochs, unseen));
         }
         true
+    }
+
+    /// Whether `op` was given back to the scheduler after an unseen outcome (forgetting it).
+    fn take_unseen(&mut self, op: &Op) -> bool {
+        !self.unseen_restored.is_empty() && self.unseen_restored.remove(&requests::idempotency_key(op)).is_some()
     }
 
     /// Fills one bulk request with ready operations (whole runs of an instance when they are
@@ -295,11 +354,17 @@ impl Worker {
         }
         self.scheduler.seal_batch();
         if !items.is_empty() {
+            let mut unseen = false;
+            for (op, _) in &items {
+                unseen |= self.take_unseen(op);
+            }
             let transport = self.transport.clone();
             let body = batch.into_body();
+            let shipment = Shipment { items, attempt: 0, bulk: true, unseen };
+            self.in_flight += shipment.weight();
             self.attempts.spawn(async move {
                 let reply = Reply::Bulk(transport.post_bulk(body).await);
-                Attempted { shipment: Shipment { items, attempt: 0, bulk: true }, reply }
+                Attempted { shipment, reply }
             });
         }
         took
@@ -311,8 +376,9 @@ impl Worker {
             for (op, epochs) in shipment.items {
                 self.discard_sent(op, epochs);
             }
-        } else if shipment.bulk && self.delivery != Delivery::Bulk {
-            self.restore(shipment.items);
+        } else if shipment.bulk && !self.sends_bulk() {
+            let unseen = shipment.unseen;
+            self.restore(shipment.items, unseen);
         } else if !shipment.bulk
             && let Some(reason) = self.scheduler.doomed(&shipment.items[0].0)
         {
@@ -325,6 +391,7 @@ impl Worker {
     }
 
     fn spawn(&mut self, shipment: Shipment) {
+        self.in_flight += shipment.weight();
         let transport = self.transport.clone();
         self.attempts.spawn(async move {
             let reply = if shipment.bulk {
@@ -337,13 +404,16 @@ impl Worker {
     }
 
     fn on_attempt(&mut self, Attempted { mut shipment, reply }: Attempted) {
+        self.in_flight = self.in_flight.saturating_sub(shipment.weight());
         match reply {
             Reply::Single(result) => {
                 let (op, epochs) = shipment.items.remove(0);
-                self.on_result(op, epochs, shipment.attempt, result);
+                let Shipment { attempt, bulk, unseen, .. } = shipment;
+                self.on_result(op, epochs, Resend { attempt, bulk, unseen }, result);
             }
             Reply::Bulk(BulkReply::Answered(body)) => self.on_bulk_answer(shipment, &body),
             Reply::Bulk(BulkReply::Unsupported(status)) => {
+                self.server_answered();
                 if self.delivery == Delivery::Bulk {
                     tracing::warn!(
                         status,
@@ -351,44 +421,62 @@ impl Worker {
                     );
                     self.delivery = Delivery::PerRequest;
                 }
-                self.restore(shipment.items);
+                let unseen = shipment.unseen;
+                self.restore(shipment.items, unseen);
             }
             Reply::Bulk(BulkReply::Failed(result)) => self.on_bulk_failure(shipment, result),
         }
     }
 
-    /// Settles the operation of a request (or bulk item) from its outcome.
-    fn on_result(&mut self, op: Op, epochs: Epochs, attempt: u32, result: Attempt) {
+    /// Settles the operation of a request (or bulk item) from its outcome; `resend` says how
+    /// it goes again if the outcome is transient or unseen.
+    fn on_result(&mut self, op: Op, epochs: Epochs, resend: Resend, result: Attempt) {
+        let Resend { attempt, bulk, unseen } = resend;
+        let again = |op, epochs, unseen| Shipment { items: vec![(op, epochs)], attempt, bulk, unseen };
         match result {
             Attempt::Done(body) => {
+                self.server_answered();
                 self.apply_response(&op, body.get("control"));
-                self.succeed(op, epochs);
+                self.succeed(op, epochs, unseen);
             }
-            Attempt::AlreadyDone => self.succeed(op, epochs),
+            Attempt::AlreadyDone => {
+                self.server_answered();
+                self.succeed(op, epochs, unseen);
+            }
             Attempt::Transient { retry_after, error } => {
-                let bulk = self.delivery == Delivery::Bulk;
-                let shipment = Shipment { items: vec![(op, epochs)], attempt, bulk };
-                self.retry_later(shipment, retry_after, error);
+                self.retry_later(again(op, epochs, unseen), retry_after, error)
             }
+            Attempt::Unseen(error) => self.retry_later(again(op, epochs, true), None, error),
             Attempt::Auth(error) => {
                 self.shared.latch(error.clone());
                 self.fail(op, epochs, error);
             }
-            Attempt::Permanent(error) => self.fail(op, epochs, error),
+            Attempt::Permanent(error) => {
+                self.server_answered();
+                self.fail(op, epochs, error);
+            }
         }
     }
 
     /// Reads a bulk answer item by item, in order. An item without an output after one that
-    /// failed was not run: it goes back to the scheduler (a re-send, not a retry).
+    /// failed was not run: it goes back to the scheduler (a re-send, not a retry). An item the
+    /// answer cannot settle (no output although nothing failed before it, or an error code
+    /// this SDK does not know) goes once as its own request, whose answer decides.
     fn on_bulk_answer(&mut self, shipment: Shipment, body: &[u8]) {
         let Some(answer) = BulkAnswer::parse(body) else {
+            // A 2xx that is not a bulk answer: the items may have run, so they go again one
+            // request each with their keys (a replay where they did).
             let message = "the bulk answer is not `{\"outputs\": {...}}`".to_owned();
             let error = Error::Http { operation: "bulk request", status: None, code: None, message };
-            return self.retry_later(shipment, None, error);
+            return self.reject_bulk(Shipment { unseen: true, ..shipment }, &error);
         };
+        self.server_answered();
+        self.bulk_rejections = 0;
+        let Shipment { items, attempt, unseen, .. } = shipment;
+        let resend = Resend { attempt, bulk: true, unseen };
         let mut failed_before = false;
         let mut not_run = Vec::new();
-        for (op, epochs) in shipment.items {
+        for (op, epochs) in items {
             let label = op.kind().label();
             let key = requests::idempotency_key(&op);
             let Some(output) = answer.output(&key) else {
@@ -396,56 +484,104 @@ impl Worker {
                     not_run.push((op, epochs));
                 } else {
                     failed_before = true;
-                    self.on_result(op, epochs, shipment.attempt, missing_output(label));
+                    self.send_alone(op, epochs, true, &missing_output(label));
                 }
                 continue;
             };
             match output.result(label, requests::conflict_is_done(&op)) {
                 ItemResult::Done(control) => {
                     self.apply_response(&op, control);
-                    self.succeed(op, epochs);
+                    self.succeed(op, epochs, unseen);
                 }
                 ItemResult::Failed(result) => {
                     failed_before = true;
-                    self.on_result(op, epochs, shipment.attempt, result);
+                    self.on_result(op, epochs, resend, result);
+                }
+                ItemResult::Unrecognized(error) => {
+                    failed_before = true;
+                    self.send_alone(op, epochs, unseen, &error);
                 }
             }
         }
-        self.restore(not_run);
+        self.restore(not_run, unseen);
     }
 
-    /// The bulk request as a whole failed: retry it (transient), or fail every item.
+    /// Sends an operation a bulk answer could not settle as its own request now.
+    fn send_alone(&mut self, op: Op, epochs: Epochs, unseen: bool, why: &Error) {
+        tracing::debug!(operation = op.kind().label(), reason = %why, "prefactor: sending a bulk item on its own");
+        self.spawn(Shipment::single(op, epochs, unseen));
+    }
+
+    /// The bulk request as a whole failed: retry it (transient or unseen), or, when the server
+    /// rejected it (a 4xx other than 401/403, 408, 409 and 429), send its items again one
+    /// request each.
     fn on_bulk_failure(&mut self, shipment: Shipment, result: Attempt) {
         match result {
             Attempt::Transient { retry_after, error } => self.retry_later(shipment, retry_after, error),
+            Attempt::Unseen(error) => self.retry_later(Shipment { unseen: true, ..shipment }, None, error),
             Attempt::Auth(error) => {
                 self.shared.latch(error.clone());
                 self.fail_all(shipment, error);
             }
-            Attempt::Permanent(error) => self.fail_all(shipment, error),
+            Attempt::Permanent(error) => {
+                self.server_answered();
+                self.reject_bulk(shipment, &error);
+            }
             Attempt::Done(_) | Attempt::AlreadyDone => {
                 let message = "unexpected bulk answer".to_owned();
-                self.fail_all(shipment, Error::Http { operation: "bulk request", status: None, code: None, message });
+                let error = Error::Http { operation: "bulk request", status: None, code: None, message };
+                self.reject_bulk(shipment, &error);
             }
         }
     }
 
-    /// Sends `shipment` again after the backoff delay (same items, same keys), or fails it once
-    /// its retries are used up.
-    fn retry_later(&mut self, shipment: Shipment, retry_after: Option<Duration>, error: Error) {
-        let attempt = shipment.attempt;
-        if attempt >= self.shared.config.max_retries() {
-            return self.fail_all(shipment, error);
+    /// The server refused a bulk request as a whole, which says nothing about its items: they
+    /// go back to the scheduler and out one request each, and so does everything else until
+    /// they are settled. After a few rejections in a row the client stops using bulk.
+    fn reject_bulk(&mut self, shipment: Shipment, error: &Error) {
+        self.bulk_rejections += 1;
+        if self.bulk_rejections >= BULK_REJECTIONS_BEFORE_SWITCH && self.delivery == Delivery::Bulk {
+            tracing::warn!(error = %error, "prefactor: the server keeps rejecting bulk requests; sending one request per operation from now on");
+            self.delivery = Delivery::PerRequest;
+        } else {
+            tracing::warn!(error = %error, items = shipment.items.len(), "prefactor: a bulk request was rejected as a whole; sending its items one request each");
         }
+        if self.delivery == Delivery::Bulk {
+            self.fallback.extend(shipment.items.iter().map(|(op, _)| requests::idempotency_key(op)));
+        }
+        let unseen = shipment.unseen;
+        self.restore(shipment.items, unseen);
+    }
+
+    /// An answer arrived that is not a failure: after an outage (several failures in a row),
+    /// what waits for a retry goes out now instead of after its backoff.
+    fn server_answered(&mut self) {
+        if self.failures_in_a_row >= FAILURES_MEANING_OUTAGE {
+            tracing::info!(
+                failures = self.failures_in_a_row,
+                "prefactor: the API answers again; resending what waited"
+            );
+            self.retries.wake(Instant::now());
+        }
+        self.failures_in_a_row = 0;
+    }
+
+    /// Sends `shipment` again after the backoff delay (same items, same keys). There is no
+    /// retry count: it waits until delivered or until `close()`'s deadline.
+    fn retry_later(&mut self, shipment: Shipment, retry_after: Option<Duration>, error: Error) {
+        self.failures_in_a_row = self.failures_in_a_row.saturating_add(1);
+        let attempt = shipment.attempt;
         // One per request-sized operation retried (a create carrying its finish counts once).
         Counters::add(&self.shared.counters.retried, shipment.items.len() as u64);
         let delay = retry_delay(&self.shared.config, attempt, retry_after);
         let operation = shipment.items.first().map_or("", |(op, _)| op.kind().label());
-        tracing::debug!(operation, items = shipment.items.len(), error = %error, ?delay, attempt, "prefactor: retrying");
-        self.retry_timers.spawn(async move {
-            tokio::time::sleep(delay).await;
-            Shipment { attempt: attempt + 1, ..shipment }
-        });
+        if attempt == RETRIES_BEFORE_WARNING {
+            tracing::warn!(operation, items = shipment.items.len(), error = %error, ?delay, attempt, "prefactor: still retrying; operations wait (nothing is dropped before close() or a full queue)");
+        } else {
+            tracing::debug!(operation, items = shipment.items.len(), error = %error, ?delay, attempt, "prefactor: retrying");
+        }
+        let due = Instant::now() + delay;
+        self.retries.push(due, Shipment { attempt: attempt.saturating_add(1), ..shipment }, retry_after.is_some());
     }
 
     fn fail_all(&mut self, shipment: Shipment, error: Error) {
@@ -454,14 +590,20 @@ impl Worker {
         }
     }
 
+    /// Fails an operation that cannot be taken because what it needs failed (reported with
+    /// that reason, without a log line each: the cause was logged).
     fn fail_doomed(&mut self, op: Op, epochs: Epochs, reason: String) {
         let error = Error::Http { operation: op.kind().label(), status: None, code: None, message: reason };
-        self.fail(op, epochs, error);
+        self.count_failure(&op, epochs, &error);
     }
 
-    /// Gives operations handed out but not run back to the scheduler, in order.
-    fn restore(&mut self, items: Vec<(Op, Epochs)>) {
+    /// Gives operations handed out but not run back to the scheduler, in order; `unseen`: an
+    /// earlier attempt of theirs got no answer.
+    fn restore(&mut self, items: Vec<(Op, Epochs)>, unseen: bool) {
         for (op, epochs) in items {
+            if unseen {
+                self.unseen_restored.insert(requests::idempotency_key(&op), op.weight());
+            }
             self.scheduler.restore(op, epochs);
         }
     }
@@ -489,20 +631,64 @@ impl Worker {
         }
     }
 
-    fn succeed(&mut self, op: Op, epochs: Epochs) {
+    /// `unseen`: an earlier attempt got no answer, so this confirms it.
+    fn succeed(&mut self, op: Op, epochs: Epochs, unseen: bool) {
         let weight = op.weight();
         Counters::add(&self.shared.counters.sent, weight);
+        if unseen {
+            Counters::add(&self.shared.counters.confirmed_after_unknown, weight);
+        }
+        self.forget_fallback(&op);
         self.settle(epochs, weight);
         self.scheduler.complete(op.kind(), true);
     }
 
+    /// A permanent answer: the operation is failed, logged (a register once per client, with
+    /// the fix, since everything of its run fails with it) and counted with its reason.
     fn fail(&mut self, op: Op, epochs: Epochs, error: Error) {
+        if !matches!(op, Op::Register { .. }) {
+            tracing::warn!(operation = op.kind().label(), error = %error, "prefactor: operation failed");
+        } else if !std::mem::replace(&mut self.register_failure_logged, true) {
+            tracing::error!(
+                error = %error,
+                "prefactor: the server rejected an agent instance registration, so nothing of that run is stored \
+                 (its spans and finish are counted as failed). Check the agent id (`PREFACTOR_AGENT_ID`, \
+                 `Config::agent_id` or `#[agent(id = ..)]`: an agent that exists, or none at all; an empty \
+                 value counts as none) and the environment id; the server's message says which field"
+            );
+        }
+        self.count_failure(&op, epochs, &error);
+    }
+
+    fn count_failure(&mut self, op: &Op, epochs: Epochs, error: &Error) {
         let weight = op.weight();
-        tracing::warn!(operation = op.kind().label(), error = %error, "prefactor: operation failed");
-        self.shared.record_error(&error);
+        self.shared.record_error(error);
+        self.note_reason(error, weight);
         Counters::add(&self.shared.counters.failed, weight);
+        self.forget_fallback(op);
         self.settle(epochs, weight);
         self.scheduler.complete(op.kind(), false);
+    }
+
+    /// Counts a permanent failure under its reason (the first `MAX_FAILURE_REASONS` distinct
+    /// ones; later ones under the last entry).
+    fn note_reason(&mut self, error: &Error, weight: u64) {
+        let reason = error.to_string();
+        if let Some(entry) = self.failure_reasons.iter_mut().find(|(known, _)| *known == reason) {
+            entry.1 += weight;
+        } else if self.failure_reasons.len() < MAX_FAILURE_REASONS {
+            self.failure_reasons.push((reason, weight));
+        } else if let Some(entry) = self.failure_reasons.last_mut() {
+            entry.0 = "other reasons".to_owned();
+            entry.1 += weight;
+        }
+    }
+
+    /// Settling an item of a rejected bulk request brings bulk delivery back once all are.
+    fn forget_fallback(&mut self, op: &Op) {
+        if !self.fallback.is_empty() {
+            self.fallback.remove(&requests::idempotency_key(op));
+        }
     }
 
     /// Drops an operation taken from the queue after the token was rejected.
@@ -515,6 +701,7 @@ impl Worker {
     /// Drops an operation handed out by the scheduler (so what waits on it is released).
     fn discard_sent(&mut self, op: Op, epochs: Epochs) {
         let kind = op.kind();
+        self.forget_fallback(&op);
         self.discard(op, epochs);
         self.scheduler.complete(kind, false);
     }
@@ -586,18 +773,26 @@ impl Worker {
     /// flight, count what is left, answer, and stop.
     fn finish_close_if_due(&mut self) -> bool {
         let Some(closing) = &self.closing else { return false };
-        let done = self.all_settled() && self.attempts.is_empty() && self.retry_timers.is_empty();
+        let done = self.all_settled() && self.attempts.is_empty() && self.retries.is_empty();
         let timed_out = !done && Instant::now() >= closing.deadline;
         if !done && !timed_out {
             return false;
         }
         self.attempts.abort_all();
-        self.retry_timers.abort_all();
+        // Requests in flight now, and operations whose last attempt got no answer, may be on
+        // the server: unknown, not undelivered.
+        let unknown = self.in_flight
+            + self.retries.items().filter(|s| s.unseen).map(Shipment::weight).sum::<u64>()
+            + self.unseen_restored.values().sum::<u64>();
+        self.retries.drain().for_each(drop);
         self.ops.close();
         // Free what will never be sent now rather than with the client: a client may outlive
         // its worker for long (threads keep a lease on it, `thread_lease.rs`).
         while self.ops.pop().is_some() {}
-        let report = self.shared.report(self.ops.enqueued(), self.settled, timed_out);
+        let mut report = self.shared.report(self.ops.enqueued(), self.settled, timed_out);
+        report.unknown = unknown.min(report.undelivered);
+        report.undelivered -= report.unknown;
+        report.failure_reasons = std::mem::take(&mut self.failure_reasons);
         if timed_out {
             tracing::warn!(undelivered = report.undelivered, "prefactor: close deadline passed");
         }
@@ -614,7 +809,7 @@ impl Worker {
     fn next_deadline(&mut self) -> Instant {
         let far = Instant::now() + Duration::from_secs(3600);
         let deadlines = self.flushes.iter().map(|w| w.deadline).chain(self.closing.as_ref().map(|c| c.deadline));
-        deadlines.chain(self.scheduler.next_linger_due()).min().unwrap_or(far)
+        deadlines.chain(self.scheduler.next_linger_due()).chain(self.retries.next_due()).min().unwrap_or(far)
     }
 
     /// Polls each live instance (started, not finished, not terminated) for termination.
@@ -642,21 +837,22 @@ async fn send(transport: &Transport, op: &Op) -> Attempt {
     }
 }
 
-/// `GET /ping`, retried like any request (auth and other permanent errors are final).
+/// `GET /ping`, retried up to `max_retries` times (a check that answers its caller, unlike
+/// telemetry, which waits without a count); auth and other permanent errors are final.
 async fn ping(transport: &Transport, shared: &Shared) -> Result<(), Error> {
     let mut attempt = 0;
     loop {
-        match transport.get("token validation", "/ping").await {
+        let (retry_after, error) = match transport.get("token validation", "/ping").await {
             Attempt::Done(_) | Attempt::AlreadyDone => return Ok(()),
             Attempt::Auth(error) | Attempt::Permanent(error) => return Err(error),
-            Attempt::Transient { retry_after, error } => {
-                if attempt >= shared.config.max_retries() {
-                    return Err(error);
-                }
-                tokio::time::sleep(retry_delay(&shared.config, attempt, retry_after)).await;
-                attempt += 1;
-            }
+            Attempt::Transient { retry_after, error } => (retry_after, error),
+            Attempt::Unseen(error) => (None, error),
+        };
+        if attempt >= shared.config.max_retries() {
+            return Err(error);
         }
+        tokio::time::sleep(retry_delay(&shared.config, attempt, retry_after)).await;
+        attempt += 1;
     }
 }
 
@@ -675,7 +871,10 @@ async fn poll_instance(transport: &Transport, state: &InstanceState) {
             }
         }
         Attempt::AlreadyDone => {}
-        Attempt::Transient { error, .. } | Attempt::Auth(error) | Attempt::Permanent(error) => {
+        Attempt::Transient { error, .. }
+        | Attempt::Unseen(error)
+        | Attempt::Auth(error)
+        | Attempt::Permanent(error) => {
             tracing::debug!(instance = %state.id, error = %error, "prefactor: termination poll failed");
         }
     }

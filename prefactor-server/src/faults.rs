@@ -182,11 +182,7 @@ pub struct Faults {
 
 impl Default for Faults {
     fn default() -> Self {
-        Faults {
-            rules: Arc::default(),
-            count: Arc::default(),
-            rng: Arc::new(Mutex::new(fastrand::Rng::new())),
-        }
+        Faults { rules: Arc::default(), count: Arc::default(), rng: Arc::new(Mutex::new(fastrand::Rng::new())) }
     }
 }
 

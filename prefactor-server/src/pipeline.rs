@@ -38,7 +38,9 @@ pub async fn handle(State(state): State<AppState>, request: Request, next: Next)
                 None => match faults::apply(&state.faults, parts.method.as_str(), parts.uri.path()).await {
                     Fault::Answer(fault) => fault,
                     Fault::Pass => next.run(Request::from_parts(parts, Body::from(bytes))).await,
-                    Fault::ApplyThenReset => faults::reset(next.run(Request::from_parts(parts, Body::from(bytes))).await),
+                    Fault::ApplyThenReset => {
+                        faults::reset(next.run(Request::from_parts(parts, Body::from(bytes))).await)
+                    }
                 },
             };
             (recorded, response)

@@ -47,6 +47,12 @@ impl Drop for AgentRun {
     }
 }
 
+/// A variable's value, `None` when unset or blank: shells and CI files often leave
+/// `PREFACTOR_AGENT_ID=""`, and sending `agent_id: ""` gets every run's register refused.
+fn set_value(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
 /// Registers and starts an instance with the client's schemas; `None` without a client (the
 /// function then runs unrecorded) or when registration cannot even be queued.
 pub fn start_agent(site: &AgentSite) -> Option<AgentRun> {
@@ -55,7 +61,7 @@ pub fn start_agent(site: &AgentSite) -> Option<AgentRun> {
         return None;
     };
     let options = CreateInstance {
-        agent_id: site.id.map(str::to_owned).or_else(|| std::env::var("PREFACTOR_AGENT_ID").ok()),
+        agent_id: site.id.map(str::to_owned).or_else(|| set_value(std::env::var("PREFACTOR_AGENT_ID").ok())),
         agent_version: AgentVersion {
             name: Some(site.name.to_owned()),
             external_identifier: Some(site.version.to_owned()),
@@ -215,5 +221,18 @@ impl Drop for FailRunOnPanic<'_> {
         {
             run.finish(FinishStatus::Failed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_value;
+
+    #[test]
+    fn an_empty_agent_id_variable_counts_as_unset() {
+        assert_eq!(set_value(None), None);
+        assert_eq!(set_value(Some(String::new())), None);
+        assert_eq!(set_value(Some("  ".into())), None);
+        assert_eq!(set_value(Some(" agent-1 ".into())), Some("agent-1".into()));
     }
 }

@@ -278,6 +278,84 @@ async fn a_server_without_bulk_gets_one_request_per_operation_and_loses_nothing(
     }
 }
 
+/// One run with a parent, a child and five later spans, then its finish; the spans' ids.
+async fn run_with_children(client: &Client) -> (prefactor_runtime::InstanceId, String, String) {
+    let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
+    instance.start();
+    let parent = instance.span("t:parent", None, None);
+    let child = instance.span("t:child", Some(parent.id()), None);
+    let (parent_id, child_id) = (parent.id().to_string(), child.id().to_string());
+    child.complete(None);
+    parent.complete(None);
+    for _ in 0..5 {
+        drop(instance.span("t:later", None, None));
+    }
+    instance.finish(FinishStatus::Complete);
+    flush(client).await;
+    (instance.id(), parent_id, child_id)
+}
+
+async fn assert_run_stored(server: &LocalServer, run: &(prefactor_runtime::InstanceId, String, String)) {
+    let (instance, parent_id, child_id) = run;
+    let spans = spans_of(server, *instance).await;
+    assert_eq!(spans.len(), 7);
+    assert!(spans.iter().all(|s| s["status"] == "complete"));
+    assert_eq!(span_by_id(&spans, child_id)["parent_span_id"], parent_id.as_str());
+    assert_eq!(instance_details(server, *instance).await["status"], "complete");
+}
+
+#[tokio::test]
+async fn a_bulk_request_rejected_as_a_whole_is_sent_again_one_request_per_item() {
+    for status in [400, 413, 415, 422] {
+        let server = server();
+        let client = bulk_client(&server, Duration::from_millis(2)).await;
+        // What an API whose bulk form differs would answer, once.
+        server.add_fault(FaultRule::status("/api/v1/bulk", status).times(1));
+        let first = run_with_children(&client).await;
+        assert_run_stored(&server, &first).await;
+        assert!(single_posts(&server) >= 10, "the rejected items went one request each ({status})");
+        // Once they are settled, bulk delivery comes back.
+        server.clear_requests();
+        let second = run_with_children(&client).await;
+        assert_run_stored(&server, &second).await;
+        assert_eq!(single_posts(&server), 0, "bulk again after one rejection ({status})");
+        let report = client.close().await.expect("nothing lost");
+        assert_eq!((report.delivered, report.failed), (2 * (1 + 1 + 14 + 1), 0), "{report:?}");
+    }
+}
+
+#[tokio::test]
+async fn bulk_rejected_again_and_again_switches_the_client_to_one_request_per_operation() {
+    let server = server();
+    server.add_fault(FaultRule::status("/api/v1/bulk", 422));
+    let client = bulk_client(&server, Duration::from_millis(2)).await;
+    let runs = [run_with_children(&client).await, run_with_children(&client).await, run_with_children(&client).await];
+    for run in &runs {
+        assert_run_stored(&server, run).await;
+    }
+    assert_eq!(bulk_requests(&server).len(), 3, "three rejections, then no more bulk");
+    let report = client.close().await.expect("nothing lost");
+    assert_eq!(report.failed, 0, "{report:?}");
+}
+
+#[tokio::test]
+async fn items_a_bulk_answer_does_not_settle_go_alone_and_are_not_lost() {
+    let server = server();
+    let client = bulk_client(&server, Duration::from_millis(2)).await;
+    // A 2xx with no outputs at all, then one that is not a bulk answer: neither settles any
+    // item, and the items may have run, so they go again (with their keys) on their own.
+    server.add_fault(
+        FaultRule::status("/api/v1/bulk", 200)
+            .body(r#"{"status":"success","outputs":{}}"#, "application/json")
+            .times(2),
+    );
+    server.add_fault(FaultRule::status("/api/v1/bulk", 200).body("<html>ok</html>", "text/html").times(1));
+    let run = run_with_children(&client).await;
+    assert_run_stored(&server, &run).await;
+    let report = client.close().await.expect("nothing lost");
+    assert_eq!((report.failed, report.lost), (0, 0), "{report:?}");
+}
+
 #[tokio::test]
 async fn many_instances_share_bulk_requests_and_flush_is_exact() {
     let server = server();

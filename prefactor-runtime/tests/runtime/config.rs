@@ -22,7 +22,7 @@ fn defaults_follow_the_reference_clients() {
     assert_eq!(config.connect_timeout(), Duration::from_secs(10));
     assert_eq!(config.max_retries(), 3);
     assert_eq!(config.initial_retry_delay(), Duration::from_secs(1));
-    assert_eq!(config.max_retry_delay(), Duration::from_secs(60));
+    assert_eq!(config.max_retry_delay(), Duration::from_secs(30));
     assert_eq!(config.retry_multiplier(), 2.0);
     assert_eq!(config.termination_poll_interval(), Duration::from_secs(30));
     assert_eq!(config.queue_capacity(), 65_536);
@@ -143,4 +143,16 @@ fn delivery_settings_default_to_bulk_and_are_validated() {
     assert_eq!((config.delivery(), config.bulk_max_items()), (Delivery::PerRequest, 64));
     assert_eq!(config.linger(), Duration::from_millis(10));
     assert_eq!(field_of(base().from_env_with(env("batched")).unwrap_err()), "delivery");
+}
+
+#[test]
+fn an_empty_agent_id_variable_counts_as_unset() {
+    let env = |key: &str| match key {
+        "PREFACTOR_API_URL" => Some("http://127.0.0.1:9".to_owned()),
+        "PREFACTOR_API_TOKEN" => Some("tok".to_owned()),
+        "PREFACTOR_AGENT_ID" | "PREFACTOR_ENVIRONMENT_ID" => Some(" ".to_owned()),
+        _ => None,
+    };
+    let config = Config::builder().from_env_with(env).unwrap().build().unwrap();
+    assert_eq!((config.agent_id(), config.environment_id()), (None, None));
 }

@@ -36,7 +36,9 @@ async fn flush_and_shutdown_keep_their_deadlines_in(delivery: Delivery) {
     match result {
         Err(Error::TelemetryLost(report)) => {
             assert!(report.timed_out);
-            assert_eq!(report.undelivered, 10, "5 spans × create + finish: {report:?}");
+            // Still in flight at the deadline: the server may yet apply them.
+            assert_eq!(report.unknown, 10, "5 spans × create + finish: {report:?}");
+            assert_eq!(report.undelivered, 0, "{report:?}");
             assert_eq!(report.lost, 10);
         }
         other => panic!("expected TelemetryLost, got {other:?}"),

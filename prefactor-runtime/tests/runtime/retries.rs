@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use prefactor_runtime::{Client, CreateInstance, Error, FinishStatus, Payload, SchemaRegistry};
+use prefactor_runtime::{Client, CreateInstance, Delivery, Error, FinishStatus, Payload, SchemaRegistry};
 use prefactor_server::FaultRule;
 use serde_json::json;
 
@@ -53,31 +53,26 @@ async fn retry_after_is_honoured() {
 }
 
 #[tokio::test]
-async fn retries_run_out_and_fail_only_that_operation() {
-    let server = server();
-    let client = Client::new(config(&server).max_retries(2).build().unwrap()).unwrap();
-    client.initialize().await.unwrap();
-    let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
-    flush(&client).await;
-    server.add_fault(
-        FaultRule::status("/api/v1/agent_spans", 500).method("POST").body("<html>oops</html>", "text/html").times(3),
-    );
-    client.create_span(instance.id(), "t:lost", None, None).unwrap();
-    flush(&client).await;
-    assert_eq!(requests(&server, "POST", "/api/v1/agent_spans").len(), 3, "1 attempt + 2 retries");
-    let kept = instance.span("t:kept", None, None).id();
-    flush(&client).await;
-    assert_eq!(span_by_id(&spans_of(&server, instance.id()).await, &kept.to_string())["status"], "complete");
-    let stats = client.stats();
-    assert_eq!(stats.failed, 1, "{stats:?}");
-    match client.close().await {
-        Err(Error::TelemetryLost(report)) => {
-            assert_eq!(report.failed, 1);
-            assert!(report.auth_failure.is_none());
-            let first = report.first_error.unwrap().to_string();
-            assert!(first.contains("500") && first.contains("oops"), "{first}");
-        }
-        other => panic!("expected TelemetryLost, got {other:?}"),
+async fn transient_failures_never_fail_an_operation_whatever_max_retries_says() {
+    for delivery in BOTH_MODES {
+        let server = server();
+        // max_retries bounds only the token check now: delivery retries until it succeeds.
+        let client = Client::new(config_for(&server, delivery).max_retries(1).build().unwrap()).unwrap();
+        client.initialize().await.unwrap();
+        let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
+        flush(&client).await;
+        server.clear_requests();
+        let path = if delivery == Delivery::Bulk { "/api/v1/bulk" } else { "/api/v1/agent_spans" };
+        server.add_fault(FaultRule::status(path, 500).method("POST").body("<html>oops</html>", "text/html").times(8));
+        let kept = client.create_span(instance.id(), "t:kept", None, None).unwrap();
+        flush(&client).await;
+        let statuses: Vec<_> = requests(&server, "POST", path).iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [vec![500; 8], vec![200]].concat(), "8 failures, then delivered");
+        assert_eq!(span_by_id(&spans_of(&server, instance.id()).await, &kept.to_string())["status"], "active");
+        let stats = client.stats();
+        assert_eq!((stats.failed, stats.retried, stats.sent), (0, 8, 2), "{stats:?}");
+        let report = client.close().await.expect("nothing lost");
+        assert_eq!((report.lost, report.unknown, report.confirmed_after_unknown), (0, 0, 0), "{report:?}");
     }
 }
 
@@ -199,4 +194,62 @@ async fn a_timed_out_request_is_retried_and_a_create_that_already_exists_counts_
     flush(&client).await;
     assert_eq!(client.stats().failed, 0);
     assert!(client.close().await.unwrap().is_clean());
+}
+
+#[tokio::test]
+async fn a_child_of_a_refused_span_is_sent_as_a_root_span() {
+    for delivery in BOTH_MODES {
+        let server = server();
+        let mut registry = SchemaRegistry::new();
+        let strict = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
+        registry.register_type("t:strict", strict, None, None, None, None).unwrap();
+        let client = Client::new(config_for(&server, delivery).schema_registry(registry).build().unwrap()).unwrap();
+        client.initialize().await.unwrap();
+        let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
+        let parent = instance.span("t:strict", None, Some(Payload::from(json!({"n": "not a number"}))));
+        let child = instance.span("t:strict", Some(parent.id()), Some(Payload::from(json!({"n": 1}))));
+        let (parent_id, child_id) = (parent.id(), child.id());
+        drop(child);
+        drop(parent);
+        flush(&client).await;
+        let spans = spans_of(&server, instance.id()).await;
+        assert_eq!(spans.len(), 1, "{delivery}: only the child");
+        assert_eq!(span_by_id(&spans, &child_id.to_string())["parent_span_id"], serde_json::Value::Null);
+        match client.close().await {
+            Err(Error::TelemetryLost(report)) => {
+                assert_eq!(report.failed, 2, "{delivery}: the parent's create and finish: {report:?}");
+                assert_eq!(report.failure_reasons.len(), 1, "{:?}", report.failure_reasons);
+                assert!(report.failure_reasons[0].0.contains("payload"), "{:?}", report.failure_reasons);
+                assert!(!report.to_string().contains(&child_id.to_string()), "{parent_id}");
+            }
+            other => panic!("expected TelemetryLost, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refused_register_fails_its_run_precisely() {
+    let server = prefactor_server::LocalServer::start(prefactor_server::ServerConfig {
+        strict_agents: true,
+        ..prefactor_server::ServerConfig::default()
+    })
+    .unwrap();
+    let client = Client::new(config(&server).agent_id("no-such-agent").build().unwrap()).unwrap();
+    client.initialize().await.unwrap();
+    let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
+    instance.start();
+    drop(instance.span("t:x", None, None));
+    instance.finish(FinishStatus::Complete);
+    flush(&client).await;
+    match client.close().await {
+        Err(Error::TelemetryLost(report)) => {
+            assert_eq!(report.failed, 5, "register, start, span create + finish, finish: {report:?}");
+            assert_eq!(report.failure_reasons[0].1, 1, "the register, with the server's reason");
+            assert!(report.failure_reasons[0].0.contains("no-such-agent"), "{:?}", report.failure_reasons);
+            let doomed = &report.failure_reasons[1..];
+            assert_eq!(doomed.iter().map(|(_, n)| n).sum::<u64>(), 4, "{doomed:?}");
+            assert!(doomed.iter().all(|(reason, _)| reason.contains("registration")), "{doomed:?}");
+        }
+        other => panic!("expected TelemetryLost, got {other:?}"),
+    }
 }
