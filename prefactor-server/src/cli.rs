@@ -4,7 +4,13 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 
-use crate::config::{DEFAULT_MAX_BODY_BYTES, DbLocation, ServerConfig};
+use std::time::Duration;
+
+use crate::config::{DEFAULT_MAX_BODY_BYTES, DEFAULT_SCHEMA_CACHE_ENTRIES, DbLocation, ServerConfig};
+use crate::template::{
+    DEFAULT_MAX_ITERATIONS, DEFAULT_MAX_NESTING, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_RENDER_TIME,
+    DEFAULT_MAX_TEMPLATE_BYTES, DEFAULT_MAX_WORK_BYTES, TemplateLimits,
+};
 
 /// Bounded request log of the binary (visible at `GET /__admin/requests`).
 const CLI_RECORD_CAPACITY: usize = 10_000;
@@ -34,6 +40,27 @@ pub struct Cli {
     /// Tokio worker threads.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Largest summary template in bytes (larger: register answers 422).
+    #[arg(long, default_value_t = DEFAULT_MAX_TEMPLATE_BYTES)]
+    pub max_template_bytes: usize,
+    /// Deepest block nesting of a summary template (deeper: register answers 422).
+    #[arg(long, default_value_t = DEFAULT_MAX_NESTING)]
+    pub max_template_nesting: usize,
+    /// Loop iterations of one summary render (over: the summary is null).
+    #[arg(long, default_value_t = DEFAULT_MAX_ITERATIONS)]
+    pub max_template_iterations: u64,
+    /// Largest rendered summary in bytes (over: the summary is null).
+    #[arg(long, default_value_t = DEFAULT_MAX_OUTPUT_BYTES)]
+    pub max_summary_bytes: usize,
+    /// Intermediate bytes (filter results, captures) of one summary render (over: null).
+    #[arg(long, default_value_t = DEFAULT_MAX_WORK_BYTES)]
+    pub max_template_work_bytes: usize,
+    /// Wall-clock milliseconds of one summary render (over: the summary is null).
+    #[arg(long, default_value_t = DEFAULT_MAX_RENDER_TIME.as_millis() as u64)]
+    pub max_render_ms: u64,
+    /// Compiled schema versions kept in memory (least recently used dropped).
+    #[arg(long, default_value_t = DEFAULT_SCHEMA_CACHE_ENTRIES)]
+    pub schema_cache_entries: usize,
 }
 
 impl Cli {
@@ -57,6 +84,15 @@ impl Cli {
             max_body_bytes: self.max_body_bytes,
             record_capacity: CLI_RECORD_CAPACITY,
             worker_threads: self.workers.max(1),
+            template_limits: TemplateLimits {
+                max_template_bytes: self.max_template_bytes,
+                max_nesting: self.max_template_nesting,
+                max_iterations: self.max_template_iterations,
+                max_output_bytes: self.max_summary_bytes,
+                max_work_bytes: self.max_template_work_bytes,
+                max_render_time: Duration::from_millis(self.max_render_ms),
+            },
+            schema_cache_entries: self.schema_cache_entries,
         }
     }
 }

@@ -3,6 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::template::TemplateLimits;
+pub use crate::validation::DEFAULT_SCHEMA_CACHE_ENTRIES;
+
 /// Default request body limit (2 MiB): large enough for any span payload the SDKs produce,
 /// small enough that a runaway client cannot exhaust memory.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -71,6 +74,10 @@ pub struct ServerConfig {
     pub record_capacity: usize,
     /// Tokio worker threads of the server runtime.
     pub worker_threads: usize,
+    /// Limits of summary templates (size and nesting at register, the budget of a render).
+    pub template_limits: TemplateLimits,
+    /// How many compiled schema versions are kept in memory (least recently used dropped).
+    pub schema_cache_entries: usize,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +91,8 @@ impl Default for ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             record_capacity: DEFAULT_RECORD_CAPACITY,
             worker_threads: 2,
+            template_limits: TemplateLimits::default(),
+            schema_cache_entries: DEFAULT_SCHEMA_CACHE_ENTRIES,
         }
     }
 }
@@ -128,6 +137,12 @@ impl ServerConfig {
     /// Sets the request log capacity (0 disables recording).
     pub fn with_record_capacity(mut self, capacity: usize) -> Self {
         self.record_capacity = capacity;
+        self
+    }
+
+    /// Sets the limits of summary templates.
+    pub fn with_template_limits(mut self, limits: TemplateLimits) -> Self {
+        self.template_limits = limits;
         self
     }
 

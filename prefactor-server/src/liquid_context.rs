@@ -134,7 +134,9 @@ impl ValueView for LaxValue {
     }
 
     fn as_object(&self) -> Option<&dyn ObjectView> {
-        matches!(self, LaxValue::Object(_)).then_some(self as &dyn ObjectView)
+        // Nil reads as an empty object whose every key is nil, so a path through a missing
+        // variable (`{{ nope.deeper }}`) renders empty instead of failing the render.
+        matches!(self, LaxValue::Object(_) | LaxValue::Nil).then_some(self as &dyn ObjectView)
     }
 
     fn is_nil(&self) -> bool {

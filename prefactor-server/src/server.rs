@@ -71,7 +71,7 @@ impl LocalServer {
         let state = AppState::new(Shared {
             db: database.db,
             account: Arc::new(database.account),
-            schemas: SchemaCache::default(),
+            schemas: SchemaCache::new(config.schema_cache_entries, config.template_limits),
             tokens: Arc::new(Tokens::new(tokens)),
             faults: Faults::default(),
             recorder: Recorder::new(config.record_capacity),

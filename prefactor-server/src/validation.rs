@@ -7,14 +7,17 @@
 
 // foldhash: these maps are read several times per span; SipHash cost more than the lookup.
 use foldhash::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
 
 use jsonschema::Validator;
 use prefactor_protocol::AgentSchemaVersion;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::template::SummaryTemplate;
+use crate::template::{SummaryTemplate, TemplateLimits, check_shape};
 
 /// One span type of a schema version.
 #[derive(Debug)]
@@ -56,6 +59,8 @@ impl CompiledSchemaVersion {
     }
 
     /// Compiles a document. With `with_validators == false` only titles and templates are kept.
+    /// A template that does not parse or is over `limits` gives no summaries (a register is
+    /// refused such templates by [`check_templates`]; a stored one renders nothing).
     /// Errors name the failing place in the document, e.g.
     /// `agent_schema_version.span_type_schemas[0].params_schema`.
     ///
@@ -65,10 +70,15 @@ impl CompiledSchemaVersion {
     ///     "external_identifier": "v1",
     ///     "span_type_schemas": [{"name": "agent:llm", "params_schema": {"type": "object"}}]
     /// })).unwrap();
-    /// let compiled = CompiledSchemaVersion::compile(&document, true).unwrap();
+    /// let limits = prefactor_server::template::TemplateLimits::default();
+    /// let compiled = CompiledSchemaVersion::compile(&document, true, &limits).unwrap();
     /// assert_eq!(compiled.span_types["agent:llm"].title, "agent:llm");
     /// ```
-    pub fn compile(document: &AgentSchemaVersion, with_validators: bool) -> Result<Self, ApiError> {
+    pub fn compile(
+        document: &AgentSchemaVersion,
+        with_validators: bool,
+        limits: &TemplateLimits,
+    ) -> Result<Self, ApiError> {
         let mut compiled = CompiledSchemaVersion::default();
         let compile = |schema: Option<&Value>, path: String| -> Result<Option<Validator>, ApiError> {
             match schema {
@@ -89,7 +99,10 @@ impl CompiledSchemaVersion {
                     title: span_type.title.clone().unwrap_or_else(|| span_type.name.clone()),
                     params: compile(Some(&span_type.params_schema), format!("{at}.params_schema"))?,
                     result: compile(span_type.result_schema.as_ref(), format!("{at}.result_schema"))?,
-                    template: span_type.template.as_deref().and_then(SummaryTemplate::parse),
+                    template: span_type
+                        .template
+                        .as_deref()
+                        .and_then(|source| SummaryTemplate::parse(source, limits).ok()),
                 };
                 compiled.span_types.insert(span_type.name.clone(), entry);
             }
@@ -111,18 +124,50 @@ impl CompiledSchemaVersion {
             let at = format!("agent_schema_version.quality_schemas[{index}]");
             let entry = CompiledQuality {
                 schema: compile(Some(&quality.schema), format!("{at}.schema"))?,
-                template: quality.template.as_deref().and_then(SummaryTemplate::parse),
+                template: quality.template.as_deref().and_then(|source| SummaryTemplate::parse(source, limits).ok()),
             };
             compiled.quality.insert(quality.name.clone(), entry);
         }
         if let Some(single) = &document.quality_schema {
             compiled.single_quality = Some(CompiledQuality {
                 schema: compile(single.schema.as_ref(), "agent_schema_version.quality_schema.schema".to_string())?,
-                template: single.template.as_deref().and_then(SummaryTemplate::parse),
+                template: single.template.as_deref().and_then(|source| SummaryTemplate::parse(source, limits).ok()),
             });
         }
         Ok(compiled)
     }
+}
+
+/// Checks the size and nesting of every template of a register's document: a 422 naming the
+/// span type (or quality schema) whose template is over a limit.
+///
+/// ```
+/// use prefactor_server::template::TemplateLimits;
+/// use prefactor_server::validation::check_templates;
+/// let document = serde_json::from_value(serde_json::json!({
+///     "external_identifier": "v1",
+///     "span_type_schemas": [{"name": "agent:llm", "params_schema": {}, "template": "{% if a %}".repeat(100)}]
+/// })).unwrap();
+/// let error = check_templates(&document, &TemplateLimits::default()).unwrap_err();
+/// assert!(error.message.contains("agent:llm"));
+/// ```
+pub fn check_templates(document: &AgentSchemaVersion, limits: &TemplateLimits) -> Result<(), ApiError> {
+    let span_types = document.span_type_schemas.iter().flatten().enumerate().map(|(index, span_type)| {
+        let path = format!("agent_schema_version.span_type_schemas[{index}].template");
+        (path, format!("span type '{}'", span_type.name), span_type.template.as_deref())
+    });
+    let qualities = document.quality_schemas.iter().flatten().enumerate().map(|(index, quality)| {
+        let path = format!("agent_schema_version.quality_schemas[{index}].template");
+        (path, format!("quality schema '{}'", quality.name), quality.template.as_deref())
+    });
+    for (path, owner, template) in span_types.chain(qualities) {
+        if let Some(source) = template
+            && let Err(problem) = check_shape(source, limits)
+        {
+            return Err(ApiError::validation(&path, format!("the template of {owner} is refused: {problem}")));
+        }
+    }
+    Ok(())
 }
 
 fn compile_validator(schema: &Value, path: &str) -> Result<Validator, ApiError> {
@@ -161,17 +206,39 @@ pub fn check(validator: &Validator, instance: &Value, field: &str) -> Result<(),
 /// Documents of register requests that compiled before are remembered (up to this many).
 const CHECKED_KEPT: usize = 16;
 
-/// Compiled schema versions by id.
-#[derive(Default, Clone)]
+/// Compiled schema versions by id, the least recently used dropped past a capacity.
+#[derive(Clone)]
 pub struct SchemaCache {
-    entries: Arc<Mutex<HashMap<String, Arc<CompiledSchemaVersion>>>>,
+    entries: Arc<Mutex<LruCache<String, Arc<CompiledSchemaVersion>>>>,
+    limits: TemplateLimits,
     /// Register documents known to compile, most recent last. Every run of an agent sends the
     /// same document; comparing it with a known one costs a few microseconds, compiling its
     /// JSON Schemas again a few hundred.
     checked: Arc<Mutex<Vec<Arc<AgentSchemaVersion>>>>,
 }
 
+impl Default for SchemaCache {
+    fn default() -> Self {
+        SchemaCache::new(DEFAULT_SCHEMA_CACHE_ENTRIES, TemplateLimits::default())
+    }
+}
+
+/// Default number of compiled schema versions kept.
+pub const DEFAULT_SCHEMA_CACHE_ENTRIES: usize = 256;
+
 impl SchemaCache {
+    /// A cache keeping at most `capacity` compiled versions (at least one), whose templates
+    /// work within `limits`.
+    pub fn new(capacity: usize, limits: TemplateLimits) -> SchemaCache {
+        let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
+        SchemaCache { entries: Arc::new(Mutex::new(LruCache::new(capacity))), limits, checked: Arc::default() }
+    }
+
+    /// The template limits of this server.
+    pub fn limits(&self) -> &TemplateLimits {
+        &self.limits
+    }
+
     /// Checks that a register's `document` compiles (a 422 naming the bad schema otherwise),
     /// unless an equal document did before.
     pub fn check_document(&self, document: &AgentSchemaVersion, with_validators: bool) -> Result<(), ApiError> {
@@ -179,7 +246,8 @@ impl SchemaCache {
         if self.checked.lock().is_ok_and(|checked| known(&checked)) {
             return Ok(());
         }
-        CompiledSchemaVersion::compile(document, with_validators)?;
+        check_templates(document, &self.limits)?;
+        CompiledSchemaVersion::compile(document, with_validators, &self.limits)?;
         if let Ok(mut checked) = self.checked.lock()
             && !known(&checked)
         {
@@ -198,12 +266,12 @@ impl SchemaCache {
         with_validators: bool,
         load: impl FnOnce() -> Result<AgentSchemaVersion, ApiError>,
     ) -> Result<Arc<CompiledSchemaVersion>, ApiError> {
-        if let Some(found) = self.entries.lock().ok().and_then(|e| e.get(id).cloned()) {
+        if let Some(found) = self.entries.lock().ok().and_then(|mut e| e.get(id).cloned()) {
             return Ok(found);
         }
-        let compiled = Arc::new(CompiledSchemaVersion::compile(&load()?, with_validators)?);
+        let compiled = Arc::new(CompiledSchemaVersion::compile(&load()?, with_validators, &self.limits)?);
         if let Ok(mut entries) = self.entries.lock() {
-            entries.insert(id.to_string(), compiled.clone());
+            entries.put(id.to_string(), compiled.clone());
         }
         Ok(compiled)
     }

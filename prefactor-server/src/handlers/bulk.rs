@@ -42,6 +42,7 @@ use super::bulk_scan::{ItemHead, scan_envelope};
 use super::listing::QueryPairs;
 use super::minimal_output::minimal_output;
 use super::operation::{Operation, Outcome};
+use super::prerender::Prerender;
 use super::{agents, instances, respond, spans};
 use crate::body::{json_kind, parse};
 use crate::db::idempotency::StoredAnswer;
@@ -85,20 +86,13 @@ async fn run(state: &AppState, body: &[u8], minimal: bool) -> Result<StoredAnswe
             }
         }
     }
-    let mut outputs = if operations.is_empty() {
-        Vec::new()
-    } else {
-        let writer_state = state.clone();
-        let results = state
-            .db
-            .write_unguarded(move |conn| job_cache::with_job_cache(|| run_in_order(conn, &writer_state, operations)))
-            .await?;
-        keys.into_iter()
-            .zip(results.into_iter().map(|result| {
-                result.and_then(|outcome| if minimal { minimal_output(outcome) } else { outcome.into_answer(state) })
-            }))
-            .collect()
-    };
+    let results = run_segments(state, operations).await?;
+    let mut outputs: Vec<(String, Result<StoredAnswer, ApiError>)> = keys
+        .into_iter()
+        .zip(results.into_iter().map(|result| {
+            result.and_then(|outcome| if minimal { minimal_output(outcome) } else { outcome.into_answer(state) })
+        }))
+        .collect();
     let all_ran = outputs.iter().all(|(_, result)| result.is_ok());
     if all_ran && let Some(rejected) = rejected {
         outputs.push(rejected);
@@ -339,6 +333,45 @@ fn list_query(head: &ItemHead<'_>) -> Result<QueryPairs, ApiError> {
         }
     }
     Ok(query)
+}
+
+/// Runs the operations in order, as few writer jobs as possible: one, unless a summary to
+/// render first (see [`super::prerender`]) is for an instance that an earlier item of the
+/// request may create; the items before it are then committed first. Stops at the first
+/// failing item.
+async fn run_segments(
+    state: &AppState,
+    mut operations: Vec<Operation>,
+) -> Result<Vec<Result<Outcome, ApiError>>, ApiError> {
+    let mut results = Vec::with_capacity(operations.len());
+    while !operations.is_empty() {
+        let mut end = operations.len();
+        // Clones: the operations (their boxed work) cannot be held across an await.
+        let prerenders: Vec<Option<Prerender>> = operations.iter().map(|op| op.prerender.clone()).collect();
+        for (index, prerender) in prerenders.into_iter().enumerate() {
+            if let Some(prerender) = prerender
+                && !prerender.run(state).await
+                && index > 0
+            {
+                end = index;
+                break;
+            }
+        }
+        let rest = operations.split_off(end);
+        let segment = std::mem::replace(&mut operations, rest);
+        let count = segment.len();
+        let writer_state = state.clone();
+        let done = state
+            .db
+            .write_unguarded(move |conn| job_cache::with_job_cache(|| run_in_order(conn, &writer_state, segment)))
+            .await?;
+        let stopped = done.len() < count || done.last().is_some_and(Result::is_err);
+        results.extend(done);
+        if stopped {
+            break;
+        }
+    }
+    Ok(results)
 }
 
 /// Runs the items in order until one fails. Items whose checks all come before their writes

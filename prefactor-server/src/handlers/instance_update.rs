@@ -1,7 +1,7 @@
 //! `PUT /api/v1/agent_instance/{id}`: the live API's legacy single quality payload.
 //! `{"details": {"quality_payload": {..}}}` replaces the stored one (null clears it), is
 //! validated against the schema version's `quality_schema` when it declares one, renders its
-//! template into `quality_summary`, and records a `prefactor:quality` span, as the live API
+//! template into `quality_summary` (before the write, see [`super::prerender`]), and records a `prefactor:quality` span, as the live API
 //! does on every publish.
 
 use axum::body::Bytes;
@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::instances::compiled_for;
 use super::operation::Operation;
+use super::prerender::Prerender;
 use super::{respond, success};
 use crate::body::parse;
 use crate::db::instances::{self, InstanceRow};
@@ -39,12 +40,18 @@ fn prepare_update(state: &AppState, id: &str, body: &[u8]) -> Result<Operation, 
         Some(Value::Object(map)) => Some(Value::Object(map)),
         Some(_) => return Err(ApiError::validation("details.quality_payload", "must be an object or null")),
     };
+    let prerender = payload.as_ref().map(|payload| Prerender::new(&id, None, payload.clone()));
+    let rendered = prerender.clone();
     let writer_state = state.clone();
-    Ok(Operation::new(None, move |conn| {
+    let operation = Operation::new(None, move |conn| {
         let mut row = instances::get(conn, &id)?;
-        replace_quality(conn, &writer_state, &mut row, payload)?;
+        replace_quality(conn, &writer_state, &mut row, payload, rendered.as_ref())?;
         success(instances::to_resource(conn, &writer_state.account, row)?, None)
-    }))
+    });
+    Ok(match prerender {
+        Some(prerender) => operation.rendering_first(prerender),
+        None => operation,
+    })
 }
 
 fn replace_quality(
@@ -52,6 +59,7 @@ fn replace_quality(
     state: &AppState,
     row: &mut InstanceRow,
     payload: Option<Value>,
+    rendered: Option<&Prerender>,
 ) -> Result<(), ApiError> {
     let compiled = compiled_for(conn, state, row.schema_version_id.as_deref())?;
     let quality = compiled.as_ref().and_then(|c| c.single_quality.as_ref());
@@ -61,7 +69,8 @@ fn replace_quality(
             if let Some(validator) = &quality.schema {
                 check(validator, payload, "details.quality_payload")?;
             }
-            quality.template.as_ref().and_then(|t| t.render(payload, None))
+            // Rendered before the write (see super::prerender), never here on the writer.
+            quality.template.as_ref().and(rendered).and_then(|r| r.summary_for(row.schema_version_id.as_deref()))
         }
         _ => None,
     };

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::listing::{QueryPairs, list_answer, page_request, param, sorting};
 use super::operation::Operation;
+use super::prerender::Prerender;
 use super::{ActionRequest, client_time, parse_action, respond, success};
 use crate::body::parse;
 use crate::db::instances::{self, InstanceRow};
@@ -307,8 +308,10 @@ pub fn prepare_record_quality(
         Some(Value::Object(map)) => Some(Value::Object(map)),
         Some(_) => return Err(ApiError::validation("payload", "must be an object or null")),
     };
+    let prerender = payload.as_ref().map(|payload| Prerender::new(&id, Some(&request.name), payload.clone()));
+    let rendered = prerender.clone();
     let writer_state = state.clone();
-    Ok(Operation::new(scope, move |conn| {
+    let operation = Operation::new(scope, move |conn| {
         let mut row = instances::get(conn, &id)?;
         let compiled = compiled_for(conn, &writer_state, row.schema_version_id.as_deref())?;
         let quality = compiled.as_ref().and_then(|c| c.quality.get(&request.name)).ok_or_else(|| {
@@ -326,7 +329,11 @@ pub fn prepare_record_quality(
                 if let Some(validator) = &quality.schema {
                     check(validator, &payload, "payload")?;
                 }
-                match quality.template.as_ref().and_then(|t| t.render(&payload, None)) {
+                let summary = match (&quality.template, &rendered) {
+                    (Some(_), Some(rendered)) => rendered.summary_for(row.schema_version_id.as_deref()),
+                    _ => None,
+                };
+                match summary {
                     Some(summary) => row.quality_summaries.insert(request.name.clone(), summary),
                     None => row.quality_summaries.remove(&request.name),
                 };
@@ -336,7 +343,11 @@ pub fn prepare_record_quality(
         row.updated_at = now_utc();
         instances::update(conn, &row)?;
         success(instances::to_resource(conn, &writer_state.account, row)?, None)
-    }))
+    });
+    Ok(match prerender {
+        Some(prerender) => operation.rendering_first(prerender),
+        None => operation,
+    })
 }
 
 /// The compiled schema version `id` (None when the instance has none).

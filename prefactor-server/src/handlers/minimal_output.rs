@@ -19,11 +19,15 @@ pub fn minimal_output(outcome: Outcome) -> Result<StoredAnswer, ApiError> {
             let control = span.control.as_ref().map(serde_json::to_string).transpose().map_err(ApiError::internal)?;
             Ok((200, minimal_body(control.as_deref())))
         }
-        Outcome::Answer((status, body)) => {
-            let envelope: ControlOnly<'_> = serde_json::from_str(&body).map_err(ApiError::internal)?;
-            Ok((status, minimal_body(envelope.control.map(RawValue::get))))
-        }
+        Outcome::Answer((status, body)) => control_of(status, &body),
+        Outcome::StoredSpan(body, _) => control_of(200, &body),
     }
+}
+
+/// The minimal output of a finished body: its `control` copied out.
+fn control_of(status: u16, body: &str) -> Result<StoredAnswer, ApiError> {
+    let envelope: ControlOnly<'_> = serde_json::from_str(body).map_err(ApiError::internal)?;
+    Ok((status, minimal_body(envelope.control.map(RawValue::get))))
 }
 
 /// The one field of a success body a minimal output keeps.

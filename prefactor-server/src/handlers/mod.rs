@@ -13,6 +13,7 @@ pub mod listing;
 pub mod minimal_output;
 pub mod operation;
 pub mod ping;
+pub mod prerender;
 pub mod span_answer;
 pub mod span_rows;
 pub mod spans;

@@ -6,14 +6,28 @@
 //! key's record; the same request replays the stored answer, another request is 422
 //! `idempotency_key_reused`; otherwise the work runs and its successful answer is recorded in
 //! the same transaction.
+//!
+//! Summaries are never rendered on the writer thread (a template is client input and one
+//! slow render there would hold up every write): a span answer that is stored in full (a
+//! keyed create of a span that is still open) is stored without its `summary`, which is
+//! rendered after the commit, for the first answer and for every replay alike.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use prefactor_protocol::{AgentSpan, SuccessResponse};
 use rusqlite::Connection;
+use serde::Deserialize;
 
+use super::instances::compiled_for;
+use super::prerender::Prerender;
 use super::span_answer::SpanAnswer;
 use crate::db::idempotency::{self, StoredAnswer};
+use crate::db::instances;
 use crate::error::ApiError;
 use crate::idempotency::IdempotencyScope;
 use crate::state::AppState;
+use crate::validation::CompiledSchemaVersion;
 
 /// What a write produced: a finished body, or a span answer still to be serialized (after
 /// the commit, off the writer thread).
@@ -22,6 +36,8 @@ pub enum Outcome {
     Answer(StoredAnswer),
     /// A span create/finish answer.
     Span(Box<SpanAnswer>),
+    /// A stored span answer without its summary, and the schema version that renders it.
+    StoredSpan(String, Option<Arc<CompiledSchemaVersion>>),
 }
 
 impl Outcome {
@@ -30,6 +46,23 @@ impl Outcome {
         match self {
             Outcome::Answer(answer) => Ok(answer),
             Outcome::Span(span) => span.to_body(state),
+            Outcome::StoredSpan(body, compiled) => Ok((200, with_summary(body, compiled.as_deref()))),
+        }
+    }
+
+    /// What is stored for a key: the body, a span answer's without its summary.
+    fn stored(self, state: &AppState) -> Result<(StoredAnswer, Outcome), ApiError> {
+        match self {
+            Outcome::Span(span) => {
+                let compiled = span.compiled.clone();
+                let answer = span.to_stored_body(state)?;
+                let outcome = Outcome::StoredSpan(answer.1.clone(), compiled);
+                Ok((answer, outcome))
+            }
+            other => {
+                let answer = other.into_answer(state)?;
+                Ok((answer.clone(), Outcome::Answer(answer)))
+            }
         }
     }
 }
@@ -49,6 +82,8 @@ pub struct Operation {
     /// The terminal span whose row will be the answer, when known before the work: the key is
     /// then claimed first (see [`idempotency::claim_span`]).
     pub answer_span: Option<String>,
+    /// A summary to render before the work runs (off the writer thread).
+    pub prerender: Option<Prerender>,
 }
 
 impl Operation {
@@ -62,6 +97,7 @@ impl Operation {
             work: Box::new(move |conn| work(conn).map(Outcome::Answer)),
             guarded: true,
             answer_span: None,
+            prerender: None,
         }
     }
 
@@ -77,6 +113,7 @@ impl Operation {
             work: Box::new(move |conn| work(conn).map(|answer| Outcome::Span(Box::new(answer)))),
             guarded: false,
             answer_span: None,
+            prerender: None,
         }
     }
 
@@ -84,6 +121,12 @@ impl Operation {
     /// terminal span with a client id, a finish), so its key is claimed before the work.
     pub fn answering_with_span(mut self, span_id: String) -> Operation {
         self.answer_span = Some(span_id);
+        self
+    }
+
+    /// Declares a summary to render before the work (see [`super::prerender`]).
+    pub fn rendering_first(mut self, prerender: Prerender) -> Operation {
+        self.prerender = Some(prerender);
         self
     }
 
@@ -112,10 +155,10 @@ impl Operation {
                 idempotency::store_span(conn, &scope, &span.span.id, control.as_deref())?;
                 Ok(Outcome::Span(span))
             }
-            Outcome::Span(span) => {
-                let answer = span.to_body(state)?;
+            other => {
+                let (answer, outcome) = other.stored(state)?;
                 idempotency::store_body(conn, &scope, &answer)?;
-                Ok(Outcome::Answer(answer))
+                Ok(outcome)
             }
         }
     }
@@ -123,6 +166,9 @@ impl Operation {
     /// Runs the operation as its own job on the group-committing writer; resolves after the
     /// commit with the answer to send.
     pub async fn run(self, state: &AppState) -> Result<StoredAnswer, ApiError> {
+        if let Some(prerender) = &self.prerender {
+            prerender.run(state).await;
+        }
         let writer_state = state.clone();
         let outcome = if self.guarded {
             state.db.write(move |conn| self.run_on(conn, &writer_state)).await
@@ -157,9 +203,9 @@ fn run_claimed(
             Ok(Outcome::Span(span))
         }
         Ok(other) => {
-            let answer = other.into_answer(state)?;
+            let (answer, outcome) = other.stored(state)?;
             idempotency::store_claimed_body(conn, scope, &answer)?;
-            Ok(Outcome::Answer(answer))
+            Ok(outcome)
         }
         Err(error) => {
             idempotency::release(conn, scope)?;
@@ -182,6 +228,49 @@ fn replay(
         Some(span_id) => {
             Ok(Outcome::Span(Box::new(SpanAnswer::replay(conn, state, &span_id, record.control.as_deref())?)))
         }
+        None if scope.method == "POST" && scope.path == SPAN_CREATE_PATH && record.status == 200 => {
+            let compiled = compiled_of_stored_span(conn, state, &record.body)?;
+            Ok(Outcome::StoredSpan(record.body, compiled))
+        }
         None => Ok(Outcome::Answer((record.status, record.body))),
     }
+}
+
+/// The path whose stored answers are span answers without their summary.
+const SPAN_CREATE_PATH: &str = "/api/v1/agent_spans";
+
+/// The schema version of the instance of a stored span answer.
+fn compiled_of_stored_span(
+    conn: &Connection,
+    state: &AppState,
+    body: &str,
+) -> Result<Option<Arc<CompiledSchemaVersion>>, ApiError> {
+    #[derive(Deserialize)]
+    struct Stored<'a> {
+        #[serde(borrow)]
+        details: StoredDetails<'a>,
+    }
+    #[derive(Deserialize)]
+    struct StoredDetails<'a> {
+        #[serde(borrow)]
+        agent_instance_id: Cow<'a, str>,
+    }
+    let Ok(stored) = serde_json::from_str::<Stored<'_>>(body) else {
+        return Ok(None);
+    };
+    let owner = instances::span_owner(conn, &stored.details.agent_instance_id)?;
+    compiled_for(conn, state, owner.schema_version_id.as_deref())
+}
+
+/// A stored span answer with its summary rendered in (the body unchanged when it is not one).
+fn with_summary(body: String, compiled: Option<&CompiledSchemaVersion>) -> String {
+    let Ok(mut answer) = serde_json::from_str::<SuccessResponse<AgentSpan>>(&body) else {
+        return body;
+    };
+    let details = &mut answer.details;
+    details.summary = compiled
+        .and_then(|compiled| compiled.span_types.get(&details.schema_name))
+        .and_then(|span_type| span_type.template.as_ref())
+        .and_then(|template| template.render(&details.payload, details.result_payload.as_ref()));
+    serde_json::to_string(&answer).unwrap_or(body)
 }

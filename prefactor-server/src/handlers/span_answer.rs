@@ -54,6 +54,13 @@ impl SpanAnswer {
         success(resource, self.control)
     }
 
+    /// The success body as stored for a key: without its summary, which is rendered after
+    /// the commit (see [`super::operation`]).
+    pub fn to_stored_body(self, state: &AppState) -> Result<StoredAnswer, ApiError> {
+        let resource = to_resource(state, &self.agent_id, self.compiled.as_deref(), self.span, false);
+        success(resource, self.control)
+    }
+
     /// Rebuilds the answer of a stored reference: span `span_id` as it is now (terminal, so as
     /// it was then) and the control signal recorded with the answer.
     pub fn replay(

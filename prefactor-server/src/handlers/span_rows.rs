@@ -34,15 +34,18 @@ pub struct SpanListRow {
     pub risk_score: Option<f64>,
 }
 
-/// Builds the rows, compiling each schema version once per page.
-pub fn list_rows(
+/// A listed span with its compiled schema version.
+pub type VersionedSpan = (ListedSpan, Option<Arc<CompiledSchemaVersion>>);
+
+/// Looks up the schema version of each listed span, compiling each version once per page
+/// (runs in the read; rendering does not, see [`list_rows`]).
+pub fn with_versions(
     conn: &Connection,
     state: &AppState,
     listed: Vec<ListedSpan>,
-    with_summary: bool,
-) -> Result<Vec<SpanListRow>, ApiError> {
+) -> Result<Vec<VersionedSpan>, ApiError> {
     let mut versions: HashMap<Option<String>, Option<Arc<CompiledSchemaVersion>>> = HashMap::new();
-    let mut rows = Vec::with_capacity(listed.len());
+    let mut versioned = Vec::with_capacity(listed.len());
     for item in listed {
         let compiled = match versions.get(&item.schema_version_id) {
             Some(compiled) => compiled.clone(),
@@ -52,15 +55,27 @@ pub fn list_rows(
                 compiled
             }
         };
-        let sensitive_encoding = item.span.sensitive_encoding;
-        let span = to_resource(state, &item.agent_id, compiled.as_deref(), item.span, with_summary);
-        rows.push(SpanListRow {
-            span,
-            purpose: parse_purpose(&item.purpose),
-            sensitive_encoding,
-            risk_level: None,
-            risk_score: None,
-        });
+        versioned.push((item, compiled));
     }
-    Ok(rows)
+    Ok(versioned)
+}
+
+/// Builds the rows (rendering summaries when asked). Runs after the read, never inside it:
+/// without a read pool (in-memory database) reads run on the writer thread, which must never
+/// render a template.
+pub fn list_rows(state: &AppState, versioned: Vec<VersionedSpan>, with_summary: bool) -> Vec<SpanListRow> {
+    versioned
+        .into_iter()
+        .map(|(item, compiled)| {
+            let sensitive_encoding = item.span.sensitive_encoding;
+            let span = to_resource(state, &item.agent_id, compiled.as_deref(), item.span, with_summary);
+            SpanListRow {
+                span,
+                purpose: parse_purpose(&item.purpose),
+                sensitive_encoding,
+                risk_level: None,
+                risk_score: None,
+            }
+        })
+        .collect()
 }

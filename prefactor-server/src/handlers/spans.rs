@@ -23,7 +23,7 @@ use super::instances::compiled_for;
 use super::listing::{QueryPairs, list_answer, page_request, param, sorting};
 use super::operation::Operation;
 use super::span_answer::SpanAnswer;
-use super::span_rows::list_rows;
+use super::span_rows::{list_rows, with_versions};
 use super::{ActionRequest, client_time, parse_action, respond};
 use crate::body::{json_kind, parse};
 use crate::db::instances;
@@ -295,7 +295,7 @@ pub async fn list(
         };
         let ascending = order.direction == SortDirection::Asc;
         let reader_state = state.clone();
-        state
+        let (versioned, total) = state
             .db
             .read(move |conn| {
                 let scope = match &scope {
@@ -307,10 +307,10 @@ pub async fn list(
                 };
                 let (listed, total) =
                     spans::list_scoped(conn, scope, span_order, ascending, page.offset, page.page_size)?;
-                let rows = list_rows(conn, &reader_state, listed, include_summaries)?;
-                list_answer(rows, page, total, order)
+                Ok((with_versions(conn, &reader_state, listed)?, total))
             })
-            .await
+            .await?;
+        list_answer(list_rows(&state, versioned, include_summaries), page, total, order)
     };
     respond(result.await)
 }
