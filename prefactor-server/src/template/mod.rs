@@ -12,9 +12,9 @@
 //! hostile input. At register a template over [`TemplateLimits::max_template_bytes`] or
 //! nesting blocks deeper than [`TemplateLimits::max_nesting`] is refused ([`check_shape`]).
 //! A render has a budget (loop iterations, intermediate bytes, output bytes, wall-clock time;
-//! see [`budget`]); over it the summary is `null` (never truncated) and the span is stored as
+//! see the `budget` module); over it the summary is `null` (never truncated) and the span is stored as
 //! usual. The stdlib `for`, `tablerow` and `capture` blocks are replaced by bounded versions
-//! and every filter is wrapped ([`filters`]); a panic inside `liquid` is caught and also
+//! and every filter is wrapped (the `filters` module); a panic inside `liquid` is caught and also
 //! gives a `null` summary.
 
 mod budget;
