@@ -16,6 +16,7 @@ mod ordering;
 mod queue;
 mod retries;
 mod schema;
+mod soak;
 mod spans;
 mod sync_usage;
 mod termination;
