@@ -231,10 +231,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!();
     match &backend.db_path {
         Some(db) => println!(
-            "The run is stored in {db}. To look again, serve it with\n  cargo run -p prefactor-server -- --db {db} --token dev\nand read it with\n  curl -H 'Authorization: Bearer dev' 'http://127.0.0.1:7878/api/v1/agent_spans?agent_instance_id={run_id}&include_summaries=true'",
+            "The run is stored in {db}. To see it in the browser, serve it with\n  cargo run -p prefactor-server -- --db {db} --token dev\nthen open http://127.0.0.1:7878/#/runs/{run_id} (log in with the token 'dev'),\nor read it with\n  curl -H 'Authorization: Bearer dev' 'http://127.0.0.1:7878/api/v1/agent_spans?agent_instance_id={run_id}&include_summaries=true'",
             db = db.display()
         ),
-        None => println!("Sent to {}: open run {run_id} in Prefactor.", backend.api_url),
+        None => println!(
+            "Sent to {url}: open run {run_id} in Prefactor (a prefactor-server there shows it at {url}/#/runs/{run_id}).",
+            url = backend.api_url.trim_end_matches('/')
+        ),
     }
     Ok(())
 }

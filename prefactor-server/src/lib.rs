@@ -31,6 +31,7 @@ pub mod server;
 pub mod state;
 pub mod template;
 pub mod timestamps;
+pub mod ui;
 pub mod validation;
 
 pub use config::{DbLocation, ServerConfig};

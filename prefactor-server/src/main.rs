@@ -1,6 +1,6 @@
 //! `prefactor-server`: see `prefactor_server::cli::Cli` for flags. stdout carries only the
-//! generated-token line (when no token was given) and `listening on http://HOST:PORT`; logs
-//! go to stderr.
+//! generated-token line (when no token was given), `listening on http://HOST:PORT` and the
+//! trace UI's address; logs go to stderr.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -54,6 +54,7 @@ fn main() -> ExitCode {
         }
     };
     let _ = writeln!(stdout, "listening on {}", server.base_url());
+    let _ = writeln!(stdout, "trace UI: {}/ (log in with the server's token)", server.base_url());
     let _ = stdout.flush();
     drop(stdout);
     runtime.block_on(shutdown_signal.wait());

@@ -36,6 +36,9 @@ pub fn build(state: AppState) -> Router {
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), pipeline::handle))
+        // Added after the API's middleware layer, so the UI's routes skip bearer auth (they
+        // check the session cookie) and stay out of the request log and fault rules.
+        .merge(crate::ui::router())
         .with_state(state)
 }
 

@@ -80,6 +80,7 @@ impl LocalServer {
                 validate_schemas: config.validate_schemas,
                 max_body_bytes: config.max_body_bytes,
             }),
+            sessions: Default::default(),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let (ready, started) = mpsc::channel();

@@ -46,6 +46,8 @@ pub struct Shared {
     pub recorder: Recorder,
     /// Behaviour switches.
     pub options: Arc<Options>,
+    /// Logged-in browsers of the trace UI.
+    pub sessions: crate::ui::session::Sessions,
 }
 
 /// Behaviour switches taken from [`crate::ServerConfig`].

@@ -8,6 +8,7 @@ pub mod instances;
 pub mod job_cache;
 pub mod meta;
 pub mod migrations;
+pub mod runs;
 pub mod schema_versions;
 pub mod spans;
 pub mod writer;

@@ -259,7 +259,8 @@ pub fn counts(conn: &Connection, instance_id: &str) -> Result<SpanCounts, ApiErr
     Ok(counts)
 }
 
-fn span_from_row(row: &Row<'_>) -> rusqlite::Result<SpanRow> {
+/// Reads a span from a row of the span columns in their declared order.
+pub fn span_from_row(row: &Row<'_>) -> rusqlite::Result<SpanRow> {
     let status: String = row.get(4)?;
     let payload: String = row.get(5)?;
     let result: Option<String> = row.get(6)?;

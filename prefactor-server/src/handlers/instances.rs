@@ -141,7 +141,7 @@ fn register_in_tx(conn: &Connection, state: &AppState, checked: CheckedRegister)
     Ok(instances::to_new_resource(account, row))
 }
 
-/// The agent of a register: the named one (created unless strict), or the default local agent.
+/// The agent of a register: the named one (created unless strict), or a default local agent.
 fn resolve_agent(
     conn: &Connection,
     state: &AppState,
@@ -159,22 +159,37 @@ fn resolve_agent(
             agents::insert(conn, &agent, now)?;
             Ok(id.to_string())
         }
-        None => match meta::get(conn, "default_agent_id")? {
-            Some(id) => Ok(id),
-            None => {
-                let id = state.account.new_id();
-                let agent = agents::NewAgent {
-                    id: id.clone(),
-                    name: "Local agent".to_string(),
-                    description: Some("Default agent for registers without agent_id".to_string()),
-                    ..Default::default()
-                };
-                agents::insert(conn, &agent, now)?;
-                meta::put(conn, "default_agent_id", &id)?;
-                Ok(id)
-            }
-        },
+        None => default_agent(conn, state, request.agent_version.name.as_deref(), now),
     }
+}
+
+/// The agent of registers without `agent_id`: one per `agent_version.name` (so the trace UI
+/// lists `#[prefactor::agent(name = "..")]` functions as separate agents), "Local agent" for
+/// unnamed versions. Created on first use; the meta table remembers each one.
+fn default_agent(
+    conn: &Connection,
+    state: &AppState,
+    version_name: Option<&str>,
+    now: &str,
+) -> Result<String, ApiError> {
+    let version_name = version_name.map(str::trim).filter(|name| !name.is_empty());
+    let key = match version_name {
+        Some(name) => format!("default_agent_id:{name}"),
+        None => "default_agent_id".to_string(),
+    };
+    if let Some(id) = meta::get(conn, &key)? {
+        return Ok(id);
+    }
+    let id = state.account.new_id();
+    let agent = agents::NewAgent {
+        id: id.clone(),
+        name: version_name.unwrap_or("Local agent").to_string(),
+        description: Some("Made by the local server for registers without agent_id".to_string()),
+        ..Default::default()
+    };
+    agents::insert(conn, &agent, now)?;
+    meta::put(conn, &key, &id)?;
+    Ok(id)
 }
 
 /// `POST /api/v1/agent_instance/{id}/start`: pending -> active. Start on an instance that is
