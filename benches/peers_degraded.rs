@@ -6,11 +6,15 @@
 //! global client can be installed once per process); the parent prints one table.
 //!
 //! In every scenario the child starts a local server, installs the global client, creates and
-//! starts an agent instance, then degrades the server, warms up, and makes `CALLS` calls of a
-//! `#[prefactor::span]` function paced at `RATE_PER_SECOND` (an agent making many tool and LLM
+//! starts an agent instance, then degrades the server, warms up, and makes its number of calls of a
+//! `#[prefactor::span]` function paced at its rate (an agent making many tool and LLM
 //! calls, yet below the server's capacity, so the healthy case is not measuring a full queue).
 //! Each call is timed on its own. p50/p99 compare the scenarios; the goal is a degraded p99
 //! within 10% of the healthy one.
+//!
+//! The 30 s outage pair paces 1,000 calls/s for 30 s (60,000 operations, within the default
+//! queue of 65,536, so nothing is dropped): every operation waits for retries for the whole
+//! outage (no retry count), and the agent's calls must not notice.
 //!
 //! Run: `cargo bench --bench peers_degraded`.
 
@@ -22,10 +26,15 @@ use prefactor::{Config, CreateInstance, FinishStatus, Stats};
 use prefactor_server::{FaultRule, LocalServer, ServerConfig};
 
 const SCENARIO_ENV: &str = "PEERS_DEGRADED_SCENARIO";
-const SCENARIOS: [&str; 3] = ["healthy", "slow", "down"];
+/// Name, the scenario its ratios compare with, calls, calls per second.
+const SCENARIOS: [(&str, &str, u64, u64); 5] = [
+    ("healthy", "healthy", 20_000, 10_000),
+    ("slow", "healthy", 20_000, 10_000),
+    ("down", "healthy", 20_000, 10_000),
+    ("healthy_30s", "healthy_30s", 30_000, 1_000),
+    ("down_30s", "healthy_30s", 30_000, 1_000),
+];
 const WARM_UP_CALLS: u64 = 2_000;
-const CALLS: u64 = 20_000;
-const RATE_PER_SECOND: u64 = 10_000;
 const SLOW_DELAY_MS: u64 = 1_000;
 
 #[inline(never)]
@@ -49,9 +58,9 @@ impl Latencies {
     }
 }
 
-/// Makes `calls` calls, one every `1 / RATE_PER_SECOND` seconds, timing each call alone.
-fn paced_calls(calls: u64) -> Latencies {
-    let interval = Duration::from_nanos(1_000_000_000 / RATE_PER_SECOND);
+/// Makes `calls` calls, one every `1 / rate` seconds, timing each call alone.
+fn paced_calls(calls: u64, rate: u64) -> Latencies {
+    let interval = Duration::from_nanos(1_000_000_000 / rate);
     let mut samples = Vec::with_capacity(calls as usize);
     let mut next = Instant::now();
     for i in 0..calls {
@@ -71,12 +80,12 @@ fn paced_calls(calls: u64) -> Latencies {
 /// Applies the scenario; returns the server while it should keep running.
 fn degrade(server: LocalServer, scenario: &str) -> Option<LocalServer> {
     match scenario {
-        "healthy" => Some(server),
+        "healthy" | "healthy_30s" => Some(server),
         "slow" => {
             server.add_fault(FaultRule::delay("/api/v1", SLOW_DELAY_MS));
             Some(server)
         }
-        "down" => {
+        "down" | "down_30s" => {
             server.shutdown();
             None
         }
@@ -86,6 +95,8 @@ fn degrade(server: LocalServer, scenario: &str) -> Option<LocalServer> {
 
 /// Runs one scenario in this process and prints one JSON line with its numbers.
 fn run_scenario(scenario: &str) {
+    let &(_, _, calls, rate) =
+        SCENARIOS.iter().find(|(name, ..)| *name == scenario).unwrap_or_else(|| panic!("unknown scenario {scenario}"));
     let server = LocalServer::start(ServerConfig::default().with_record_capacity(0)).expect("local server starts");
     let config = Config::builder().api_url(server.base_url()).api_token(server.token()).build().expect("valid config");
     let guard = prefactor::init_blocking(config).expect("client initializes");
@@ -96,15 +107,15 @@ fn run_scenario(scenario: &str) {
     let context = instance.context().enter();
 
     let _server = degrade(server, scenario);
-    paced_calls(WARM_UP_CALLS);
+    paced_calls(WARM_UP_CALLS, rate);
     let before: Stats = client.stats();
-    let latencies = paced_calls(CALLS);
+    let latencies = paced_calls(calls, rate);
     let after: Stats = client.stats();
     drop(context);
     instance.finish(FinishStatus::Complete);
 
     println!(
-        "{{\"scenario\":\"{scenario}\",\"calls\":{CALLS},\"p50_ns\":{},\"p90_ns\":{},\"p99_ns\":{},\
+        "{{\"scenario\":\"{scenario}\",\"calls\":{calls},\"p50_ns\":{},\"p90_ns\":{},\"p99_ns\":{},\
          \"p999_ns\":{},\"max_ns\":{},\"mean_ns\":{:.1},\"enqueued\":{},\"dropped\":{}}}",
         latencies.percentile(50.0),
         latencies.percentile(90.0),
@@ -116,7 +127,7 @@ fn run_scenario(scenario: &str) {
         after.dropped - before.dropped,
     );
     // A slow or dead server would make the guard's bounded flush wait; the numbers are out.
-    if scenario == "healthy" {
+    if scenario.starts_with("healthy") {
         drop(guard);
     } else {
         std::process::exit(0);
@@ -125,6 +136,9 @@ fn run_scenario(scenario: &str) {
 
 struct ScenarioResult {
     name: String,
+    baseline: &'static str,
+    calls: u64,
+    rate: u64,
     p50: u64,
     p99: u64,
     p999: u64,
@@ -141,7 +155,7 @@ fn field(line: &str, key: &str) -> f64 {
     rest[..end].parse().expect("numeric field")
 }
 
-fn run_child(scenario: &str) -> ScenarioResult {
+fn run_child(&(scenario, baseline, calls, rate): &(&'static str, &'static str, u64, u64)) -> ScenarioResult {
     let exe = std::env::current_exe().expect("bench binary path");
     let output = Command::new(exe).env(SCENARIO_ENV, scenario).output().expect("scenario process runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -154,6 +168,9 @@ fn run_child(scenario: &str) -> ScenarioResult {
     });
     ScenarioResult {
         name: scenario.to_string(),
+        baseline,
+        calls,
+        rate,
         p50: field(line, "p50_ns") as u64,
         p99: field(line, "p99_ns") as u64,
         p999: field(line, "p999_ns") as u64,
@@ -165,14 +182,18 @@ fn run_child(scenario: &str) -> ScenarioResult {
 }
 
 fn print_table(results: &[ScenarioResult]) {
-    let healthy = &results[0];
-    println!("{CALLS} calls per scenario at {RATE_PER_SECOND}/s, each timed alone (ns); ratios vs healthy");
-    println!("| scenario | p50 | p99 | p99.9 | max | mean | p50 ratio | p99 ratio | ops enqueued | ops dropped |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("each call timed alone (ns); ratios vs the healthy scenario at the same pace");
+    println!(
+        "| scenario | calls | per s | p50 | p99 | p99.9 | max | mean | p50 ratio | p99 ratio | ops enqueued | ops dropped |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for r in results {
+        let healthy = results.iter().find(|h| h.name == r.baseline).expect("baseline measured");
         println!(
-            "| {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} |",
             r.name,
+            r.calls,
+            r.rate,
             r.p50,
             r.p99,
             r.p999,
@@ -195,6 +216,6 @@ fn main() {
     if std::env::args().any(|arg| arg == "--test" || arg == "--list") {
         return;
     }
-    let results: Vec<ScenarioResult> = SCENARIOS.iter().map(|s| run_child(s)).collect();
+    let results: Vec<ScenarioResult> = SCENARIOS.iter().map(run_child).collect();
     print_table(&results);
 }

@@ -127,6 +127,7 @@ impl Shared {
             dropped: stats.dropped,
             undelivered,
             unknown: 0,
+            left_in_spool: 0,
             lost: stats.failed + stats.dropped + undelivered,
             timed_out,
             first_error: lock(&self.first_error).clone(),

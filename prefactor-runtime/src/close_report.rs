@@ -38,6 +38,9 @@ pub struct CloseReport {
     /// Operations whose last attempt got no answer, or still in flight, when the deadline
     /// passed: they may or may not be on the server.
     pub unknown: u64,
+    /// Requests left in the disk spool, sent by the next client started with the same
+    /// `spool_dir` (not lost: not counted in `lost`).
+    pub left_in_spool: u64,
     /// Everything not confirmed delivered: `failed + dropped + undelivered + unknown`.
     pub lost: u64,
     /// The distinct reasons of the permanent failures (the server's message, or what was

@@ -1,6 +1,7 @@
 //! `Config` and its builder: API endpoint, credentials, HTTP, queue and termination settings.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::delivery::Delivery;
@@ -56,6 +57,8 @@ pub struct Config {
     linger: Duration,
     schema_registry: Option<SchemaRegistry>,
     sdk_header_entries: Vec<String>,
+    spool_dir: Option<PathBuf>,
+    spool_max_bytes: u64,
 }
 
 impl Config {
@@ -154,6 +157,14 @@ impl Config {
     pub fn linger(&self) -> Duration {
         self.linger
     }
+    /// The directory of the disk spool, if on (see [`ConfigBuilder::spool_dir`]).
+    pub fn spool_dir(&self) -> Option<&Path> {
+        self.spool_dir.as_deref()
+    }
+    /// Most bytes the spool may hold.
+    pub fn spool_max_bytes(&self) -> u64 {
+        self.spool_max_bytes
+    }
     /// The explicit schema registry, if any.
     pub fn schema_registry(&self) -> Option<&SchemaRegistry> {
         self.schema_registry.as_ref()
@@ -190,6 +201,8 @@ impl fmt::Debug for Config {
             .field("delivery", &self.delivery)
             .field("bulk_max_items", &self.bulk_max_items)
             .field("linger", &self.linger)
+            .field("spool_dir", &self.spool_dir)
+            .field("spool_max_bytes", &self.spool_max_bytes)
             .field("schema_registry", &self.schema_registry.as_ref().map(|r| r.len()))
             .field("sdk_header", &self.sdk_header())
             .finish()
@@ -232,6 +245,8 @@ impl Default for ConfigBuilder {
                 linger: Duration::from_millis(2),
                 schema_registry: None,
                 sdk_header_entries: Vec::new(),
+                spool_dir: None,
+                spool_max_bytes: 64 << 20,
             },
         }
     }
@@ -330,6 +345,34 @@ impl ConfigBuilder {
         /// create-as-terminal request (0–[`MAX_LINGER`]; default 2 ms; 0 sends creates at once).
         linger: Duration
     );
+    /// Turns the disk spool on (off by default): operations that cannot reach the API during
+    /// an outage (a request failing again and again) are written to this directory instead of
+    /// waiting in memory, and so are those still unsent when the client closes; they are sent
+    /// again, in order and with their idempotency keys, by this client once the API answers or
+    /// by the next client started with the same directory. An agent killed during an outage
+    /// loses nothing it had queued once spooled. One process at a time per directory (a lock
+    /// file; a second client runs without a spool and logs why).
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join("prefactor-spool-doc");
+    /// let config = prefactor_runtime::Config::builder()
+    ///     .api_url("http://127.0.0.1:9")
+    ///     .api_token("t")
+    ///     .spool_dir(&dir)
+    ///     .spool_max_bytes(16 << 20)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.spool_dir(), Some(dir.as_path()));
+    /// ```
+    pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.spool_dir = Some(dir.into());
+        self
+    }
+    setter!(
+        /// Most bytes the spool may hold (≥ 4096; default 64 MiB); operations beyond are
+        /// dropped and counted.
+        spool_max_bytes: u64
+    );
     /// An explicit schema registry, merged with the statically declared span types.
     pub fn schema_registry(mut self, registry: crate::schema_registry::SchemaRegistry) -> Self {
         self.config.schema_registry = Some(registry);
@@ -351,8 +394,9 @@ impl ConfigBuilder {
     /// `PREFACTOR_MAX_RETRY_DELAY` / `PREFACTOR_TERMINATION_POLL_INTERVAL` / `PREFACTOR_CLOSE_TIMEOUT`
     /// (seconds, decimals allowed), `PREFACTOR_MAX_RETRIES`, `PREFACTOR_RETRY_MULTIPLIER`,
     /// `PREFACTOR_QUEUE_CAPACITY`, `PREFACTOR_CONCURRENCY`, `PREFACTOR_DELIVERY` (`bulk` or
-    /// `per_request`), `PREFACTOR_BULK_MAX_ITEMS`, `PREFACTOR_LINGER` (seconds). A value that does
-    /// not parse is an [`Error::InvalidConfig`].
+    /// `per_request`), `PREFACTOR_BULK_MAX_ITEMS`, `PREFACTOR_LINGER` (seconds),
+    /// `PREFACTOR_SPOOL_DIR`, `PREFACTOR_SPOOL_MAX_BYTES`. An empty variable counts as unset. A
+    /// value that does not parse is an [`Error::InvalidConfig`].
     ///
     /// ```
     /// use prefactor_runtime::Config;
@@ -423,6 +467,12 @@ impl ConfigBuilder {
         if let Some(v) = get("PREFACTOR_BULK_MAX_ITEMS") {
             self.config.bulk_max_items = parse_number("bulk_max_items", &v)?;
         }
+        if let Some(v) = get("PREFACTOR_SPOOL_DIR") {
+            self.config.spool_dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("PREFACTOR_SPOOL_MAX_BYTES") {
+            self.config.spool_max_bytes = parse_number("spool_max_bytes", &v)?;
+        }
         Ok(self)
     }
 
@@ -466,6 +516,9 @@ impl ConfigBuilder {
                 "bulk_max_items",
                 format!("must be between 1 and {MAX_BULK_ITEMS}, got {}", c.bulk_max_items),
             ));
+        }
+        if c.spool_max_bytes < 4096 {
+            return Err(invalid("spool_max_bytes", format!("must be at least 4096, got {}", c.spool_max_bytes)));
         }
         if c.linger > MAX_LINGER {
             return Err(invalid("linger", format!("must be at most {MAX_LINGER:?}, got {:?}", c.linger)));

@@ -74,6 +74,7 @@ mod schema_document;
 mod schema_name;
 mod schema_registry;
 mod span_guard;
+mod spool;
 mod static_schema;
 mod stats;
 mod termination;

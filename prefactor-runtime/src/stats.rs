@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 ///   409 and 429), or that could not be sent because what they need was refused (a span of an
 ///   instance whose registration was refused). Transient failures never count here: those
 ///   operations wait and are sent again.
+/// * `spooled`: operations written to the disk spool (`Config::spool_dir`), not lost: sent
+///   again by this client or the next; `replayed`: spooled requests delivered.
 ///
 /// ```
 /// use prefactor_runtime::Stats;
@@ -37,8 +39,13 @@ pub struct Stats {
     pub retried: u64,
     /// Operations dropped without being sent.
     pub dropped: u64,
-    /// Operations that failed permanently.
+    /// Operations that failed permanently (spooled requests refused when sent again included).
     pub failed: u64,
+    /// Operations written to the disk spool (settled there: sent again later, by this client
+    /// or the next one with the same spool).
+    pub spooled: u64,
+    /// Spooled requests this client delivered (its own, or an earlier process's).
+    pub replayed: u64,
 }
 
 impl Stats {
@@ -62,6 +69,8 @@ pub(crate) struct Counters {
     pub(crate) retried: Padded,
     pub(crate) dropped: Padded,
     pub(crate) failed: Padded,
+    pub(crate) spooled: Padded,
+    pub(crate) replayed: Padded,
     pub(crate) settled: Padded,
     /// A value of `settled` seen by the enqueue side (a lower bound: `settled` only grows).
     settled_seen: Padded,
@@ -88,6 +97,8 @@ impl Counters {
             retried: self.retried.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
+            spooled: self.spooled.load(Ordering::Relaxed),
+            replayed: self.replayed.load(Ordering::Relaxed),
         }
     }
 

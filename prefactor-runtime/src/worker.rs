@@ -7,6 +7,11 @@
 //! again with the same idempotency key until delivered or until `close()`'s deadline. Only a
 //! permanent answer (another 4xx) fails an operation. A bulk request the server rejects as a
 //! whole is not a verdict on its items: they go again one request each.
+//!
+//! With a spool (`spool.rs`), a shipment still failing after several attempts while every
+//! request fails goes to disk instead of waiting in memory, and from then on, while the spool
+//! holds anything, new operations follow it there (so order holds); one task sends the spool
+//! again, record by record, and once it has caught up sending goes direct again.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -32,6 +37,7 @@ use crate::operation::{Op, OpKind};
 use crate::requests;
 use crate::retry::{RetryQueue, retry_delay};
 use crate::scheduler::{Scheduler, Taken};
+use crate::spool::{Spool, SpoolRecord};
 use crate::stats::Counters;
 use crate::transport::{Attempt, BulkReply, Transport, termination_signal_of};
 
@@ -65,6 +71,24 @@ const RETRIES_BEFORE_WARNING: u32 = 5;
 
 /// Distinct permanent-failure reasons kept for the close report.
 const MAX_FAILURE_REASONS: usize = 16;
+
+/// Retries of a shipment after which, during an outage, it goes to the spool.
+const RETRIES_BEFORE_SPOOLING: u32 = 3;
+
+/// Failed attempts of one spooled record after which a closing client stops waiting for the
+/// replay (the records stay in the spool for the next client).
+const REPLAY_FAILURES_BEFORE_GIVING_UP_AT_CLOSE: u32 = 3;
+
+/// What a replay of the spool did.
+struct Replayed {
+    /// Offset just past the last record settled.
+    end: u64,
+    delivered: u64,
+    /// Permanent failures of spooled records.
+    failed: Vec<Error>,
+    /// The token was rejected: the replay stopped, the rest stays in the spool.
+    auth: Option<Error>,
+}
 
 /// Starts the worker thread.
 pub(crate) fn spawn(worker: Worker) -> Result<(), Error> {
@@ -164,6 +188,12 @@ pub(crate) struct Worker {
     /// Distinct reasons of permanent failures with their counts (bounded).
     failure_reasons: Vec<(String, u64)>,
     register_failure_logged: bool,
+    /// The disk spool, when configured and this process holds its lock.
+    spool: Option<Spool>,
+    /// The one task sending the spool's records again.
+    replay: JoinSet<Replayed>,
+    /// Set by the replay task while its current record keeps failing.
+    replay_stuck: Arc<std::sync::atomic::AtomicBool>,
     live: HashMap<InstanceId, Arc<InstanceState>>,
     flushes: Vec<FlushWaiter>,
     /// Unsettled operations by flush epoch.
@@ -200,6 +230,9 @@ impl Worker {
             unseen_restored: HashMap::new(),
             failure_reasons: Vec::new(),
             register_failure_logged: false,
+            spool: None,
+            replay: JoinSet::new(),
+            replay_stuck: Arc::default(),
             live: HashMap::new(),
             flushes: Vec::new(),
             ledger: FlushLedger::default(),
@@ -212,6 +245,8 @@ impl Worker {
         let mut poll = tokio::time::interval(self.shared.config.termination_poll_interval());
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         poll.reset();
+        self.spool = open_spool(&self.shared.config);
+        self.replay_spool(0);
         loop {
             let drained = self.accept_batch();
             self.dispatch();
@@ -230,6 +265,10 @@ impl Worker {
                 Some(done) = self.attempts.join_next(), if !self.attempts.is_empty() => match done {
                     Ok(attempted) => self.on_attempt(attempted),
                     Err(err) => tracing::error!(error = %err, "prefactor: a send task failed"),
+                },
+                Some(done) = self.replay.join_next(), if !self.replay.is_empty() => match done {
+                    Ok(replayed) => self.on_replayed(replayed),
+                    Err(err) => tracing::error!(error = %err, "prefactor: the spool replay failed"),
                 },
                 command = self.commands.recv(), if self.commands_open => match command {
                     Some(command) => self.on_command(command),
@@ -298,6 +337,14 @@ impl Worker {
         let now = Instant::now();
         self.scheduler.release_lingering(Some(now));
         let limit = self.shared.config.concurrency();
+        if self.spool_pending() {
+            // Behind what the spool holds: retries and new operations go there too.
+            while let Some(shipment) = self.retries.pop_due(now) {
+                self.spool_items(shipment.items);
+            }
+            self.spool_ready();
+            return;
+        }
         while self.attempts.len() < limit {
             if let Some(shipment) = self.retries.pop_due(now) {
                 self.send_again(shipment);
@@ -567,9 +614,21 @@ impl Worker {
     }
 
     /// Sends `shipment` again after the backoff delay (same items, same keys). There is no
-    /// retry count: it waits until delivered or until `close()`'s deadline.
+    /// retry count: it waits until delivered or until `close()`'s deadline. With a spool, a
+    /// shipment failing again and again during an outage goes to disk instead, with what
+    /// waits beside it.
     fn retry_later(&mut self, shipment: Shipment, retry_after: Option<Duration>, error: Error) {
         self.failures_in_a_row = self.failures_in_a_row.saturating_add(1);
+        let outage = self.failures_in_a_row >= FAILURES_MEANING_OUTAGE && shipment.attempt >= RETRIES_BEFORE_SPOOLING;
+        if self.spool.is_some() && (self.spool_pending() || outage) {
+            tracing::debug!(error = %error, "prefactor: the API is unreachable; spooling what waits");
+            self.spool_items(shipment.items);
+            let waiting: Vec<Shipment> = self.retries.drain().collect();
+            for shipment in waiting {
+                self.spool_items(shipment.items);
+            }
+            return;
+        }
         let attempt = shipment.attempt;
         // One per request-sized operation retried (a create carrying its finish counts once).
         Counters::add(&self.shared.counters.retried, shipment.items.len() as u64);
@@ -582,6 +641,108 @@ impl Worker {
         }
         let due = Instant::now() + delay;
         self.retries.push(due, Shipment { attempt: attempt.saturating_add(1), ..shipment }, retry_after.is_some());
+    }
+
+    /// Whether the spool holds records not yet sent again.
+    fn spool_pending(&self) -> bool {
+        self.spool.as_ref().is_some_and(|spool| spool.len() > 0)
+    }
+
+    /// Moves every ready operation to the spool, and what that releases, in dependency order
+    /// (one write per round of released operations).
+    fn spool_ready(&mut self) {
+        loop {
+            let mut ready = Vec::new();
+            while let Some((op, epochs)) = self.scheduler.next_ready() {
+                match self.scheduler.doomed(&op) {
+                    Some(reason) => self.fail_doomed(op, epochs, reason),
+                    None => ready.push((op, epochs)),
+                }
+            }
+            if ready.is_empty() {
+                return;
+            }
+            self.spool_items(ready);
+        }
+    }
+
+    /// Writes operations handed out by the scheduler to the spool, in order, as the single
+    /// requests they would be; they are settled (spooled), and what waited for them is
+    /// released (to the spool too, behind them). What does not fit is dropped and counted.
+    fn spool_items(&mut self, items: Vec<(Op, Epochs)>) {
+        let mut records = Vec::with_capacity(items.len());
+        let mut ready = Vec::with_capacity(items.len());
+        for (op, epochs) in items {
+            match requests::build(&op) {
+                Ok(request) => {
+                    records.push(SpoolRecord { path: request.path.into_owned(), body: request.body });
+                    ready.push((op, epochs));
+                }
+                Err(err) => self.fail(op, epochs, err.into()),
+            }
+        }
+        let Some(spool) = self.spool.as_mut() else { return self.restore(ready, false) };
+        let was_pending = spool.len() > 0;
+        let written = spool.append(&records).unwrap_or_else(|err| {
+            tracing::error!(error = %err, "prefactor: could not write to the spool");
+            0
+        });
+        let mut items = ready.into_iter();
+        for (op, epochs) in items.by_ref().take(written) {
+            let weight = op.weight();
+            Counters::add(&self.shared.counters.spooled, weight);
+            self.forget_fallback(&op);
+            self.settle(epochs, weight);
+            self.scheduler.complete(op.kind(), true);
+        }
+        for (op, epochs) in items {
+            tracing::warn!(operation = op.kind().label(), "prefactor: the spool is full; dropping the operation");
+            self.discard_sent(op, epochs);
+        }
+        if !was_pending && written > 0 {
+            tracing::warn!("prefactor: the API is unreachable; operations go to the spool until it answers again");
+            self.replay_spool(0);
+        }
+    }
+
+    /// Starts sending the spool's records from byte `offset`, unless a replay runs already.
+    fn replay_spool(&mut self, offset: u64) {
+        if !self.replay.is_empty() || self.shared.is_latched() {
+            return;
+        }
+        let Some(spool) = self.spool.as_mut() else { return };
+        let records = match spool.read_from(offset) {
+            Ok(records) if !records.is_empty() => records,
+            Ok(_) => return,
+            Err(err) => return tracing::error!(error = %err, "prefactor: could not read the spool"),
+        };
+        let transport = self.transport.clone();
+        let shared = self.shared.clone();
+        let stuck = self.replay_stuck.clone();
+        self.replay.spawn(async move { replay(&transport, &shared, &stuck, records, offset).await });
+    }
+
+    /// A replay ended: count it, and empty the spool once it caught up with it.
+    fn on_replayed(&mut self, replayed: Replayed) {
+        Counters::add(&self.shared.counters.replayed, replayed.delivered);
+        for error in replayed.failed {
+            tracing::warn!(error = %error, "prefactor: a spooled operation failed");
+            self.shared.record_error(&error);
+            self.note_reason(&error, 1);
+            Counters::add(&self.shared.counters.failed, 1);
+        }
+        if let Some(error) = replayed.auth {
+            self.shared.latch(error);
+            return;
+        }
+        let Some(spool) = self.spool.as_mut() else { return };
+        if replayed.end < spool.len() {
+            self.replay_spool(replayed.end);
+        } else if let Err(err) = spool.clear() {
+            tracing::error!(error = %err, "prefactor: could not empty the spool");
+        } else {
+            tracing::info!("prefactor: the spool is sent; sending directly again");
+        }
     }
 
     fn fail_all(&mut self, shipment: Shipment, error: Error) {
@@ -773,12 +934,25 @@ impl Worker {
     /// flight, count what is left, answer, and stop.
     fn finish_close_if_due(&mut self) -> bool {
         let Some(closing) = &self.closing else { return false };
-        let done = self.all_settled() && self.attempts.is_empty() && self.retries.is_empty();
+        // The spool is waited for while its replay makes progress; records a replay cannot
+        // send stay for the next client.
+        let spool_done = !self.spool_pending() || self.replay_stuck.load(Ordering::Acquire) || self.shared.is_latched();
+        let done = self.all_settled() && self.attempts.is_empty() && self.retries.is_empty() && spool_done;
         let timed_out = !done && Instant::now() >= closing.deadline;
         if !done && !timed_out {
             return false;
         }
+        if timed_out && self.spool.is_some() {
+            // Unsent operations go to the spool for the next client rather than being lost.
+            self.scheduler.release_lingering(None);
+            let waiting: Vec<Shipment> = self.retries.drain().collect();
+            for shipment in waiting {
+                self.spool_items(shipment.items);
+            }
+            self.spool_ready();
+        }
         self.attempts.abort_all();
+        self.replay.abort_all();
         // Requests in flight now, and operations whose last attempt got no answer, may be on
         // the server: unknown, not undelivered.
         let unknown = self.in_flight
@@ -793,6 +967,9 @@ impl Worker {
         report.unknown = unknown.min(report.undelivered);
         report.undelivered -= report.unknown;
         report.failure_reasons = std::mem::take(&mut self.failure_reasons);
+        if let Some(spool) = self.spool.as_mut() {
+            report.left_in_spool = spool.read_from(0).map_or(0, |records| records.len() as u64);
+        }
         if timed_out {
             tracing::warn!(undelivered = report.undelivered, "prefactor: close deadline passed");
         }
@@ -827,6 +1004,64 @@ impl Worker {
             });
         }
     }
+}
+
+/// Opens the configured spool; without one (not configured, held by another process, or
+/// unusable) the client works as if it were off, and says why.
+fn open_spool(config: &crate::config::Config) -> Option<Spool> {
+    let dir = config.spool_dir()?;
+    match Spool::open(dir, config.spool_max_bytes()) {
+        Ok(Some(spool)) => Some(spool),
+        Ok(None) => {
+            tracing::warn!(dir = %dir.display(), "prefactor: another process uses this spool; running without one");
+            None
+        }
+        Err(err) => {
+            tracing::error!(dir = %dir.display(), error = %err, "prefactor: cannot open the spool; running without one");
+            None
+        }
+    }
+}
+
+/// Sends spooled records in order, each until it is settled (transient failures wait with
+/// backoff, without a count); stops at an auth failure.
+async fn replay(
+    transport: &Transport,
+    shared: &Shared,
+    stuck: &std::sync::atomic::AtomicBool,
+    records: Vec<(u64, SpoolRecord)>,
+    start: u64,
+) -> Replayed {
+    let mut replayed = Replayed { end: start, delivered: 0, failed: Vec::new(), auth: None };
+    for (end, record) in records {
+        let mut attempt = 0;
+        loop {
+            let (retry_after, error) =
+                match transport.post("spooled operation", &record.path, record.body.clone(), true).await {
+                    Attempt::Done(_) | Attempt::AlreadyDone => {
+                        replayed.delivered += 1;
+                        break;
+                    }
+                    Attempt::Permanent(error) => {
+                        replayed.failed.push(error);
+                        break;
+                    }
+                    Attempt::Auth(error) => {
+                        replayed.auth = Some(error);
+                        return replayed;
+                    }
+                    Attempt::Transient { retry_after, error } => (retry_after, error),
+                    Attempt::Unseen(error) => (None, error),
+                };
+            stuck.store(attempt + 1 >= REPLAY_FAILURES_BEFORE_GIVING_UP_AT_CLOSE, Ordering::Release);
+            tracing::debug!(error = %error, attempt, "prefactor: the spool replay waits for the API");
+            tokio::time::sleep(retry_delay(&shared.config, attempt, retry_after)).await;
+            attempt = attempt.saturating_add(1);
+        }
+        stuck.store(false, Ordering::Release);
+        replayed.end = end;
+    }
+    replayed
 }
 
 async fn send(transport: &Transport, op: &Op) -> Attempt {

@@ -18,5 +18,6 @@ mod retries;
 mod schema;
 mod soak;
 mod spans;
+mod spool;
 mod sync_usage;
 mod termination;

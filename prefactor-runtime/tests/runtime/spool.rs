@@ -1,0 +1,221 @@
+//! The disk spool over real processes and sockets: an agent process killed (SIGKILL) while the
+//! API is down loses nothing once the next client starts with the same spool; a client whose
+//! API comes back sends its spool itself; one process at a time per spool.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use prefactor_runtime::{Client, Config, CreateInstance, Delivery, FinishStatus};
+use prefactor_server::{DbLocation, LocalServer, ServerConfig};
+
+const TOKEN: &str = "spool-token";
+const CHILD_ENV: &str = "PREFACTOR_SPOOL_TEST_CHILD";
+const SPOOLED: &str = "SPOOLED";
+const READY: &str = "READY";
+
+/// Waits (bounded) until nothing listens at `address` any more: the API is down.
+fn wait_until_down(address: SocketAddr) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_ok() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the server at {address} never went down");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn client(url: &str, spool: &Path, delivery: Delivery) -> Client {
+    let config = Config::builder()
+        .api_url(url)
+        .api_token(TOKEN)
+        .delivery(delivery)
+        .spool_dir(spool)
+        .initial_retry_delay(Duration::from_millis(10))
+        .max_retry_delay(Duration::from_millis(100))
+        .request_timeout(Duration::from_secs(2))
+        .connect_timeout(Duration::from_millis(200))
+        .close_timeout(Duration::from_secs(60))
+        .build()
+        .expect("valid config");
+    Client::new(config).expect("client")
+}
+
+fn start_server(dir: &Path, listen: SocketAddr) -> LocalServer {
+    LocalServer::start(ServerConfig {
+        listen,
+        db: DbLocation::Path(dir.join("api.db")),
+        tokens: vec![TOKEN.to_owned()],
+        ..ServerConfig::default()
+    })
+    .expect("the server starts")
+}
+
+/// `runs` agent runs of a root span with 3 children each; returns `(instances, spans)` ids as
+/// lines `i ID` and `s ID PARENT|-`.
+fn run_agents(client: &Client, runs: usize) -> Vec<String> {
+    let mut made = Vec::new();
+    for _ in 0..runs {
+        let instance = client.create_agent_instance(CreateInstance::default()).expect("queued");
+        instance.start();
+        let root = instance.span("spool:root", None, None);
+        made.push(format!("s {} -", root.id()));
+        for _ in 0..3 {
+            let child = instance.span("spool:child", Some(root.id()), None);
+            made.push(format!("s {} {}", child.id(), root.id()));
+            child.complete(None);
+        }
+        root.complete(None);
+        instance.finish(FinishStatus::Complete);
+        made.push(format!("i {}", instance.id()));
+    }
+    made
+}
+
+/// The child: an agent with a spool that starts while the API is up, then (once the parent
+/// stopped it) makes its runs; prints what it made, waits until all of it is spooled, says so,
+/// and waits to be killed.
+fn child(spool: &Path, url: &str, delivery: Delivery) {
+    let client = client(url, spool, delivery);
+    client.initialize_blocking().expect("initialize while the API is up");
+    println!("{READY}");
+    wait_until_down(url.trim_start_matches("http://").parse().expect("an address"));
+    let made = run_agents(&client, 20);
+    for line in &made {
+        println!("{line}");
+    }
+    let started = Instant::now();
+    while client.stats().spooled < client.stats().enqueued && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stats = client.stats();
+    assert_eq!(stats.spooled, stats.enqueued, "everything reached the spool: {stats:?}");
+    println!("{SPOOLED}");
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+/// Counts what the database lacks of `made`: (spans missing or wrong, instances unfinished).
+fn missing(db: &Path, made: &[String]) -> (usize, usize) {
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("db");
+    let (mut spans, mut instances) = (0, 0);
+    for line in made {
+        let fields: Vec<&str> = line.split(' ').collect();
+        match fields.as_slice() {
+            ["s", id, parent] => {
+                let row: Option<(Option<String>, String)> = conn
+                    .query_row("SELECT parent_span_id, status FROM agent_spans WHERE id = ?1", [id], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
+                    .ok();
+                let parent = (*parent != "-").then(|| parent.to_string());
+                if row != Some((parent, "complete".to_owned())) {
+                    spans += 1;
+                }
+            }
+            ["i", id] => {
+                let status: Option<String> =
+                    conn.query_row("SELECT status FROM agent_instances WHERE id = ?1", [id], |row| row.get(0)).ok();
+                if status.as_deref() != Some("complete") {
+                    instances += 1;
+                }
+            }
+            _ => panic!("unexpected line {line}"),
+        }
+    }
+    (spans, instances)
+}
+
+fn killed_during_an_outage_then_restarted(delivery: Delivery, test_name: &str) {
+    if let Ok(spool) = std::env::var(CHILD_ENV) {
+        let url = std::env::var("PREFACTOR_SPOOL_TEST_URL").expect("the URL");
+        return child(Path::new(&spool), &url, delivery);
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let spool = dir.path().join("spool");
+    let server = start_server(dir.path(), SocketAddr::from(([127, 0, 0, 1], 0)));
+    let url = server.base_url().to_owned();
+    let address: SocketAddr = url.trim_start_matches("http://").parse().expect("an address");
+    let mut server = Some(server);
+    let mut agent = Command::new(std::env::current_exe().expect("this test binary"))
+        .args(["--exact", test_name, "--nocapture", "--test-threads", "1"])
+        .env(CHILD_ENV, &spool)
+        .env("PREFACTOR_SPOOL_TEST_URL", &url)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the agent process starts");
+    let mut made = Vec::new();
+    let mut spooled = false;
+    for line in BufReader::new(agent.stdout.take().expect("stdout")).lines() {
+        let line = line.expect("a line");
+        if line.ends_with(READY) {
+            // The API goes down before the agent's runs.
+            if let Some(server) = server.take() {
+                server.shutdown();
+            }
+        }
+        if line.ends_with(SPOOLED) {
+            spooled = true;
+            break;
+        }
+        if line.starts_with("s ") || line.starts_with("i ") {
+            made.push(line);
+        }
+    }
+    agent.kill().expect("SIGKILL");
+    agent.wait().expect("reaped");
+    assert!(spooled, "the agent reported everything spooled");
+    assert_eq!(made.len(), 20 * 5);
+
+    // The API comes back; the next agent process starts with the same spool.
+    let server = start_server(dir.path(), address);
+    let next = client(&url, &spool, delivery);
+    next.initialize_blocking().expect("initialize");
+    let report = next.close_blocking().expect("nothing lost");
+    // One request per instance operation and per span (or two, create and finish, when a
+    // span outlived the linger).
+    assert!((20 * 7..=20 * 11).contains(&report.stats.replayed), "{report:?}");
+    assert_eq!(report.left_in_spool, 0, "{report:?}");
+    drop(server);
+    assert_eq!(missing(&dir.path().join("api.db"), &made), (0, 0), "{delivery}");
+}
+
+#[test]
+fn an_agent_killed_during_an_outage_loses_nothing_with_the_spool_per_request() {
+    killed_during_an_outage_then_restarted(
+        Delivery::PerRequest,
+        "spool::an_agent_killed_during_an_outage_loses_nothing_with_the_spool_per_request",
+    );
+}
+
+#[test]
+fn an_agent_killed_during_an_outage_loses_nothing_with_the_spool_in_bulk() {
+    killed_during_an_outage_then_restarted(
+        Delivery::Bulk,
+        "spool::an_agent_killed_during_an_outage_loses_nothing_with_the_spool_in_bulk",
+    );
+}
+
+#[test]
+fn a_client_sends_its_own_spool_when_the_api_comes_back() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let spool = dir.path().join("spool");
+    let server = start_server(dir.path(), SocketAddr::from(([127, 0, 0, 1], 0)));
+    let url = server.base_url().to_owned();
+    let address: SocketAddr = url.trim_start_matches("http://").parse().expect("an address");
+    let agent = client(&url, &spool, Delivery::Bulk);
+    agent.initialize_blocking().expect("initialize");
+    server.shutdown();
+    wait_until_down(address);
+    let made = run_agents(&agent, 10);
+    let started = Instant::now();
+    while agent.stats().spooled < agent.stats().enqueued && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(agent.stats().spooled, agent.stats().enqueued, "{:?}", agent.stats());
+    let server = start_server(dir.path(), address);
+    let report = agent.close_blocking().expect("nothing lost");
+    assert!(report.stats.replayed >= 10 * 7, "{report:?}");
+    assert_eq!(report.left_in_spool, 0);
+    drop(server);
+    assert_eq!(missing(&dir.path().join("api.db"), &made), (0, 0));
+}
