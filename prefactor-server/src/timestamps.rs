@@ -25,7 +25,8 @@ const NAIVE: &[BorrowedFormatItem<'static>] =
 /// assert_eq!(format_utc(early), "0987-01-02T03:04:05.000006Z");
 /// ```
 pub fn format_utc(at: OffsetDateTime) -> String {
-    let at = at.to_offset(UtcOffset::UTC);
+    // Callers pass instants whose UTC form exists (see `to_utc`); the fallback is never used.
+    let at = at.checked_to_offset(UtcOffset::UTC).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     if !(0..=9999).contains(&at.year()) {
         return at.format(OUTPUT).unwrap_or_else(|_| "1970-01-01T00:00:00.000000Z".to_string());
     }
@@ -98,10 +99,16 @@ pub fn now_utc() -> String {
 /// assert_eq!(normalize_client_timestamp("2026-08-04T08:55:41+02:00").unwrap(), "2026-08-04T06:55:41.000000Z");
 /// assert_eq!(normalize_client_timestamp("2026-08-04T06:55:41.5").unwrap(), "2026-08-04T06:55:41.500000Z");
 /// assert!(normalize_client_timestamp("yesterday").is_err());
+/// // Valid RFC 3339, but its UTC form is in year 10000.
+/// assert!(normalize_client_timestamp("9999-12-31T23:59:59-23:59").unwrap_err().contains("range"));
+/// assert!(normalize_client_timestamp("0000-01-01T00:00:00+00:01").unwrap_err().contains("range"));
 /// ```
 pub fn normalize_client_timestamp(text: &str) -> Result<String, String> {
     if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
-        return Ok(format_utc(at));
+        let utc = at.checked_to_offset(UtcOffset::UTC).filter(|utc| (0..=9999).contains(&utc.year()));
+        let utc =
+            utc.ok_or_else(|| format!("'{text}' is out of range: its UTC time must fall between years 0000 and 9999"))?;
+        return Ok(format_utc(utc));
     }
     match PrimitiveDateTime::parse(text, NAIVE) {
         Ok(naive) => Ok(format_utc(naive.assume_utc())),

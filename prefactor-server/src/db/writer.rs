@@ -208,11 +208,20 @@ fn run_job(conn: &Connection, job: Job) -> (Outcome, Completion) {
     if job.guarded {
         return (Outcome::Succeeded, run_in_savepoint(conn, job));
     }
-    // A panicking job (a bug, never user data) must not take the writer thread down with it.
+    // A panicking job (a bug, never user data) must not take the writer thread down with it,
+    // nor the other jobs of its group commit: an unguarded job makes all its checks before
+    // its writes, so a panic almost always comes before it wrote anything, and then it fails
+    // alone (its caller sees the dropped reply as a 500). Only a panic after it wrote rolls
+    // the group commit back.
+    let changes_before = conn.total_changes();
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.run)(Some(conn)))) {
         Ok(outcome) => outcome,
+        Err(_) if conn.total_changes() == changes_before => {
+            tracing::error!("a database job panicked before writing; it fails alone");
+            (Outcome::Failed, Box::new(|_| {}) as Completion)
+        }
         Err(_) => {
-            tracing::error!("a database job panicked; its group commit is rolled back");
+            tracing::error!("a database job panicked after writing; its group commit is rolled back");
             (Outcome::Poisoned, Box::new(|_| {}) as Completion)
         }
     }
@@ -320,6 +329,23 @@ mod tests {
 
     fn wait(answer: &mpsc::Receiver<Result<(), ApiError>>) -> Result<(), ApiError> {
         answer.recv_timeout(std::time::Duration::from_secs(10)).expect("job answered")
+    }
+
+    #[test]
+    fn an_unguarded_job_panicking_before_it_writes_leaves_its_batch_alone() {
+        let (writer, thread) = writer_with_table();
+        let (release, held) = hold_writer(&writer);
+        let before = submit(&writer, false, |conn| Ok(conn.execute("INSERT INTO t VALUES (1)", []).map(|_| ())?));
+        let panicked = submit(&writer, false, |_| -> Result<(), ApiError> { panic!("bug before writing") });
+        let after = submit(&writer, true, |conn| Ok(conn.execute("INSERT INTO t VALUES (3)", []).map(|_| ())?));
+        release.send(()).unwrap();
+        wait(&held).unwrap();
+        wait(&before).unwrap();
+        assert!(panicked.recv_timeout(std::time::Duration::from_secs(10)).is_err(), "reply dropped: a 500");
+        wait(&after).unwrap();
+        assert_eq!(count(&writer), 2, "the other clients' writes are committed");
+        drop(writer);
+        thread.join().unwrap();
     }
 
     #[test]

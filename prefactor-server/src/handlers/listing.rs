@@ -12,6 +12,9 @@ pub const MAX_PAGE_SIZE: u64 = 100;
 /// Page size when none is asked for: the maximum, because local tests usually want everything.
 pub const DEFAULT_PAGE_SIZE: u64 = 100;
 
+/// Largest accepted `pagination[offset]`: SQLite's largest integer.
+pub const MAX_OFFSET: u64 = i64::MAX as u64;
+
 /// Query parameters as (name, value) pairs.
 pub type QueryPairs = Vec<(String, String)>;
 
@@ -35,6 +38,8 @@ pub struct PageRequest {
 /// use prefactor_server::handlers::listing::page_request;
 /// let query = vec![("pagination[page_size]".to_string(), "101".to_string())];
 /// assert_eq!(page_request(&query).unwrap_err().status, 422);
+/// let query = vec![("pagination[offset]".to_string(), u64::MAX.to_string())];
+/// assert_eq!(page_request(&query).unwrap_err().status, 422);
 /// ```
 pub fn page_request(query: &QueryPairs) -> Result<PageRequest, ApiError> {
     let number = |name: &str, default: u64| -> Result<u64, ApiError> {
@@ -46,6 +51,10 @@ pub fn page_request(query: &QueryPairs) -> Result<PageRequest, ApiError> {
         }
     };
     let offset = number("pagination[offset]", 0)?;
+    // SQLite counts in i64: a larger offset would wrap to a negative one (page one).
+    if offset > MAX_OFFSET {
+        return Err(ApiError::validation("pagination[offset]", format!("must be at most {MAX_OFFSET} (got {offset})")));
+    }
     let page_size = number("pagination[page_size]", DEFAULT_PAGE_SIZE)?;
     if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
         return Err(ApiError::validation(
@@ -114,13 +123,13 @@ pub fn pagination(page: PageRequest, total: u64, returned: u64) -> Pagination {
     let PageRequest { offset, page_size } = page;
     Pagination {
         item_count: total,
-        item_start: if returned == 0 { 0 } else { offset + 1 },
-        item_end: offset + returned,
-        page_count: total.div_ceil(page_size),
-        page_index: offset / page_size + 1,
+        item_start: if returned == 0 { 0 } else { offset.saturating_add(1) },
+        item_end: offset.saturating_add(returned),
+        page_count: total.div_ceil(page_size.max(1)),
+        page_index: (offset / page_size.max(1)).saturating_add(1),
         page_offset: offset,
         page_size,
-        next_page_offset: (offset + page_size < total).then_some(offset + page_size),
+        next_page_offset: offset.checked_add(page_size).filter(|next| *next < total),
         previous_page_offset: (offset > 0).then(|| offset.saturating_sub(page_size)),
     }
 }
