@@ -150,7 +150,10 @@ struct Outcome {
 async fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
     let backend = backend::Backend::from_env_or_embedded("prefactor-explicit-api.db")?;
     let client = Client::new(backend.config()?.schema_registry(schemas()?).build()?)?;
-    client.initialize().await?; // checks the token: a wrong one fails here, not later
+    client.initialize().await?; // returns at once: the token is checked in the background
+    // This program reads its run back, so it needs the API now: it opts in to failing fast
+    // (a wrong token or an absent API is an error here; an agent would just run on).
+    client.check_connection(Duration::from_secs(10)).await?;
 
     let instance_id = record_run(&client)?;
 

@@ -202,6 +202,7 @@ struct Outcome {
 async fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
     let backend = backend::Backend::from_env_or_embedded("prefactor-quickstart.db")?;
     let config = backend.config()?.schema_registry(schemas()?).build()?;
+    // Returns at once, even when the API is down (the run is then queued until it answers).
     let guard = prefactor::init(config).await?;
 
     let answer = trip_assistant("What should I do on a sunny day in Lisbon with 120 USD?", 120.0).await?;

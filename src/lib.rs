@@ -25,7 +25,8 @@
 //!
 //! fn main() -> Result<(), prefactor::Error> {
 //!     let config = Config::from_env()?.build()?;
-//!     let _guard = prefactor::init_blocking(config)?; // flushes and closes on drop
+//!     // Returns at once, API up or down; flushes and closes on drop.
+//!     let _guard = prefactor::init_blocking(config)?;
 //!     println!("{}", run("hello"));
 //!     Ok(())
 //! }

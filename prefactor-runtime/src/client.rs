@@ -30,6 +30,7 @@ use crate::span_guard::SpanGuard;
 use crate::stats::{Counters, Stats};
 use crate::thread_lease::{LeaseSlot, Lendable};
 use crate::timestamp::Timestamp;
+use crate::token_check::{self, TokenCheckState};
 use crate::transport::Transport;
 use crate::worker::{self, Command, Worker};
 
@@ -76,6 +77,8 @@ pub(crate) struct Shared {
     first_error: Mutex<Option<Error>>,
     closed: AtomicBool,
     warned_full: AtomicBool,
+    /// The background token check (`token_check.rs`).
+    pub(crate) token_check: TokenCheckState,
     /// Instances by id, for handles made from an id and for the worker's termination updates.
     instances: Mutex<HashMap<InstanceId, Weak<InstanceState>>>,
 }
@@ -130,7 +133,8 @@ impl Shared {
             left_in_spool: 0,
             lost: stats.failed + stats.dropped + undelivered,
             timed_out,
-            first_error: lock(&self.first_error).clone(),
+            // When nothing failed but the API never answered, why it did not.
+            first_error: lock(&self.first_error).clone().or_else(|| self.token_check.unanswered_error()),
             auth_failure: self.auth_failure.get().cloned(),
             failure_reasons: Vec::new(),
         }
@@ -171,8 +175,9 @@ struct ClientInner {
 /// The Prefactor client. `Send + Sync`, and cloning is cheap (all clones share one queue and
 /// one worker).
 ///
-/// No method waits on the network except `initialize`, `flush`, `close` and `shutdown` (and
-/// their `_blocking` forms). The worker runs on its own thread with its own small runtime, so
+/// No method waits on the network except `flush`, `close`, `shutdown` and `check_connection`
+/// (and their `_blocking` forms); `initialize` returns at once and checks the token in the
+/// background. The worker runs on its own thread with its own small runtime, so
 /// the client works the same from async code and from plain synchronous code.
 ///
 /// End a client with [`close`](Client::close) (or `shutdown`): dropping every handle also
@@ -221,6 +226,7 @@ impl Client {
             first_error: Mutex::new(None),
             closed: AtomicBool::new(false),
             warned_full: AtomicBool::new(false),
+            token_check: TokenCheckState::default(),
             instances: Mutex::new(HashMap::new()),
         });
         Ok(Client {
@@ -236,9 +242,16 @@ impl Client {
         })
     }
 
-    /// Validates the token (`GET /api/v1/ping`), merges the explicit and the statically
-    /// declared schemas, and starts the worker. A second call is
-    /// [`Error::AlreadyInitialized`]; after a failure the client can be initialized again.
+    /// Merges the explicit and the statically declared schemas and starts the worker; returns
+    /// at once, whatever the network does. The token is checked (`GET /api/v1/ping`) in the
+    /// background: operations queue until the API answers it, however long it is unreachable,
+    /// and a 401/403 stops all sending (logged once, counted, reported by `close`). Programs
+    /// that should rather stop when the API is not there call
+    /// [`check_connection`](Client::check_connection) next.
+    ///
+    /// Errors only for what no network can fix: conflicting schema declarations
+    /// ([`Error::SchemaConflict`]), a second call ([`Error::AlreadyInitialized`]), a closed
+    /// client. After a failure the client can be initialized again.
     pub async fn initialize(&self) -> Result<(), Error> {
         {
             let mut lifecycle = lock(&self.inner.lifecycle);
@@ -268,10 +281,8 @@ impl Client {
         let transport = Transport::new(config)?;
         let ops = Arc::new(OpQueue::default());
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        // The worker starts the token check; nothing here waits for it.
         worker::spawn(Worker::new(self.inner.shared.clone(), transport, ops.clone(), commands_rx))?;
-        let (reply, answer) = oneshot::channel();
-        commands_tx.send(Command::Ping { reply }).map_err(|_| Error::WorkerGone)?;
-        answer.await.map_err(|_| Error::WorkerGone)??;
         tracing::debug!(schemas = registry.len(), "prefactor: client initialized");
         let _ = self.inner.registry.set(registry);
         let _ = self.inner.link.set(WorkerLink { ops, commands: commands_tx });
@@ -283,6 +294,46 @@ impl Client {
             return Err(Error::Closed);
         }
         self.inner.link.get().ok_or(Error::NotInitialized)
+    }
+
+    /// Waits until the API answered the background token check, for at most `timeout`: `Ok`
+    /// when it accepted the token, [`Error::Auth`] when it rejected it (the client no longer
+    /// sends anything), [`Error::ApiUnreachable`] when it did not answer in time (telemetry
+    /// stays queued and goes out once it does), another error when it answered with one.
+    ///
+    /// For programs that should fail fast (a CLI, a smoke test, a deployment check). An agent
+    /// need not call it: it runs and records the same whether the API is up, down or slow.
+    /// `Duration::ZERO` reads the current state without waiting.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// # async fn run() -> Result<(), prefactor_runtime::Error> {
+    /// let guard = prefactor_runtime::init(prefactor_runtime::Config::from_env()?.build()?).await?;
+    /// // Stop now, with a clear error, when the token is wrong or the API is not there.
+    /// guard.client().check_connection(Duration::from_secs(5)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn check_connection(&self, timeout: Duration) -> Result<(), Error> {
+        let link = self.ready_link()?;
+        let last_error = match token_check::outcome_of(&self.inner.shared.token_check.current()) {
+            Ok(answered) => return answered,
+            Err(last_error) => last_error,
+        };
+        if timeout.is_zero() {
+            return Err(token_check::unreachable(timeout, last_error));
+        }
+        let (reply, answer) = oneshot::channel();
+        let deadline = Instant::now() + timeout;
+        let command = Command::CheckConnection { waited: timeout, deadline, reply };
+        link.commands.send(command).map_err(|_| Error::WorkerGone)?;
+        answer.await.map_err(|_| Error::WorkerGone)?
+    }
+
+    /// [`check_connection`](Client::check_connection) for synchronous programs.
+    pub fn check_connection_blocking(&self, timeout: Duration) -> Result<(), Error> {
+        block_on(self.check_connection(timeout))
     }
 
     /// Waits until every operation queued before this call is delivered or has failed, or the

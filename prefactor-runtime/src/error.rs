@@ -6,7 +6,7 @@ use crate::close_report::CloseReport;
 ///
 /// Telemetry failures never reach the agent's own code paths: they are counted in
 /// [`Client::stats`](crate::Client::stats) and reported by [`Client::close`](crate::Client::close).
-/// The variants here are returned only by calls that explicitly wait (initialize, flush, close)
+/// The variants here are returned only by calls that explicitly wait (check_connection, flush, close)
 /// or that validate their input (config, schema registry).
 ///
 /// ```
@@ -73,6 +73,19 @@ pub enum Error {
     /// A value could not be serialized to JSON.
     #[error("could not serialize to JSON: {0}")]
     Serialize(String),
+    /// [`Client::check_connection`](crate::Client::check_connection) waited `waited` and the
+    /// API did not answer the token check (refused connections, timeouts, 5xx). Telemetry is
+    /// still queued and is sent once the API answers.
+    #[error(
+        "the Prefactor API did not answer within {waited:?}{}",
+        last_error.as_ref().map(|e| format!(" (last attempt: {e})")).unwrap_or_default()
+    )]
+    ApiUnreachable {
+        /// How long the caller waited.
+        waited: std::time::Duration,
+        /// The last failed attempt, when one finished within the wait.
+        last_error: Option<Box<Error>>,
+    },
     /// A blocking call could not reach the background worker (it stopped).
     #[error("the background worker is not running")]
     WorkerGone,

@@ -55,7 +55,12 @@ fn uninstall(client: &Client) {
     }
 }
 
-/// Creates a client, initializes it and installs it as the process-wide client.
+/// Creates a client, initializes it and installs it as the process-wide client. Returns at
+/// once whatever the network does (see [`Client::initialize`]): an agent started while the API
+/// is down runs normally, and its telemetry is queued until the API answers. It fails only for
+/// what no retry can fix (an invalid configuration, conflicting schemas, a client already
+/// installed). To stop early when the API is not there, call
+/// [`Client::check_connection`] on [`InitGuard::client`].
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), prefactor_runtime::Error> {
@@ -72,7 +77,7 @@ pub async fn init(config: Config) -> Result<InitGuard, Error> {
     install(client)
 }
 
-/// [`init`] for synchronous programs.
+/// [`init`] for synchronous programs (returns at once as well).
 pub fn init_blocking(config: Config) -> Result<InitGuard, Error> {
     let client = Client::new(config)?;
     client.initialize_blocking()?;

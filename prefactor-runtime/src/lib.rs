@@ -5,7 +5,8 @@
 //!   runtime). Creating an instance, opening and closing spans only put an operation in the
 //!   queue, never waiting; when `queue_capacity` operations are pending (queued, held by the
 //!   worker or in flight) the new one is dropped and counted in [`Client::stats`]. Only
-//!   `initialize`, `flush`, `close` and `shutdown` wait.
+//!   `flush`, `close`, `shutdown` and `check_connection` wait; `initialize` returns at once,
+//!   whatever the network does (the token is checked in the background).
 //! * Ids are PFIDs generated on the client ([`SpanId`], [`InstanceId`]), so a span's id is
 //!   known at once and the first span of an instance needs no round trip.
 //! * The worker keeps each instance's order (register, then everything else; a span's create
@@ -81,6 +82,7 @@ mod termination;
 mod thread_lease;
 mod ticket_queue;
 mod timestamp;
+mod token_check;
 mod transport;
 mod worker;
 

@@ -39,12 +39,13 @@ use crate::retry::{RetryQueue, retry_delay};
 use crate::scheduler::{Scheduler, Taken};
 use crate::spool::{Spool, SpoolRecord};
 use crate::stats::Counters;
+use crate::token_check;
 use crate::transport::{Attempt, BulkReply, Transport, termination_signal_of};
 
 /// Requests from the client to the worker.
 pub(crate) enum Command {
-    /// Validate the token.
-    Ping { reply: oneshot::Sender<Result<(), Error>> },
+    /// Answer with the token check's outcome once the API answered it, or at `deadline`.
+    CheckConnection { waited: Duration, deadline: std::time::Instant, reply: oneshot::Sender<Result<(), Error>> },
     /// Answer once every operation queued before this command was sent is settled, or at
     /// `deadline`.
     Flush { deadline: std::time::Instant, reply: oneshot::Sender<Result<(), Error>> },
@@ -201,6 +202,8 @@ pub(crate) struct Worker {
     closing: Option<Closing>,
     /// Enqueued operations that reached a final state (sent, failed, or discarded).
     settled: u64,
+    /// The background token check, until the API answered it: operations wait meanwhile.
+    token_check: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Worker {
@@ -238,6 +241,7 @@ impl Worker {
             ledger: FlushLedger::default(),
             closing: None,
             settled: 0,
+            token_check: None,
         }
     }
 
@@ -247,6 +251,7 @@ impl Worker {
         poll.reset();
         self.spool = open_spool(&self.shared.config);
         self.replay_spool(0);
+        self.token_check = Some(tokio::spawn(token_check::run(self.transport.clone(), self.shared.clone())));
         loop {
             let drained = self.accept_batch();
             self.dispatch();
@@ -260,6 +265,8 @@ impl Worker {
             // Otherwise just give the other branches (completed requests first) a turn.
             let (parked, dozing) = self.rest(drained);
             let ops = self.ops.clone();
+            let checking = self.token_check.is_some();
+            let check = self.token_check.as_mut();
             tokio::select! {
                 biased;
                 Some(done) = self.attempts.join_next(), if !self.attempts.is_empty() => match done {
@@ -270,6 +277,10 @@ impl Worker {
                     Ok(replayed) => self.on_replayed(replayed),
                     Err(err) => tracing::error!(error = %err, "prefactor: the spool replay failed"),
                 },
+                _ = async { if let Some(check) = check { let _ = check.await; } }, if checking => {
+                    // Answered (or latched): what waited is dispatched (or discarded) now.
+                    self.token_check = None;
+                }
                 command = self.commands.recv(), if self.commands_open => match command {
                     Some(command) => self.on_command(command),
                     None => {
@@ -336,6 +347,14 @@ impl Worker {
     fn dispatch(&mut self) {
         let now = Instant::now();
         self.scheduler.release_lingering(Some(now));
+        if self.token_check.is_some() {
+            // The API has not answered the token check yet: nothing could be delivered. With a
+            // spool, a startup outage sends what waits to disk like any other outage.
+            if self.spool.is_some() && self.shared.token_check.failed_probes() >= RETRIES_BEFORE_SPOOLING {
+                self.spool_ready();
+            }
+            return;
+        }
         let limit = self.shared.config.concurrency();
         if self.spool_pending() {
             // Behind what the spool holds: retries and new operations go there too.
@@ -875,12 +894,9 @@ impl Worker {
 
     fn on_command(&mut self, command: Command) {
         match command {
-            Command::Ping { reply } => {
-                let transport = self.transport.clone();
-                let shared = self.shared.clone();
-                tokio::spawn(async move {
-                    let _ = reply.send(ping(&transport, &shared).await);
-                });
+            Command::CheckConnection { waited, deadline, reply } => {
+                let deadline = Instant::from_std(deadline);
+                tokio::spawn(token_check::answer_when_known(self.shared.clone(), waited, deadline, reply));
             }
             Command::Flush { deadline, reply } => {
                 // What the caller pushed before sending this command is in the queue now:
@@ -1069,25 +1085,6 @@ async fn send(transport: &Transport, op: &Op) -> Attempt {
     match requests::build(op) {
         Ok(request) => transport.post(label, &request.path, request.body, request.conflict_is_done).await,
         Err(err) => Attempt::Permanent(err.into()),
-    }
-}
-
-/// `GET /ping`, retried up to `max_retries` times (a check that answers its caller, unlike
-/// telemetry, which waits without a count); auth and other permanent errors are final.
-async fn ping(transport: &Transport, shared: &Shared) -> Result<(), Error> {
-    let mut attempt = 0;
-    loop {
-        let (retry_after, error) = match transport.get("token validation", "/ping").await {
-            Attempt::Done(_) | Attempt::AlreadyDone => return Ok(()),
-            Attempt::Auth(error) | Attempt::Permanent(error) => return Err(error),
-            Attempt::Transient { retry_after, error } => (retry_after, error),
-            Attempt::Unseen(error) => (None, error),
-        };
-        if attempt >= shared.config.max_retries() {
-            return Err(error);
-        }
-        tokio::time::sleep(retry_delay(&shared.config, attempt, retry_after)).await;
-        attempt += 1;
     }
 }
 

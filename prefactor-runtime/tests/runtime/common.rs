@@ -89,3 +89,13 @@ pub fn span_by_id<'a>(spans: &'a [Value], id: &str) -> &'a Value {
 pub fn requests(server: &LocalServer, method: &str, prefix: &str) -> Vec<RecordedRequest> {
     server.requests().into_iter().filter(|r| r.method == method && r.path.starts_with(prefix)).collect()
 }
+
+/// A 127.0.0.1 address where nothing answers yet: the port is bound but not listening, so
+/// connections are refused (as with an API that is down) and no other program can take it.
+/// Drop the socket, then start a server on the address (`ServerConfig::with_listen`).
+pub fn down_address() -> (socket2::Socket, std::net::SocketAddr) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).expect("bind 127.0.0.1:0");
+    let address = socket.local_addr().expect("bound").as_socket().expect("an IP address");
+    (socket, address)
+}

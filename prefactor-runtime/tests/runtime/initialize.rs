@@ -1,60 +1,154 @@
-//! initialize: token validation, twice, bad token, close semantics.
+//! initialize: returns at once whatever the network does; the token check runs in the
+//! background (an API down at startup loses nothing, a rejected token latches the client);
+//! `check_connection` is the fail-fast opt-in.
 
-use prefactor_runtime::{Client, Error};
+use std::time::{Duration, Instant};
 
-use crate::common::{config, requests, server};
+use prefactor_runtime::{Client, Config, CreateInstance, Delivery, Error, FinishStatus};
+use prefactor_server::{LocalServer, ServerConfig};
+
+use crate::common::{BOTH_MODES, config, down_address, instance_details, requests, server, spans_of};
 
 #[tokio::test]
-async fn initialize_pings_once_and_a_second_call_is_an_error() {
+async fn initialize_checks_the_token_once_in_the_background_and_a_second_call_is_an_error() {
     let server = server();
     let client = Client::new(config(&server).build().unwrap()).unwrap();
     assert!(!client.is_initialized());
+    assert!(matches!(client.check_connection(Duration::from_secs(1)).await, Err(Error::NotInitialized)));
     client.initialize().await.unwrap();
     assert!(client.is_initialized());
     assert!(matches!(client.initialize().await, Err(Error::AlreadyInitialized)));
+    client.check_connection(Duration::from_secs(10)).await.expect("the local server accepts the token");
+    client.check_connection(Duration::ZERO).await.expect("the answer is kept");
     assert_eq!(requests(&server, "GET", "/api/v1/ping").len(), 1);
     let report = client.close().await.unwrap();
     assert!(report.is_clean());
     assert!(matches!(client.close().await, Err(Error::Closed)));
     assert!(matches!(client.initialize().await, Err(Error::Closed)));
+    assert!(matches!(client.check_connection(Duration::ZERO).await, Err(Error::Closed)));
 }
 
 #[tokio::test]
-async fn a_rejected_token_is_an_auth_error_and_initialize_can_be_retried() {
+async fn a_rejected_token_latches_the_client_without_touching_the_agent() {
     let server = server();
     let client = Client::new(config(&server).api_token("wrong-token").build().unwrap()).unwrap();
-    match client.initialize().await {
+    client.initialize().await.expect("initialize does not wait for the token check");
+    // The agent's calls made before the answer are accepted, and held: nothing but the check
+    // is ever sent with a rejected token.
+    let instance = client.create_agent_instance(CreateInstance::default()).expect("no answer yet");
+    instance.start();
+    drop(instance.span("t:step", None, None));
+    match client.check_connection(Duration::from_secs(10)).await {
         Err(Error::Auth { status: 401, .. }) => {}
-        other => panic!("expected an auth error, got {other:?}"),
+        other => panic!("expected the 401, got {other:?}"),
     }
-    assert!(!client.is_initialized());
-    assert_eq!(requests(&server, "GET", "/api/v1/ping").len(), 1, "auth failures are not retried");
-    // Still uninitialized: a second attempt is allowed (and fails the same way).
-    assert!(matches!(client.initialize().await, Err(Error::Auth { .. })));
+    assert!(client.is_initialized(), "a latched client stays installed and usable");
+    assert!(matches!(client.create_agent_instance(CreateInstance::default()), Err(Error::Auth { status: 401, .. })));
+    drop(instance.span("t:after", None, None)); // accepted and counted, never raised
+    instance.finish(FinishStatus::Complete);
+    assert_eq!(requests(&server, "GET", "/api/v1/ping").len(), 1, "a 401 is not retried");
+    assert_eq!(server.requests().len(), 1, "nothing but the token check was sent");
+    match client.close().await {
+        Err(Error::TelemetryLost(report)) => {
+            assert!(matches!(report.auth_failure, Some(Error::Auth { status: 401, .. })), "{report:?}");
+            assert_eq!(report.dropped, 7, "register, start, 2 spans × 2, finish: {report:?}");
+            assert_eq!(report.stats.dropped, report.dropped);
+            assert!(report.to_string().contains("sending stopped"), "{report}");
+        }
+        other => panic!("expected TelemetryLost, got {other:?}"),
+    }
 }
 
 #[tokio::test]
-async fn an_unreachable_server_fails_after_the_retries() {
-    // A port that was just free: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let config = prefactor_runtime::Config::builder()
-        .api_url(format!("http://127.0.0.1:{port}"))
+async fn check_connection_fails_fast_within_its_timeout_when_the_api_is_down() {
+    let (_down, address) = down_address();
+    let config = Config::builder()
+        .api_url(format!("http://{address}"))
         .api_token("t")
-        .max_retries(1)
-        .initial_retry_delay(std::time::Duration::from_millis(5))
+        .initial_retry_delay(Duration::from_millis(20))
+        .max_retry_delay(Duration::from_millis(100))
         .build()
         .unwrap();
     let client = Client::new(config).unwrap();
-    match client.initialize().await {
-        Err(Error::Http { status: None, .. }) => {}
-        other => panic!("expected a transport error, got {other:?}"),
+    client.initialize_blocking().expect("initialize returns with the API down");
+    let timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let outcome = client.check_connection_blocking(timeout);
+    let waited = started.elapsed();
+    match outcome {
+        Err(Error::ApiUnreachable { waited: reported, last_error: Some(last) }) => {
+            assert_eq!(reported, timeout);
+            assert!(matches!(*last, Error::Http { status: None, .. }), "a refused connection: {last:?}");
+        }
+        other => panic!("expected ApiUnreachable with the refused connection, got {other:?}"),
+    }
+    assert!(waited >= timeout, "waited the whole timeout: {waited:?}");
+    // Generous: the answer comes from a timer of the worker, not from a request.
+    assert!(waited < timeout + Duration::from_secs(5), "answered at its deadline: {waited:?}");
+    assert!(matches!(client.check_connection(Duration::ZERO).await, Err(Error::ApiUnreachable { .. })));
+    assert!(client.close().await.expect("nothing was queued").is_clean());
+}
+
+/// The API is down when the client starts and comes back later on the same address: every
+/// operation made meanwhile is delivered, even with retries turned off (operations wait for
+/// the token check instead of failing against a dead API).
+#[tokio::test]
+async fn runs_made_while_the_api_is_down_at_startup_are_all_stored_once_it_is_back() {
+    for delivery in BOTH_MODES {
+        api_down_then_back(delivery).await;
     }
 }
 
-#[tokio::test]
-async fn flush_and_close_before_initialize() {
-    let server = server();
-    let client = Client::new(config(&server).build().unwrap()).unwrap();
-    assert!(matches!(client.flush(std::time::Duration::from_secs(1)).await, Err(Error::NotInitialized)));
-    assert!(client.close().await.unwrap().is_clean(), "closing an uninitialized client is a no-op");
+async fn api_down_then_back(delivery: Delivery) {
+    const TOKEN: &str = "startup-token";
+    let (down, address) = down_address();
+    let config = Config::builder()
+        .delivery(delivery)
+        .api_url(format!("http://{address}"))
+        .api_token(TOKEN)
+        .max_retries(0)
+        .initial_retry_delay(Duration::from_millis(20))
+        .max_retry_delay(Duration::from_millis(200))
+        .close_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let client = Client::new(config).unwrap();
+    client.initialize().await.expect("initialize returns with the API down");
+    let mut runs = Vec::new();
+    for i in 0..10 {
+        let instance = client.create_agent_instance(CreateInstance::default()).expect("the client works");
+        instance.start();
+        let step = instance.span("t:step", None, None);
+        let child = instance.span("t:child", Some(step.id()), None);
+        child.complete(None);
+        step.complete(None);
+        instance.finish(if i % 2 == 0 { FinishStatus::Complete } else { FinishStatus::Failed });
+        runs.push(instance.id());
+    }
+    // Let a few probes fail before the API comes up.
+    for _ in 0..200 {
+        if let Err(Error::ApiUnreachable { last_error: Some(_), .. }) = client.check_connection(Duration::ZERO).await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(matches!(client.check_connection(Duration::ZERO).await, Err(Error::ApiUnreachable { .. })));
+    assert_eq!(client.stats().sent, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(down);
+    let server = LocalServer::start(ServerConfig::default().with_token(TOKEN).with_listen(address))
+        .expect("the server starts on the address that was down");
+    let report = client.close().await.expect("nothing lost once the API is back");
+    assert_eq!(report.delivered, 10 * 7, "{report:?}");
+    assert_eq!(report.stats.failed + report.stats.dropped, 0);
+    for (i, id) in runs.into_iter().enumerate() {
+        let details = instance_details(&server, id).await;
+        let status = if i % 2 == 0 { "complete" } else { "failed" };
+        assert_eq!(details["status"], status, "run {i} ({delivery:?})");
+        let spans = spans_of(&server, id).await;
+        assert_eq!(spans.len(), 2, "run {i} ({delivery:?})");
+        let step = spans.iter().find(|s| s["schema_name"] == "t:step").expect("the step");
+        let child = spans.iter().find(|s| s["schema_name"] == "t:child").expect("the child");
+        assert_eq!(child["parent_span_id"], step["id"]);
+    }
 }
