@@ -64,7 +64,7 @@ pub struct Config {
 impl Config {
     /// A builder with the defaults: 30 s request timeout, 10 s connect timeout, retries of
     /// transient failures without a count, with delays from 1 s doubling up to 30 s (jittered),
-    /// 3 retries of the start-up token check, a queue of 65 536 operations, 32 concurrent requests,
+    /// a queue of 65 536 operations, 32 concurrent requests,
     /// a 30 s termination poll, a 30 s close deadline, and bulk delivery of up to 500 operations
     /// per request with a 2 ms linger.
     pub fn builder() -> ConfigBuilder {
@@ -105,12 +105,14 @@ impl Config {
     pub fn connect_timeout(&self) -> Duration {
         self.connect_timeout
     }
-    /// Extra attempts of the start-up token check (`GET /ping`) after the first. Telemetry has
-    /// no retry count: an operation whose failure is transient waits (with backoff up to
-    /// [`Config::max_retry_delay`]) until it is delivered, `close()`'s deadline passes, or the
-    /// queue is full, so a server restart never loses it. Before 0.2 this also bounded the
-    /// retries of every operation, which lost data whenever the server was down longer than
-    /// the delays added up to.
+    /// No effect any more; kept so that existing configurations and `PREFACTOR_MAX_RETRIES`
+    /// still build. Nothing is retried by count: an operation whose failure is transient waits
+    /// (with backoff up to [`Config::max_retry_delay`]) until it is delivered, `close()`'s
+    /// deadline passes, or the queue is full, so a server restart never loses it; and the
+    /// start-up token check runs in the background until the API answers (see
+    /// [`Client::check_connection`](crate::Client::check_connection)). Before 0.2 this bounded
+    /// the retries of every operation, then of the token check, which lost data (or kept the
+    /// agent from starting) whenever the API was down longer than the delays added up to.
     pub fn max_retries(&self) -> u32 {
         self.max_retries
     }
@@ -299,8 +301,7 @@ impl ConfigBuilder {
         connect_timeout: Duration
     );
     setter!(
-        /// Extra attempts of the start-up token check after the first (default 3). Telemetry
-        /// is retried without a count (see [`Config::max_retries`]).
+        /// No effect any more (see [`Config::max_retries`]); kept for existing configurations.
         max_retries: u32
     );
     setter!(
