@@ -35,7 +35,7 @@ pub(crate) enum TokenCheck {
 }
 
 impl TokenCheck {
-    fn is_answered(&self) -> bool {
+    pub(crate) fn is_answered(&self) -> bool {
         !matches!(self, TokenCheck::Pending { .. })
     }
 }
@@ -70,6 +70,11 @@ impl TokenCheckState {
             TokenCheck::Pending { failed_probes, .. } => *failed_probes,
             _ => 0,
         }
+    }
+
+    /// A receiver woken by every change of the state (each failed probe, the answer).
+    pub(crate) fn subscribe(&self) -> watch::Receiver<TokenCheck> {
+        self.0.subscribe()
     }
 
     fn set(&self, state: TokenCheck) {
@@ -135,7 +140,7 @@ pub(crate) async fn answer_when_known(
     deadline: Instant,
     reply: oneshot::Sender<Result<(), Error>>,
 ) {
-    let mut states = shared.token_check.0.subscribe();
+    let mut states = shared.token_check.subscribe();
     let answered = tokio::time::timeout_at(deadline, states.wait_for(TokenCheck::is_answered)).await;
     let outcome = match answered {
         Ok(Ok(state)) => outcome_of(&state),

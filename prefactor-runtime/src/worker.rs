@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -39,7 +39,7 @@ use crate::retry::{RetryQueue, retry_delay};
 use crate::scheduler::{Scheduler, Taken};
 use crate::spool::{Spool, SpoolRecord};
 use crate::stats::Counters;
-use crate::token_check;
+use crate::token_check::{self, TokenCheck};
 use crate::transport::{Attempt, BulkReply, Transport, termination_signal_of};
 
 /// Requests from the client to the worker.
@@ -202,8 +202,9 @@ pub(crate) struct Worker {
     closing: Option<Closing>,
     /// Enqueued operations that reached a final state (sent, failed, or discarded).
     settled: u64,
-    /// The background token check, until the API answered it: operations wait meanwhile.
-    token_check: Option<tokio::task::JoinHandle<()>>,
+    /// The background token check's state, until the API answered it: operations wait
+    /// meanwhile (each failed probe wakes the worker, which may spool what waits).
+    token_check: Option<watch::Receiver<TokenCheck>>,
 }
 
 impl Worker {
@@ -251,7 +252,8 @@ impl Worker {
         poll.reset();
         self.spool = open_spool(&self.shared.config);
         self.replay_spool(0);
-        self.token_check = Some(tokio::spawn(token_check::run(self.transport.clone(), self.shared.clone())));
+        self.token_check = Some(self.shared.token_check.subscribe());
+        tokio::spawn(token_check::run(self.transport.clone(), self.shared.clone()));
         loop {
             let drained = self.accept_batch();
             self.dispatch();
@@ -277,9 +279,11 @@ impl Worker {
                     Ok(replayed) => self.on_replayed(replayed),
                     Err(err) => tracing::error!(error = %err, "prefactor: the spool replay failed"),
                 },
-                _ = async { if let Some(check) = check { let _ = check.await; } }, if checking => {
-                    // Answered (or latched): what waited is dispatched (or discarded) now.
-                    self.token_check = None;
+                changed = async { match check { Some(states) => states.changed().await.is_ok(), None => false } }, if checking => {
+                    // Once answered (or latched), what waited is dispatched (or discarded).
+                    if !changed || self.shared.token_check.current().is_answered() {
+                        self.token_check = None;
+                    }
                 }
                 command = self.commands.recv(), if self.commands_open => match command {
                     Some(command) => self.on_command(command),

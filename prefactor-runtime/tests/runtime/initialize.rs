@@ -95,11 +95,19 @@ async fn check_connection_fails_fast_within_its_timeout_when_the_api_is_down() {
 #[tokio::test]
 async fn runs_made_while_the_api_is_down_at_startup_are_all_stored_once_it_is_back() {
     for delivery in BOTH_MODES {
-        api_down_then_back(delivery).await;
+        api_down_then_back(delivery, None).await;
     }
 }
 
-async fn api_down_then_back(delivery: Delivery) {
+/// The same with a spool: during the startup outage what waits goes to disk, and is sent from
+/// there once the API is back.
+#[tokio::test]
+async fn with_a_spool_a_startup_outage_sends_what_waits_to_disk_and_delivers_it_later() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    api_down_then_back(Delivery::Bulk, Some(dir.path())).await;
+}
+
+async fn api_down_then_back(delivery: Delivery, spool: Option<&std::path::Path>) {
     const TOKEN: &str = "startup-token";
     let (down, address) = down_address();
     let config = Config::builder()
@@ -108,10 +116,12 @@ async fn api_down_then_back(delivery: Delivery) {
         .api_token(TOKEN)
         .initial_retry_delay(Duration::from_millis(20))
         .max_retry_delay(Duration::from_millis(200))
-        .close_timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
-    let client = Client::new(config).unwrap();
+        .close_timeout(Duration::from_secs(20));
+    let config = match spool {
+        Some(dir) => config.spool_dir(dir),
+        None => config,
+    };
+    let client = Client::new(config.build().unwrap()).unwrap();
     client.initialize().await.expect("initialize returns with the API down");
     let mut runs = Vec::new();
     for i in 0..10 {
@@ -124,9 +134,13 @@ async fn api_down_then_back(delivery: Delivery) {
         instance.finish(if i % 2 == 0 { FinishStatus::Complete } else { FinishStatus::Failed });
         runs.push(instance.id());
     }
-    // Let a few probes fail before the API comes up.
-    for _ in 0..200 {
-        if let Err(Error::ApiUnreachable { last_error: Some(_), .. }) = client.check_connection(Duration::ZERO).await {
+    // Let a few probes fail before the API comes up (and, with a spool, what waits go there).
+    for _ in 0..500 {
+        let probed = matches!(
+            client.check_connection(Duration::ZERO).await,
+            Err(Error::ApiUnreachable { last_error: Some(_), .. })
+        );
+        if probed && (spool.is_none() || client.stats().spooled == 10 * 7) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -134,13 +148,30 @@ async fn api_down_then_back(delivery: Delivery) {
     assert!(matches!(client.check_connection(Duration::ZERO).await, Err(Error::ApiUnreachable { .. })));
     let held = client.stats();
     assert_eq!((held.sent, held.retried), (0, 0), "held, not sent: {held:?}");
+    let expect_spooled = if spool.is_some() { 10 * 7 } else { 0 };
+    assert_eq!(held.spooled, expect_spooled, "{held:?}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(down);
     let server = LocalServer::start(ServerConfig::default().with_token(TOKEN).with_listen(address))
         .expect("the server starts on the address that was down");
+    if spool.is_some() {
+        // The spool is sent by its own replay, which keeps probing: let it catch up (bounded)
+        // rather than close at once (a closing client leaves a stalled spool to the next one).
+        let started = Instant::now();
+        let last = *runs.last().expect("runs were made");
+        let url = format!("{}/api/v1/agent_instance/{last}", server.base_url());
+        let http = reqwest::Client::new();
+        while started.elapsed() < Duration::from_secs(20) {
+            let response = http.get(&url).bearer_auth(TOKEN).send().await.expect("the server answers");
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            if body["details"]["status"] == "failed" {
+                break; // the last operation of the last run is stored
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     let report = client.close().await.expect("nothing lost once the API is back");
-    assert_eq!(report.delivered, 10 * 7, "{report:?}");
-    assert_eq!(report.stats.failed + report.stats.dropped, 0);
+    assert_eq!(report.stats.failed + report.stats.dropped + report.left_in_spool, 0, "{report:?}");
     for (i, id) in runs.into_iter().enumerate() {
         let details = instance_details(&server, id).await;
         let status = if i % 2 == 0 { "complete" } else { "failed" };
