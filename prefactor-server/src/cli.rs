@@ -6,7 +6,10 @@ use clap::Parser;
 
 use std::time::Duration;
 
-use crate::config::{DEFAULT_MAX_BODY_BYTES, DEFAULT_SCHEMA_CACHE_ENTRIES, DbLocation, ServerConfig};
+use crate::config::{
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_MAX_BODIES_IN_FLIGHT_BYTES, DEFAULT_MAX_BODY_BYTES, DEFAULT_RECORD_MAX_BYTES,
+    DEFAULT_SCHEMA_CACHE_ENTRIES, DbLocation, ServerConfig,
+};
 use crate::template::{
     DEFAULT_MAX_ITERATIONS, DEFAULT_MAX_NESTING, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_RENDER_TIME,
     DEFAULT_MAX_TEMPLATE_BYTES, DEFAULT_MAX_WORK_BYTES, TemplateLimits,
@@ -58,6 +61,19 @@ pub struct Cli {
     /// Wall-clock milliseconds of one summary render (over: the summary is null).
     #[arg(long, default_value_t = DEFAULT_MAX_RENDER_TIME.as_millis() as u64)]
     pub max_render_ms: u64,
+    /// Bytes of request bodies read or handled at once, all connections together (a request
+    /// that cannot get its share within a second: 503 with Retry-After).
+    #[arg(long, default_value_t = DEFAULT_MAX_BODIES_IN_FLIGHT_BYTES)]
+    pub max_bodies_in_flight_bytes: usize,
+    /// Seconds to receive a whole request body (slower: 408).
+    #[arg(long, default_value_t = DEFAULT_BODY_READ_TIMEOUT.as_secs())]
+    pub body_read_timeout_secs: u64,
+    /// Requests kept in the request log (`GET /__admin/requests`; 0 disables it).
+    #[arg(long, default_value_t = CLI_RECORD_CAPACITY)]
+    pub request_log_entries: usize,
+    /// Bytes (bodies plus headers) the request log holds at most.
+    #[arg(long, default_value_t = DEFAULT_RECORD_MAX_BYTES)]
+    pub request_log_bytes: usize,
     /// Compiled schema versions kept in memory (least recently used dropped).
     #[arg(long, default_value_t = DEFAULT_SCHEMA_CACHE_ENTRIES)]
     pub schema_cache_entries: usize,
@@ -82,7 +98,10 @@ impl Cli {
             strict_agents: self.strict_agents,
             validate_schemas: !self.no_validation,
             max_body_bytes: self.max_body_bytes,
-            record_capacity: CLI_RECORD_CAPACITY,
+            record_capacity: self.request_log_entries,
+            record_max_bytes: self.request_log_bytes,
+            max_bodies_in_flight_bytes: self.max_bodies_in_flight_bytes,
+            body_read_timeout: Duration::from_secs(self.body_read_timeout_secs),
             worker_threads: self.workers.max(1),
             template_limits: TemplateLimits {
                 max_template_bytes: self.max_template_bytes,

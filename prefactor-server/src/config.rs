@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::template::TemplateLimits;
 pub use crate::validation::DEFAULT_SCHEMA_CACHE_ENTRIES;
@@ -9,6 +10,15 @@ pub use crate::validation::DEFAULT_SCHEMA_CACHE_ENTRIES;
 /// Default request body limit (2 MiB): large enough for any span payload the SDKs produce,
 /// small enough that a runaway client cannot exhaust memory.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// Default byte budget of the in-memory request log (bodies plus headers): 64 MiB.
+pub const DEFAULT_RECORD_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// Default budget of request bodies in flight at once, all connections together: 64 MiB.
+pub const DEFAULT_MAX_BODIES_IN_FLIGHT_BYTES: usize = 64 * 1024 * 1024;
+
+/// Default time to receive a whole request body once its headers arrived.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Default capacity of the in-memory request log used by tests (`LocalServer::requests`).
 pub const DEFAULT_RECORD_CAPACITY: usize = 100_000;
@@ -72,6 +82,13 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How many requests the in-memory request log keeps (0 disables recording).
     pub record_capacity: usize,
+    /// How many bytes (bodies plus headers) the request log holds at most.
+    pub record_max_bytes: usize,
+    /// Bytes of request bodies read or handled at once, all connections together; a request
+    /// that cannot get its share within a second is answered 503.
+    pub max_bodies_in_flight_bytes: usize,
+    /// Time to receive a whole request body; a slower body is answered 408.
+    pub body_read_timeout: Duration,
     /// Tokio worker threads of the server runtime.
     pub worker_threads: usize,
     /// Limits of summary templates (size and nesting at register, the budget of a render).
@@ -90,6 +107,9 @@ impl Default for ServerConfig {
             validate_schemas: true,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             record_capacity: DEFAULT_RECORD_CAPACITY,
+            record_max_bytes: DEFAULT_RECORD_MAX_BYTES,
+            max_bodies_in_flight_bytes: DEFAULT_MAX_BODIES_IN_FLIGHT_BYTES,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             worker_threads: 2,
             template_limits: TemplateLimits::default(),
             schema_cache_entries: DEFAULT_SCHEMA_CACHE_ENTRIES,

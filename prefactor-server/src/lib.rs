@@ -22,6 +22,7 @@ pub mod faults;
 pub mod handlers;
 pub mod idempotency;
 pub mod ids;
+pub mod inflight;
 pub mod liquid_context;
 pub mod pipeline;
 pub mod prefer;

@@ -5,9 +5,13 @@
 //! buffers, the body is the request's own `Bytes`); converting to [`RecordedRequest`] (header
 //! strings, body parsed as JSON) happens when a snapshot is taken, which tests do rarely.
 //!
-//! Headers are kept verbatim (including `Authorization`) because tests assert what the SDK
-//! sends; the log lives only in memory of the process that started the server and is never
-//! written to logs.
+//! The ring is bounded in entries AND in bytes (bodies plus headers): the oldest entries go
+//! first, and an entry bigger than the whole byte budget is kept without its body. Only
+//! authenticated requests have their body recorded (a rejected request's body is never
+//! read). Headers are kept verbatim (including `Authorization`) for the in-process API
+//! ([`crate::LocalServer::requests`]), because tests assert what the SDK sends; the HTTP view
+//! (`GET /__admin/requests`) shows them through [`redacted`], so a holder of one token never
+//! reads another's. The log is never written to logs.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,6 +81,13 @@ pub struct RawRequest {
 }
 
 impl RawRequest {
+    /// The bytes this entry holds (body, URI, headers), as counted against the log's limit.
+    fn size(&self) -> usize {
+        let headers =
+            |map: &HeaderMap| map.iter().map(|(name, value)| name.as_str().len() + value.len() + 32).sum::<usize>();
+        self.body.len() + self.uri.to_string().len() + headers(&self.headers) + headers(&self.response_headers) + 64
+    }
+
     fn to_recorded(&self) -> RecordedRequest {
         RecordedRequest {
             method: self.method.to_string(),
@@ -98,18 +109,42 @@ pub struct Recorder {
 
 struct RecorderInner {
     capacity: usize,
+    max_bytes: usize,
     next_sequence: AtomicU64,
-    entries: Mutex<VecDeque<(u64, RawRequest)>>,
+    entries: Mutex<Ring>,
+}
+
+/// The entries and the bytes they hold.
+#[derive(Default)]
+struct Ring {
+    entries: VecDeque<(u64, RawRequest, usize)>,
+    bytes: usize,
 }
 
 impl Recorder {
-    /// A log keeping the last `capacity` requests (0 disables recording).
-    pub fn new(capacity: usize) -> Recorder {
+    /// A log keeping the last `capacity` requests (0 disables recording) holding at most
+    /// `max_bytes` of bodies and headers.
+    ///
+    /// ```
+    /// use axum::body::Bytes;
+    /// use axum::http::{HeaderMap, Method, Uri};
+    /// use prefactor_server::recorder::{RawRequest, Recorder};
+    /// let log = Recorder::new(100, 1000);
+    /// for sequence in 0..10 {
+    ///     let body = Bytes::from(vec![b'x'; 300]);
+    ///     let entry = RawRequest { method: Method::POST, uri: Uri::from_static("/x"), headers: HeaderMap::new(),
+    ///                              body, status: 401, response_headers: HeaderMap::new() };
+    ///     log.push(sequence, entry);
+    /// }
+    /// assert!(log.snapshot().len() <= 3, "bounded in bytes, not only in entries");
+    /// ```
+    pub fn new(capacity: usize, max_bytes: usize) -> Recorder {
         Recorder {
             inner: Arc::new(RecorderInner {
                 capacity,
+                max_bytes,
                 next_sequence: AtomicU64::new(0),
-                entries: Mutex::new(VecDeque::new()),
+                entries: Mutex::new(Ring::default()),
             }),
         }
     }
@@ -124,15 +159,15 @@ impl Recorder {
         let Ok(entries) = self.inner.entries.lock() else {
             return Vec::new();
         };
-        let mut sorted: Vec<&(u64, RawRequest)> = entries.iter().collect();
-        sorted.sort_by_key(|(sequence, _)| *sequence);
-        sorted.into_iter().map(|(_, entry)| entry.to_recorded()).collect()
+        let mut sorted: Vec<&(u64, RawRequest, usize)> = entries.entries.iter().collect();
+        sorted.sort_by_key(|(sequence, _, _)| *sequence);
+        sorted.into_iter().map(|(_, entry, _)| entry.to_recorded()).collect()
     }
 
     /// Forgets every recorded request.
     pub fn clear(&self) {
         if let Ok(mut entries) = self.inner.entries.lock() {
-            entries.clear();
+            *entries = Ring::default();
         }
     }
 
@@ -142,14 +177,58 @@ impl Recorder {
     }
 
     /// Stores a handled request under its arrival number.
-    pub fn push(&self, sequence: u64, entry: RawRequest) {
-        if let Ok(mut entries) = self.inner.entries.lock() {
-            while entries.len() >= self.inner.capacity {
-                entries.pop_front();
+    pub fn push(&self, sequence: u64, mut entry: RawRequest) {
+        let mut size = entry.size();
+        if size > self.inner.max_bytes {
+            entry.body = Bytes::new();
+            size = entry.size();
+        }
+        let Ok(mut ring) = self.inner.entries.lock() else {
+            return;
+        };
+        while !ring.entries.is_empty()
+            && (ring.entries.len() >= self.inner.capacity || ring.bytes.saturating_add(size) > self.inner.max_bytes)
+        {
+            if let Some((_, _, dropped)) = ring.entries.pop_front() {
+                ring.bytes = ring.bytes.saturating_sub(dropped);
             }
-            entries.push_back((sequence, entry));
+        }
+        if ring.entries.len() < self.inner.capacity && ring.bytes.saturating_add(size) <= self.inner.max_bytes {
+            ring.bytes += size;
+            ring.entries.push_back((sequence, entry, size));
         }
     }
+}
+
+/// Headers whose values are credentials.
+const CREDENTIAL_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"];
+
+/// `headers` with credential values replaced by `<redacted>` (the scheme of an
+/// `Authorization` value is kept: `Bearer <redacted>`).
+///
+/// ```
+/// use prefactor_server::recorder::redacted;
+/// let headers = vec![("authorization".to_string(), "Bearer secret".to_string()), ("x-a".to_string(), "1".to_string())];
+/// let shown = redacted(&headers);
+/// assert_eq!(shown[0].1, "Bearer <redacted>");
+/// assert_eq!(shown[1].1, "1");
+/// ```
+pub fn redacted(headers: &[(String, String)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            if !CREDENTIAL_HEADERS.iter().any(|credential| name.eq_ignore_ascii_case(credential)) {
+                return (name.clone(), value.clone());
+            }
+            let shown = match value.split_once(' ') {
+                Some((scheme, _)) if name.to_ascii_lowercase().contains("authorization") => {
+                    format!("{scheme} <redacted>")
+                }
+                _ => "<redacted>".to_string(),
+            };
+            (name.clone(), shown)
+        })
+        .collect()
 }
 
 /// The body as recorded: parsed JSON, or the raw text as a JSON string; `None` when empty.

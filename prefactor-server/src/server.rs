@@ -16,10 +16,14 @@ use crate::db;
 use crate::error::ServerError;
 use crate::faults::{FaultRule, Faults};
 use crate::handlers::instances::terminate_in_tx;
+use crate::inflight::BodyBudget;
 use crate::recorder::{RecordedRequest, Recorder};
 use crate::router;
 use crate::state::{AppState, Options, Shared};
 use crate::validation::SchemaCache;
+
+/// How long a request waits for its share of the bodies-in-flight budget before a 503.
+const BODY_SHARE_WAIT: Duration = Duration::from_secs(1);
 
 /// How long shutdown waits for in-flight requests before dropping connections.
 const GRACE_PERIOD: Duration = Duration::from_secs(5);
@@ -74,11 +78,13 @@ impl LocalServer {
             schemas: SchemaCache::new(config.schema_cache_entries, config.template_limits),
             tokens: Arc::new(Tokens::new(tokens)),
             faults: Faults::default(),
-            recorder: Recorder::new(config.record_capacity),
+            recorder: Recorder::new(config.record_capacity, config.record_max_bytes),
+            bodies: BodyBudget::new(config.max_bodies_in_flight_bytes, BODY_SHARE_WAIT),
             options: Arc::new(Options {
                 strict_agents: config.strict_agents,
                 validate_schemas: config.validate_schemas,
                 max_body_bytes: config.max_body_bytes,
+                body_read_timeout: config.body_read_timeout,
             }),
             sessions: Default::default(),
         });

@@ -6,6 +6,7 @@ use crate::auth::Tokens;
 use crate::db::Db;
 use crate::db::meta::LocalAccount;
 use crate::faults::Faults;
+use crate::inflight::BodyBudget;
 use crate::recorder::Recorder;
 use crate::validation::SchemaCache;
 
@@ -44,6 +45,8 @@ pub struct Shared {
     pub faults: Faults,
     /// Request log.
     pub recorder: Recorder,
+    /// Budget of request bodies in flight.
+    pub bodies: BodyBudget,
     /// Behaviour switches.
     pub options: Arc<Options>,
     /// Logged-in browsers of the trace UI.
@@ -59,4 +62,6 @@ pub struct Options {
     pub validate_schemas: bool,
     /// Request body limit.
     pub max_body_bytes: usize,
+    /// Time to receive a whole request body.
+    pub body_read_timeout: std::time::Duration,
 }

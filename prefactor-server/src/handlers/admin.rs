@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::respond;
 use crate::body::parse;
 use crate::faults::FaultRule;
-use crate::recorder::RecordedRequest;
+use crate::recorder::{RecordedRequest, redacted};
 use crate::state::AppState;
 
 /// `POST /__admin/faults` with a JSON [`FaultRule`].
@@ -27,7 +27,7 @@ pub async fn clear_faults(State(state): State<AppState>) -> Response {
     respond(Ok((200, json!({"status": "success", "details": {}}).to_string())))
 }
 
-/// `GET /__admin/requests`: the request log as JSON.
+/// `GET /__admin/requests`: the request log as JSON, credential headers redacted.
 pub async fn requests(State(state): State<AppState>) -> Response {
     let rows: Vec<Value> = state.recorder.snapshot().iter().map(recorded_json).collect();
     respond(Ok((200, json!({"status": "success", "details": rows}).to_string())))
@@ -44,9 +44,9 @@ fn recorded_json(request: &RecordedRequest) -> Value {
         "method": request.method,
         "path": request.path,
         "query": request.query,
-        "headers": request.headers,
+        "headers": redacted(&request.headers),
         "body": request.body,
         "status": request.status,
-        "response_headers": request.response_headers,
+        "response_headers": redacted(&request.response_headers),
     })
 }
