@@ -32,6 +32,7 @@ use crate::thread_lease::{LeaseSlot, Lendable};
 use crate::timestamp::Timestamp;
 use crate::token_check::{self, TokenCheckState};
 use crate::transport::Transport;
+use crate::unattached::UnattachedSpans;
 use crate::worker::{self, Command, Worker};
 
 /// The agent version of an instance (`name`, `external_identifier`, `description`).
@@ -79,6 +80,8 @@ pub(crate) struct Shared {
     warned_full: AtomicBool,
     /// The background token check (`token_check.rs`).
     pub(crate) token_check: TokenCheckState,
+    /// Spans opened outside any agent run (`unattached.rs`).
+    unattached: UnattachedSpans,
     /// Instances by id, for handles made from an id and for the worker's termination updates.
     instances: Mutex<HashMap<InstanceId, Weak<InstanceState>>>,
 }
@@ -120,7 +123,7 @@ impl Shared {
     /// The close report given how many operations were enqueued and how many of them reached
     /// a final state.
     pub(crate) fn report(&self, enqueued: u64, settled: u64, timed_out: bool) -> CloseReport {
-        let stats = self.counters.snapshot(enqueued);
+        let stats = self.stats(enqueued);
         let undelivered = stats.enqueued.saturating_sub(settled);
         CloseReport {
             stats,
@@ -137,7 +140,12 @@ impl Shared {
             first_error: lock(&self.first_error).clone().or_else(|| self.token_check.unanswered_error()),
             auth_failure: self.auth_failure.get().cloned(),
             failure_reasons: Vec::new(),
+            unattached: self.unattached.by_type(),
         }
+    }
+
+    fn stats(&self, enqueued: u64) -> Stats {
+        Stats { unattached: self.unattached.total(), ..self.counters.snapshot(enqueued) }
     }
 }
 
@@ -227,6 +235,7 @@ impl Client {
             closed: AtomicBool::new(false),
             warned_full: AtomicBool::new(false),
             token_check: TokenCheckState::default(),
+            unattached: UnattachedSpans::default(),
             instances: Mutex::new(HashMap::new()),
         });
         Ok(Client {
@@ -422,7 +431,14 @@ impl Client {
 
     /// The delivery counters.
     pub fn stats(&self) -> Stats {
-        self.inner.shared.counters.snapshot(self.enqueued())
+        self.inner.shared.stats(self.enqueued())
+    }
+
+    /// Counts a span of `schema` that was opened outside any agent run (logged once per span
+    /// type; reported by `close`). Called by `#[prefactor::span]` when no run is current.
+    #[doc(hidden)]
+    pub fn record_unattached_span(&self, schema: &str) {
+        self.inner.shared.unattached.record(schema);
     }
 
     /// Operations accepted into the queue so far.

@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::error::Error;
 use crate::stats::Stats;
+use crate::unattached;
 
 /// The outcome of [`Client::close`](crate::Client::close) or
 /// [`Client::shutdown`](crate::Client::shutdown).
@@ -53,17 +54,24 @@ pub struct CloseReport {
     pub first_error: Option<Error>,
     /// Set when the token was rejected (401/403) and the client stopped sending.
     pub auth_failure: Option<Error>,
+    /// Spans opened outside any agent run, by span type (name order): not recorded, usually
+    /// because work moved to another task or thread without its context (`tokio::spawn`
+    /// instead of `prefactor::spawn`, say). Their total is `stats.unattached`.
+    pub unattached: Vec<(String, u64)>,
 }
 
 impl CloseReport {
     /// True when everything enqueued was delivered.
     pub fn is_clean(&self) -> bool {
-        self.lost == 0 && !self.timed_out && self.auth_failure.is_none()
+        self.lost == 0 && !self.timed_out && self.auth_failure.is_none() && self.unattached.is_empty()
     }
 }
 
 impl fmt::Display for CloseReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.lost == 0 && !self.timed_out && self.auth_failure.is_none() && !self.unattached.is_empty() {
+            return f.write_str(&unattached::describe(&self.unattached));
+        }
         write!(
             f,
             "telemetry lost: {} of {} operations ({} failed, {} dropped, {} undelivered, {} unknown{})",
@@ -79,6 +87,9 @@ impl fmt::Display for CloseReport {
             write!(f, "; sending stopped: {err}")?;
         } else if let Some(err) = &self.first_error {
             write!(f, "; first error: {err}")?;
+        }
+        if !self.unattached.is_empty() {
+            write!(f, "; {}", unattached::describe(&self.unattached))?;
         }
         Ok(())
     }

@@ -69,6 +69,28 @@ impl Context {
         self.clone().enter_owned()
     }
 
+    /// Runs `f` with this as the current context on this thread (the previous one is restored
+    /// after, also when `f` panics). With [`Context::current`], this carries an agent run
+    /// into work that runs elsewhere: a thread pool's jobs, say.
+    ///
+    /// ```
+    /// use prefactor_runtime::Context;
+    ///
+    /// // In an agent run: capture the context, then enter it in each job of a pool.
+    /// let cx = Context::current();
+    /// std::thread::scope(|scope| {
+    ///     for n in 0..4 {
+    ///         let cx = &cx;
+    ///         // `rayon`: `items.par_iter().map(|item| cx.in_scope(|| step(item)))`
+    ///         scope.spawn(move || cx.in_scope(|| n * 2));
+    ///     }
+    /// });
+    /// ```
+    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _entered = self.enter();
+        f()
+    }
+
     /// [`enter`](Context::enter) without the clone, for a context made to be entered.
     pub(crate) fn enter_owned(self) -> ContextGuard {
         let previous = swap_current(self);

@@ -1,18 +1,21 @@
-//! `Instrumented`: carries a [`Context`] into a future, across `.await` and `tokio::spawn`.
+//! `Instrumented`: carries a [`Context`] into a future or a stream, across `.await` and
+//! `tokio::spawn`; [`spawn`] and [`spawn_blocking`] carry it into tokio tasks.
 
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
+use futures_core::Stream;
 use pin_project_lite::pin_project;
 
 use crate::context::{Context, swap_current};
 
 pin_project! {
-    /// A future that runs inside a [`Context`]: the context is current during every poll and
-    /// while the inner future is dropped (so spans that end in destructors of a cancelled
-    /// future still find their parent). Made by [`FutureExt::in_context`].
+    /// A future (or stream) that runs inside a [`Context`]: the context is current during
+    /// every poll and while the inner value is dropped (so spans that end in destructors of a
+    /// cancelled future still find their parent). Made by [`FutureExt::in_context`] and
+    /// [`StreamExt::in_context`].
     #[derive(Debug)]
     #[must_use = "futures do nothing unless polled"]
     pub struct Instrumented<F> {
@@ -114,6 +117,66 @@ pub trait FutureExt: Future + Sized {
 
 impl<F: Future> FutureExt for F {}
 
+impl<S: Stream> Stream for Instrumented<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Option<S::Item>> {
+        let this = self.project();
+        let _entered = enter_in_place(this.cx);
+        // SAFETY: as in `poll`: a pinned projection through the `repr(transparent)` wrapper.
+        let inner = unsafe { this.inner.map_unchecked_mut(|inner| &mut **inner) };
+        inner.poll_next(task)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+/// Adds context propagation to every stream ([`futures_core::Stream`]): each item is produced
+/// inside the context, so spans opened while producing it nest under the context's span.
+/// When `futures::StreamExt` is imported too, import this one as `prefactor::StreamExt as _`.
+///
+/// ```
+/// use std::pin::Pin;
+/// use std::task::{Context as TaskContext, Poll, Waker};
+/// use futures_core::Stream;
+/// use prefactor_runtime::{Context, StreamExt};
+///
+/// /// Yields, for each item, whether a span was current while it was made.
+/// struct Probe(u8);
+///
+/// impl Stream for Probe {
+///     type Item = bool;
+///     fn poll_next(mut self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<Option<bool>> {
+///         if self.0 == 0 {
+///             return Poll::Ready(None);
+///         }
+///         self.0 -= 1;
+///         Poll::Ready(Some(Context::with_current(|cx| cx.span_id().is_some())))
+///     }
+/// }
+///
+/// // In an agent run, `Context::current()` (or a span's `context()`) is the run's context; the
+/// // stream then makes every item inside it, whichever task polls it.
+/// let mut stream = Box::pin(Probe(1).in_current_context());
+/// let mut task = TaskContext::from_waker(Waker::noop());
+/// assert_eq!(stream.as_mut().poll_next(&mut task), Poll::Ready(Some(false))); // no run here
+/// ```
+pub trait StreamExt: Stream + Sized {
+    /// Runs this stream inside `cx`.
+    fn in_context(self, cx: Context) -> Instrumented<Self> {
+        Instrumented { inner: ManuallyDrop::new(self), cx }
+    }
+
+    /// Runs this stream inside the context current at this call.
+    fn in_current_context(self) -> Instrumented<Self> {
+        self.in_context(Context::current())
+    }
+}
+
+impl<S: Stream> StreamExt for S {}
+
 /// `tokio::spawn` that carries the current context into the task.
 ///
 /// ```no_run
@@ -128,4 +191,22 @@ where
     F::Output: Send + 'static,
 {
     tokio::spawn(future.in_current_context())
+}
+
+/// `tokio::task::spawn_blocking` that carries the current context into the closure: spans
+/// opened on the blocking thread nest under the current span of the current run.
+///
+/// ```no_run
+/// # async fn run() {
+/// let handle = prefactor_runtime::spawn_blocking(|| 1 + 1);
+/// assert_eq!(handle.await.unwrap(), 2);
+/// # }
+/// ```
+pub fn spawn_blocking<F, R>(f: F) -> tokio::task::JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let cx = Context::current();
+    tokio::task::spawn_blocking(move || cx.in_scope(f))
 }

@@ -17,7 +17,10 @@
 //!   honouring `Retry-After`, with the same idempotency key every time. A 401/403 stops all
 //!   sending (reported by `close`); any other permanent error fails only that operation.
 //! * Parents are found from the current [`Context`]: entered with [`SpanGuard::enter`] in
-//!   synchronous code, carried by [`FutureExt::in_context`] (and [`spawn`]) in async code.
+//!   synchronous code, carried by [`FutureExt::in_context`] / [`StreamExt::in_context`] in
+//!   async code, and into other tasks and threads by [`spawn`], [`spawn_blocking`],
+//!   [`thread::spawn`] and [`Context::in_scope`]. A `#[span]` opened outside any run is
+//!   counted in [`Stats::unattached`] and reported by `close`.
 //! * Termination: the `control` signal of span responses and a periodic poll set
 //!   [`AgentInstanceHandle::is_terminated`] and wake [`AgentInstanceHandle::terminated`].
 //!
@@ -79,11 +82,13 @@ mod spool;
 mod static_schema;
 mod stats;
 mod termination;
+pub mod thread;
 mod thread_lease;
 mod ticket_queue;
 mod timestamp;
 mod token_check;
 mod transport;
+mod unattached;
 mod worker;
 
 pub use client::{AgentVersion, Client, CreateInstance};
@@ -99,7 +104,7 @@ pub use global::{
 pub use ids::{InstanceId, SpanId};
 pub use instance::AgentInstanceHandle;
 pub use instance_manager::InstanceManager;
-pub use instrument::{EnteredInPlace, FutureExt, Instrumented, enter_in_place, spawn};
+pub use instrument::{EnteredInPlace, FutureExt, Instrumented, StreamExt, enter_in_place, spawn, spawn_blocking};
 pub use payload::Payload;
 pub use prefactor_protocol::{AgentSchemaVersion, AgentStatus, FinishStatus, InstancePurpose, Pfid};
 pub use schema_registry::SchemaRegistry;

@@ -46,6 +46,10 @@ pub struct Stats {
     pub spooled: u64,
     /// Spooled requests this client delivered (its own, or an earlier process's).
     pub replayed: u64,
+    /// Spans opened outside any agent run while this client was installed (not recorded:
+    /// usually work moved to another task or thread without its context; see
+    /// [`CloseReport::unattached`](crate::CloseReport::unattached) for the span types).
+    pub unattached: u64,
 }
 
 impl Stats {
@@ -99,6 +103,8 @@ impl Counters {
             failed: self.failed.load(Ordering::Relaxed),
             spooled: self.spooled.load(Ordering::Relaxed),
             replayed: self.replayed.load(Ordering::Relaxed),
+            // Filled in by the client (`unattached.rs` keeps them by span type).
+            unattached: 0,
         }
     }
 

@@ -1,9 +1,7 @@
 //! Starting, scoping and finishing the span of one annotated call.
 
-use super::warn_once::{Once, warn_no_client};
-use prefactor_runtime::{Context, ContextGuard, Error, Payload, SpanGuard, global_client};
-
-static NO_INSTANCE: Once = Once::new();
+use super::warn_once::warn_no_client;
+use prefactor_runtime::{Client, Context, ContextGuard, Error, Payload, SpanGuard, global_client};
 
 /// The started span of an async call (`instrument_span` moves it into its boxed state).
 pub type Started = Option<SpanGuard>;
@@ -17,14 +15,15 @@ pub fn start_span(
     name: &'static str,
     payload: impl FnOnce() -> Result<Payload, Error>,
 ) -> Started {
-    if global_client().is_none() {
+    let Some(client) = global_client() else {
         warn_no_client(name);
         return None;
-    }
-    open_recorded_span(schema, name, payload)
+    };
+    open_recorded_span(client, schema, name, payload)
 }
 
 fn open_recorded_span(
+    client: &Client,
     schema: &'static str,
     name: &'static str,
     payload: impl FnOnce() -> Result<Payload, Error>,
@@ -32,13 +31,8 @@ fn open_recorded_span(
     // The thread's context is read in place (cloning it would cost three reference counts up
     // and down per call).
     if !Context::with_current(|context| context.instance().is_some()) {
-        if NO_INSTANCE.first() {
-            tracing::warn!(
-                span = name,
-                schema,
-                "prefactor: span called outside of an agent instance (no `#[prefactor::agent]` function is running); not recorded"
-            );
-        }
+        // Counted, warned once per span type and reported by `close()`, with the fix.
+        client.record_unattached_span(schema);
         return None;
     }
     // Serialized outside the context borrow: user `Serialize` code runs here.
@@ -66,11 +60,11 @@ pub fn enter_span(
     name: &'static str,
     payload: impl FnOnce() -> Result<Payload, Error>,
 ) -> Option<EnteredSpan> {
-    if global_client().is_none() {
+    let Some(client) = global_client() else {
         warn_no_client(name);
         return None;
-    }
-    open_recorded_span(schema, name, payload).map(|span| EnteredSpan { entered: span.enter(), span })
+    };
+    open_recorded_span(client, schema, name, payload).map(|span| EnteredSpan { entered: span.enter(), span })
 }
 
 /// Calls `body` once (an `FnOnce` expectation lets the body move out of and return borrows of
