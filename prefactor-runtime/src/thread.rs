@@ -1,5 +1,5 @@
 //! Threads that carry the current agent run: [`spawn`] is `std::thread::spawn` with the
-//! caller's [`Context`](crate::Context), so `#[prefactor::span]` functions called on the new
+//! caller's [`Context`], so `#[prefactor::span]` functions called on the new
 //! thread are recorded under the span that spawned it.
 
 use std::thread::JoinHandle;
