@@ -3,12 +3,13 @@
 //! (8 s later, on the same address) every run made meanwhile is stored and `close()` reports
 //! nothing lost. Default retry settings, as a user would have them.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{down_address, get_json_from as get_json};
 use prefactor::{Config, Error, InstanceId};
 use prefactor_server::{LocalServer, ServerConfig};
-use serde_json::Value;
 
 const TOKEN: &str = "startup-token";
 const OUTAGE: Duration = Duration::from_secs(8);
@@ -28,25 +29,6 @@ async fn step(n: usize) -> usize {
 async fn run(n: usize) -> (InstanceId, usize) {
     let id = prefactor::current_instance().expect("inside the agent").id();
     (id, step(n).await)
-}
-
-/// A 127.0.0.1 address that refuses connections (bound, not listening) until the socket drops.
-fn down_address() -> (socket2::Socket, SocketAddr) {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
-    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).expect("bind 127.0.0.1:0");
-    let address = socket.local_addr().expect("bound").as_socket().expect("an IP address");
-    (socket, address)
-}
-
-fn get_json(server: &LocalServer, path_and_query: &str) -> Value {
-    let response = reqwest::blocking::Client::new()
-        .get(format!("{}/api/v1{path_and_query}", server.base_url()))
-        .bearer_auth(server.token())
-        .timeout(Duration::from_secs(10))
-        .send()
-        .expect("GET reaches the server");
-    assert!(response.status().is_success(), "GET {path_and_query}: {}", response.status());
-    response.json().expect("JSON body")
 }
 
 #[test]

@@ -35,7 +35,11 @@ pub fn flush() {
 }
 
 pub fn get_json(path_and_query: &str) -> Value {
-    let server = &harness().server;
+    get_json_from(&harness().server, path_and_query)
+}
+
+/// `GET /api/v1{path_and_query}` of `server` (a server of the test's own), as JSON.
+pub fn get_json_from(server: &LocalServer, path_and_query: &str) -> Value {
     let response = reqwest::blocking::Client::new()
         .get(format!("{}/api/v1{path_and_query}", server.base_url()))
         .bearer_auth(server.token())
@@ -44,6 +48,15 @@ pub fn get_json(path_and_query: &str) -> Value {
         .expect("GET reaches the server");
     assert!(response.status().is_success(), "GET {path_and_query}: {}", response.status());
     response.json().expect("JSON body")
+}
+
+/// A 127.0.0.1 address that refuses connections (bound, not listening: an API that is down)
+/// until the socket drops; then a server can start there (`ServerConfig::with_listen`).
+pub fn down_address() -> (socket2::Socket, std::net::SocketAddr) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).expect("bind 127.0.0.1:0");
+    let address = socket.local_addr().expect("bound").as_socket().expect("an IP address");
+    (socket, address)
 }
 
 /// The instance as stored by the server.
