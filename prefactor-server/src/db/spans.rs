@@ -186,31 +186,45 @@ pub struct ListedSpan {
     pub schema_version_id: Option<String>,
 }
 
-/// One page of spans in `scope` with their instance columns, and the total count. Agent lists
-/// sorted by id walk the span table's primary key and stop after the page, whatever the size
-/// of the table.
+/// Agent span lists up to this many spans sort them (a temporary b-tree of at most this many
+/// entries); larger ones walk the span table's primary key in order and keep the agent's rows.
+pub const SORTED_AGENT_LIST_LIMIT: u64 = 20_000;
+
+/// One page of spans in `scope` with their instance columns, and the total count.
+///
+/// An agent's spans come in one of two plans, chosen by how many there are (the count is
+/// needed for the page anyway): up to `sorted_up_to` (the server passes
+/// [`SORTED_AGENT_LIST_LIMIT`]), SQLite collects them through
+/// the instance index and sorts them; beyond, for `id` order, it walks the span table's
+/// primary key (`CROSS JOIN` keeps the span table outside) and stops after the page, so the
+/// dashboard's newest-first pages cost the page, not the agent's million spans.
 pub fn list_scoped(
     conn: &Connection,
     scope: SpanScope<'_>,
     order: SpanOrder,
     ascending: bool,
-    offset: u64,
-    limit: u64,
+    (offset, limit): (u64, u64),
+    sorted_up_to: u64,
 ) -> Result<(Vec<ListedSpan>, u64), ApiError> {
     let direction = if ascending { "ASC" } else { "DESC" };
     let order_by = order.sql().replace("{dir}", direction);
-    let filter = match scope {
-        SpanScope::Instance(_) => "s.agent_instance_id = ?1",
-        SpanScope::Agent(_) => "i.agent_id = ?1",
+    let (filter, key) = match scope {
+        SpanScope::Instance(id) => ("s.agent_instance_id = ?1", id),
+        SpanScope::Agent(id) => ("i.agent_id = ?1", id),
     };
-    let key = match scope {
-        SpanScope::Instance(id) | SpanScope::Agent(id) => id,
-    };
+    let total: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT COUNT(*) FROM agent_spans s JOIN agent_instances i ON i.id = s.agent_instance_id WHERE {filter}"
+        ))?
+        .query_row(params![key], |row| row.get(0))?;
+    let total = u64::try_from(total).unwrap_or(0);
+    let walk_primary_key = matches!(scope, SpanScope::Agent(_)) && order == SpanOrder::Id && total > sorted_up_to;
+    let join = if walk_primary_key { "CROSS JOIN" } else { "JOIN" };
     let mut statement = conn.prepare_cached(&format!(
         "SELECT s.id, s.agent_instance_id, s.parent_span_id, s.schema_name, s.status, s.payload, s.result_payload,
                 s.sensitive_encoding, s.started_at, s.finished_at, s.inserted_at, s.updated_at,
                 i.agent_id, i.purpose, i.schema_version_id
-         FROM agent_spans s JOIN agent_instances i ON i.id = s.agent_instance_id
+         FROM agent_spans s {join} agent_instances i ON i.id = s.agent_instance_id
          WHERE {filter} ORDER BY {order_by} LIMIT ?2 OFFSET ?3"
     ))?;
     let rows = statement
@@ -223,12 +237,7 @@ pub fn list_scoped(
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    let total: i64 = conn
-        .prepare_cached(&format!(
-            "SELECT COUNT(*) FROM agent_spans s JOIN agent_instances i ON i.id = s.agent_instance_id WHERE {filter}"
-        ))?
-        .query_row(params![key], |row| row.get(0))?;
-    Ok((rows, u64::try_from(total).unwrap_or(0)))
+    Ok((rows, total))
 }
 
 /// A page bound as SQLite's integer; beyond `i64::MAX` means "no bound" (SQLite reads a
@@ -278,4 +287,66 @@ pub fn span_from_row(row: &Row<'_>) -> rusqlite::Result<SpanRow> {
         inserted_at: row.get(10)?,
         updated_at: row.get(11)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+    use crate::db::migrations::migrate;
+
+    fn database_with_two_agents() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        for (instance, agent) in [("run-a", "agent-a"), ("run-b", "agent-b")] {
+            conn.execute(
+                "INSERT INTO agent_instances (id, agent_id, agent_version_id, environment_id, status, purpose,
+                     update_current_version, inserted_at, updated_at)
+                 VALUES (?1, ?2, 'v', 'e', 'active', 'live', 1, 't', 't')",
+                params![instance, agent],
+            )
+            .unwrap();
+        }
+        for index in 0..40 {
+            let instance = if index % 4 == 0 { "run-b" } else { "run-a" };
+            let span = SpanRow {
+                id: format!("span-{index:03}"),
+                agent_instance_id: instance.to_string(),
+                parent_span_id: None,
+                schema_name: "t".into(),
+                status: AgentStatus::Complete,
+                payload: serde_json::json!({"i": index}),
+                result_payload: None,
+                sensitive_encoding: None,
+                started_at: format!("2026-01-01T00:00:{:02}.000000Z", 59 - index),
+                finished_at: None,
+                inserted_at: "t".into(),
+                updated_at: "t".into(),
+            };
+            insert(&conn, &span, &PayloadTexts::of(&span)).unwrap();
+        }
+        conn
+    }
+
+    fn ids(listed: &[ListedSpan]) -> Vec<&str> {
+        listed.iter().map(|item| item.span.id.as_str()).collect()
+    }
+
+    #[test]
+    fn both_agent_list_plans_give_the_same_pages() {
+        let conn = database_with_two_agents();
+        for agent in ["agent-a", "agent-b"] {
+            for (offset, limit) in [(0, 7), (7, 7), (28, 7), (100, 7)] {
+                let page = (offset, limit);
+                let sorted = list_scoped(&conn, SpanScope::Agent(agent), SpanOrder::Id, false, page, u64::MAX).unwrap();
+                let walked = list_scoped(&conn, SpanScope::Agent(agent), SpanOrder::Id, false, page, 0).unwrap();
+                assert_eq!(ids(&sorted.0), ids(&walked.0), "{agent} {page:?}");
+                assert_eq!(sorted.1, walked.1);
+            }
+        }
+        let (first, total) = list_scoped(&conn, SpanScope::Agent("agent-b"), SpanOrder::Id, false, (0, 3), 0).unwrap();
+        assert_eq!((ids(&first), total), (vec!["span-036", "span-032", "span-028"], 10));
+        assert!(first.iter().all(|item| item.agent_id == "agent-b" && item.purpose == "live"));
+    }
 }

@@ -305,8 +305,14 @@ pub async fn list(
                     }
                     ListScope::Agent(id) => SpanScope::Agent(id),
                 };
-                let (listed, total) =
-                    spans::list_scoped(conn, scope, span_order, ascending, page.offset, page.page_size)?;
+                let (listed, total) = spans::list_scoped(
+                    conn,
+                    scope,
+                    span_order,
+                    ascending,
+                    (page.offset, page.page_size),
+                    spans::SORTED_AGENT_LIST_LIMIT,
+                )?;
                 Ok((with_versions(conn, &reader_state, listed)?, total))
             })
             .await?;
