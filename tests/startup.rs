@@ -1,7 +1,10 @@
 //! An agent started while the Prefactor API is down (issue "an agent starts at once"): `init`
 //! returns before the API exists at all, the agent runs normally, and once the API comes up
 //! (8 s later, on the same address) every run made meanwhile is stored and `close()` reports
-//! nothing lost. Default retry settings, as a user would have them.
+//! nothing lost. Default retry settings, as a user would have them. And with a wrong token:
+//! the agent runs the same, the client is latched and `close()` says so.
+//!
+//! The tests install the process-wide client in turn (`SERIAL`).
 
 mod common;
 
@@ -15,6 +18,9 @@ const TOKEN: &str = "startup-token";
 const OUTAGE: Duration = Duration::from_secs(8);
 const RUNS: usize = 20;
 
+/// One installed client at a time in this binary.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[prefactor::span(schema = "startup:lookup")]
 async fn lookup(n: usize) -> usize {
     n * 2
@@ -25,6 +31,11 @@ async fn step(n: usize) -> usize {
     lookup(n).await + 1
 }
 
+#[prefactor::agent(name = "startup-answer")]
+async fn answer(n: usize) -> usize {
+    step(n).await
+}
+
 #[prefactor::agent(name = "startup")]
 async fn run(n: usize) -> (InstanceId, usize) {
     let id = prefactor::current_instance().expect("inside the agent").id();
@@ -33,6 +44,7 @@ async fn run(n: usize) -> (InstanceId, usize) {
 
 #[test]
 fn an_agent_started_while_the_api_is_down_records_every_run_once_it_is_back() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let (down, address) = down_address();
     let config = Config::builder().api_url(format!("http://{address}")).api_token(TOKEN).build().expect("config");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
@@ -73,4 +85,35 @@ fn an_agent_started_while_the_api_is_down_records_every_run_once_it_is_back() {
         assert_eq!(of("startup:lookup")["parent_span_id"], of("startup:step")["id"]);
         assert!(spans.iter().all(|s| s["status"] == "complete"), "{spans:#?}");
     }
+}
+
+#[test]
+fn with_a_wrong_token_the_agent_runs_unaffected_and_close_reports_the_rejection() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let server = LocalServer::start(ServerConfig::default()).expect("server");
+    let config = Config::builder().api_url(server.base_url()).api_token("wrong-token").build().expect("config");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let guard = prefactor::init(config).await.expect("init does not wait for the token check");
+        assert_eq!(answer(1).await, 3); // may be queued before the answer: dropped, counted
+        match guard.client().check_connection(Duration::from_secs(10)).await {
+            Err(Error::Auth { status: 401, .. }) => {}
+            other => panic!("expected the 401, got {other:?}"),
+        }
+        for n in 0..5 {
+            assert_eq!(answer(n).await, n * 2 + 1, "the agent runs normally (unrecorded)");
+        }
+        let stats = guard.client().stats();
+        assert_eq!((stats.sent, stats.unattached), (0, 0), "nothing sent, no span blamed on a context: {stats:?}");
+        match guard.close().await {
+            Err(Error::TelemetryLost(report)) => {
+                assert!(matches!(report.auth_failure, Some(Error::Auth { status: 401, .. })), "{report:?}");
+                assert!(report.unattached.is_empty(), "{report:?}");
+                assert!(report.to_string().contains("sending stopped"), "{report}");
+            }
+            other => panic!("expected the rejection in the close report, got {other:?}"),
+        }
+    });
+    let sent: Vec<_> = server.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(sent, ["/api/v1/ping"], "nothing but the token check reached the API");
 }

@@ -438,7 +438,11 @@ impl Client {
     /// type; reported by `close`). Called by `#[prefactor::span]` when no run is current.
     #[doc(hidden)]
     pub fn record_unattached_span(&self, schema: &str) {
-        self.inner.shared.unattached.record(schema);
+        // After a rejected token runs are not registered, so their spans find no run: they
+        // are lost to the auth failure (reported as such), not to a missing context.
+        if !self.inner.shared.is_latched() {
+            self.inner.shared.unattached.record(schema);
+        }
     }
 
     /// Operations accepted into the queue so far.

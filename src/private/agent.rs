@@ -3,7 +3,7 @@
 use super::warn_once::warn_no_client;
 use pin_project_lite::pin_project;
 use prefactor_runtime::{
-    AgentInstanceHandle, AgentVersion, ContextGuard, CreateInstance, FinishStatus, FutureExt, InstancePurpose,
+    AgentInstanceHandle, AgentVersion, ContextGuard, CreateInstance, Error, FinishStatus, FutureExt, InstancePurpose,
     Instrumented, Terminated, global_client,
 };
 use std::future::Future;
@@ -76,6 +76,11 @@ pub fn start_agent(site: &AgentSite) -> Option<AgentRun> {
         Ok(handle) => {
             handle.start();
             Some(AgentRun { handle, finished: false })
+        }
+        // A rejected token was logged once when it latched the client; not again per run.
+        Err(error @ Error::Auth { .. }) => {
+            tracing::debug!(agent = site.name, %error, "prefactor: the token was rejected; running unrecorded");
+            None
         }
         Err(error) => {
             tracing::warn!(agent = site.name, %error, "prefactor: could not register the agent instance; running unrecorded");
