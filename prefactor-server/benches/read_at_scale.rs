@@ -222,6 +222,11 @@ impl Bench {
                 false,
             ),
             (
+                "dashboard: spans of the main agent, page 5,001".into(),
+                format!("/api/v1/agent_spans?agent_id={}&include_risk_level=true&{}", main.agent_id, paging(500_000)),
+                false,
+            ),
+            (
                 "dashboard: spans of the side agent (10 %), page 1".into(),
                 format!("/api/v1/agent_spans?agent_id={}&include_risk_level=true&{}", side.agent_id, paging(0)),
                 false,
