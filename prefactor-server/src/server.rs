@@ -87,6 +87,7 @@ impl LocalServer {
                 body_read_timeout: config.body_read_timeout,
             }),
             sessions: Default::default(),
+            stopping: Default::default(),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let (ready, started) = mpsc::channel();
@@ -186,6 +187,9 @@ impl LocalServer {
     }
 
     fn stop_now(&mut self) {
+        if let Some(state) = &self.state {
+            state.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -51,6 +51,9 @@ pub struct Shared {
     pub options: Arc<Options>,
     /// Logged-in browsers of the trace UI.
     pub sessions: crate::ui::session::Sessions,
+    /// Set when the server starts shutting down, so long-lived answers (the UI's event
+    /// streams) end instead of holding the graceful shutdown for its whole grace period.
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 /// Behaviour switches taken from [`crate::ServerConfig`].

@@ -1,10 +1,11 @@
 //! `GET /ui/api/runs/{id}/events`: server-sent events for the run view. The stream polls the
 //! run's change fingerprint ([`crate::db::runs::fingerprint`]) and sends a `changed` event
 //! whenever it moves; the page then re-reads the run. It ends once the run is finished
-//! (after telling the page), when the run disappears, or after [`MAX_STREAM`] (the browser's
-//! `EventSource` reconnects by itself).
+//! (after telling the page), when the run disappears, when the server shuts down, or after
+//! [`MAX_STREAM`] (the browser's `EventSource` reconnects by itself).
 
 use std::convert::Infallible;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
@@ -47,7 +48,7 @@ pub async fn events(State(state): State<AppState>, headers: HeaderMap, Path(id):
 }
 
 async fn next_event(mut watch: Watch) -> Option<(Result<Event, Infallible>, Watch)> {
-    while !watch.finished && watch.opened.elapsed() < MAX_STREAM {
+    while !watch.finished && watch.opened.elapsed() < MAX_STREAM && !watch.state.stopping.load(Ordering::Relaxed) {
         let id = watch.id.clone();
         let fingerprint = watch.state.db.read(move |conn| runs::fingerprint(conn, &id)).await.ok()??;
         if watch.last.as_deref() != Some(fingerprint.as_str()) {
