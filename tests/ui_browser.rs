@@ -2,8 +2,9 @@
 //! `.ci/install-chromium` when missing) driven over WebDriver (`chromedriver` + fantoccini).
 //!
 //! Agents made with `#[prefactor::agent]` / `#[prefactor::span]` write to the local server;
-//! the test logs in, opens their runs, checks the waterfall, expands a payload, checks that
-//! stored `<script>` / `<img onerror>` payloads show as text and never run, watches a live run
+//! the test logs in, opens their runs, checks the waterfall, expands a payload, reveals a
+//! `{"$sensitive": ..}` value only on request, checks that stored `<script>` /
+//! `<img onerror>` payloads show as text and never run, watches a live run
 //! grow without a reload, presses terminate and sees the agent stop.
 //!
 //! Without a browser the test is skipped with a loud message, unless
@@ -41,6 +42,7 @@ const CHROMIUM_FLAGS: [&str; 9] = [
 const HOSTILE_NAME: &str = "<img src=x onerror=\"window.__pwned='img'\">";
 const HOSTILE_SCRIPT: &str = "<script>window.__pwned='script'</script>";
 const STOP_REASON: &str = "stopped from the browser test";
+const SECRET: &str = "sk-live-0123456789";
 
 // ---- the agents ----------------------------------------------------------------------------
 
@@ -81,9 +83,16 @@ async fn call_tool(name: &str, input: &str) -> Result<String, ToolError> {
     }
 }
 
+#[prefactor::span(schema = "ui:auth", title = "Sign in")]
+async fn sign_in(credentials: &Value) -> bool {
+    credentials.is_object()
+}
+
 #[prefactor::agent(name = "ui-trip-planner", version = "1.0.0", description = "plans a day out")]
 async fn plan_trip(ids: mpsc::Sender<InstanceId>) -> Result<String, ToolError> {
     ids.send(current_instance_id()).expect("receiver alive");
+    sign_in(&json!({"user": "ana", "api_key": {"$sensitive": "secret", "value": SECRET, "labels": ["credential"]}}))
+        .await;
     let reply = complete("sim-planner-1", "a sunny day in Lisbon").await;
     let _ = call_tool("weather", "Lisbon").await;
     call_tool(HOSTILE_NAME, HOSTILE_SCRIPT).await?;
@@ -279,6 +288,7 @@ async fn drive(client: &Client, base: &str, token: &str) -> Step<()> {
 
     log_in(client, base, token).await?;
     open_finished_run(client, finished).await?;
+    reveal_a_sensitive_value_only_when_asked(client).await?;
     expand_payload_and_check_hostile_data(client).await?;
 
     let worker = tokio::spawn(work_until_stopped(ids));
@@ -354,8 +364,8 @@ async fn open_finished_run(client: &Client, run: InstanceId) -> Step<()> {
         .await
         .map_err(fail("waterfall"))?;
     let rows = row_count(client).await?;
-    if rows != 3 {
-        return Err(format!("expected the run's 3 spans in the waterfall, found {rows}"));
+    if rows != 4 {
+        return Err(format!("expected the run's 4 spans in the waterfall, found {rows}"));
     }
     let failed = client.find(Locator::Css(".span-row.failed")).await.map_err(fail("the failed span's row"))?;
     let failed_text = failed.text().await.map_err(fail("failed row text"))?;
@@ -373,6 +383,47 @@ async fn open_finished_run(client: &Client, run: InstanceId) -> Step<()> {
         return Err(format!("token totals: {usage}"));
     }
     Ok(())
+}
+
+async fn page_text(client: &Client) -> Step<String> {
+    Ok(script(client, "return document.body.innerText").await?.as_str().unwrap_or_default().to_string())
+}
+
+async fn reveal_a_sensitive_value_only_when_asked(client: &Client) -> Step<()> {
+    let row = client
+        .find(Locator::XPath("//div[contains(@class,'span-row')][.//span[text()='Sign in']]"))
+        .await
+        .map_err(fail("the sign-in span's row"))?;
+    row.click().await.map_err(fail("expand the sign-in span"))?;
+    client
+        .wait()
+        .at_most(Duration::from_secs(5))
+        .for_element(Locator::Css(".detail .reveal"))
+        .await
+        .map_err(fail("the hidden value"))?;
+    let text = page_text(client).await?;
+    if text.contains(SECRET) || !text.contains("[sensitive secret credential]") {
+        return Err(format!("a $sensitive value shows only its kind until asked: {text}"));
+    }
+    client
+        .find(Locator::Css(".detail .reveal"))
+        .await
+        .map_err(fail("show button"))?
+        .click()
+        .await
+        .map_err(fail("show"))?;
+    eventually("the value after pressing show", Duration::from_secs(5), || async {
+        Ok(page_text(client).await?.contains(SECRET).then_some(()))
+    })
+    .await?;
+    // Collapse it again so the rest of the test starts from the plain waterfall.
+    client
+        .find(Locator::XPath("//div[contains(@class,'span-row')][.//span[text()='Sign in']]"))
+        .await
+        .map_err(fail("the sign-in span's row"))?
+        .click()
+        .await
+        .map_err(fail("collapse the sign-in span"))
 }
 
 async fn expand_payload_and_check_hostile_data(client: &Client) -> Step<()> {

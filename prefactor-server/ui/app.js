@@ -245,7 +245,9 @@
         el("button", { type: "button", class: "link reveal", text: "show", onclick: (event) => {
           event.stopPropagation();
           state.revealed.add(path);
-          event.target.closest(".row").replaceWith(jsonNode(key, value, depth, path));
+          const shown = jsonNode(key, value, depth, path);
+          if (shown instanceof HTMLDetailsElement) shown.open = true;
+          event.target.closest(".row").replaceWith(shown);
         } }));
     }
     if (value !== null && typeof value === "object") {
