@@ -102,6 +102,8 @@ pub fn now_utc() -> String {
 /// // Valid RFC 3339, but its UTC form is in year 10000.
 /// assert!(normalize_client_timestamp("9999-12-31T23:59:59-23:59").unwrap_err().contains("range"));
 /// assert!(normalize_client_timestamp("0000-01-01T00:00:00+00:01").unwrap_err().contains("range"));
+/// // Found by the timestamp fuzz target: a naive time with a negative year.
+/// assert!(normalize_client_timestamp("-2026-09-04T06:55:41.1").unwrap_err().contains("range"));
 /// ```
 pub fn normalize_client_timestamp(text: &str) -> Result<String, String> {
     if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
@@ -111,6 +113,9 @@ pub fn normalize_client_timestamp(text: &str) -> Result<String, String> {
         return Ok(format_utc(utc));
     }
     match PrimitiveDateTime::parse(text, NAIVE) {
+        Ok(naive) if !(0..=9999).contains(&naive.year()) => {
+            Err(format!("'{text}' is out of range: its UTC time must fall between years 0000 and 9999"))
+        }
         Ok(naive) => Ok(format_utc(naive.assume_utc())),
         Err(_) => Err(format!("'{text}' is not an ISO 8601 / RFC 3339 timestamp (e.g. 2026-08-04T06:55:41.123Z)")),
     }

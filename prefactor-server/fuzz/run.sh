@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs the prefactor-server fuzz targets (cargo-fuzz / libFuzzer) for a bounded time each.
+#
+#   bash prefactor-server/fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]
+#
+# Default: 30 s per target, every target. `.ci/run` calls it with a short time; run it with
+# 600 for a long session. Works on the stable toolchain: `--sanitizer none` needs no
+# sanitizer runtime, and RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its coverage flags to a
+# stable rustc (no nightly toolchain needed). Installs cargo-fuzz when it is missing.
+# Each target starts from the checked-in seeds (seeds/<target>) plus what earlier runs on
+# this machine found (corpus/<target>, not checked in); a crash leaves its input under
+# artifacts/<target> and fails the script.
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds="${1:-30}"
+shift || true
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+    targets=(body_parse bulk_scan template timestamp)
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --version 0.13.2 --locked
+fi
+export RUSTC_BOOTSTRAP=1
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+for target in "${targets[@]}"; do
+    mkdir -p "corpus/$target"
+    echo "fuzzing $target for $seconds s"
+    if ! cargo fuzz run --sanitizer none "$target" "corpus/$target" "seeds/$target" -- \
+        -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
+        grep -m1 -A4 "panicked at" "$log" || tail -n 40 "$log"
+        grep -A2 "Reproduce with" "$log" || true
+        echo "fuzz target $target failed; the input is under prefactor-server/fuzz/artifacts/$target" >&2
+        exit 1
+    fi
+    grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)" "$log" | sed "s/^/  $target /"
+done
