@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 ///   operations wait and are sent again.
 /// * `spooled`: operations written to the disk spool (`Config::spool_dir`), not lost: sent
 ///   again by this client or the next; `replayed`: spooled requests delivered.
+/// * `unattached`: `#[span]` calls made outside any agent run (not recorded; not operations):
+///   usually work moved to another task or thread without its context.
 ///
 /// ```
 /// use prefactor_runtime::Stats;
