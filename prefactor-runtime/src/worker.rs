@@ -714,6 +714,8 @@ impl Worker {
         for (op, epochs) in items.by_ref().take(written) {
             let weight = op.weight();
             Counters::add(&self.shared.counters.spooled, weight);
+            // On disk now: no longer possibly on the server without an answer.
+            self.take_unseen(&op);
             self.forget_fallback(&op);
             self.settle(epochs, weight);
             self.scheduler.complete(op.kind(), true);
@@ -748,6 +750,9 @@ impl Worker {
     /// A replay ended: count it, and empty the spool once it caught up with it.
     fn on_replayed(&mut self, replayed: Replayed) {
         Counters::add(&self.shared.counters.replayed, replayed.delivered);
+        if replayed.delivered > 0 {
+            self.server_answered();
+        }
         for error in replayed.failed {
             tracing::warn!(error = %error, "prefactor: a spooled operation failed");
             self.shared.record_error(&error);
