@@ -97,7 +97,11 @@
       throw new Unauthorized("log in first");
     }
     const body = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(body.message || "HTTP " + response.status);
+    if (!response.ok) {
+      const error = new Error(body.message || "HTTP " + response.status);
+      error.status = response.status;
+      throw error;
+    }
     return body;
   }
 
@@ -457,10 +461,31 @@
     if (focused && state.reason) focused.focus();
   }
 
+  // A run's URL can be opened before the SDK has delivered its register (the SDK queues and
+  // sends in the background): a run not found yet is waited for, not reported as missing.
+  const ARRIVAL_WAIT_MS = 30000;
+  const ARRIVAL_POLL_MS = 500;
+
+  async function fetchRunWhenItArrives(runId, generation) {
+    const giveUpAt = Date.now() + ARRIVAL_WAIT_MS;
+    for (;;) {
+      try {
+        return await api("/ui/api/runs/" + encodeURIComponent(runId));
+      } catch (error) {
+        if (error.status !== 404 || Date.now() >= giveUpAt) throw error;
+      }
+      if (generation !== state.generation) return null;
+      show(el("div", { class: "panel" },
+        el("p", { class: "muted", id: "run-waiting", text: "Waiting for run " + runId + " to arrive: its agent may still be sending it." })));
+      await new Promise((resolve) => setTimeout(resolve, ARRIVAL_POLL_MS));
+      if (generation !== state.generation) return null;
+    }
+  }
+
   async function loadRun(runId) {
     const generation = state.generation;
-    const view = await api("/ui/api/runs/" + encodeURIComponent(runId));
-    if (generation !== state.generation) return; // navigated away meanwhile
+    const view = await fetchRunWhenItArrives(runId, generation);
+    if (view === null || generation !== state.generation) return; // navigated away meanwhile
     renderRun(view);
     if (isOpen(view.run.status)) startLive(runId); else stopLive();
   }
