@@ -16,6 +16,7 @@ pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod count_cache;
 pub mod db;
 pub mod error;
 pub mod faults;

@@ -88,6 +88,7 @@ impl LocalServer {
             }),
             sessions: Default::default(),
             stopping: Default::default(),
+            agent_span_counts: Default::default(),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let (ready, started) = mpsc::channel();

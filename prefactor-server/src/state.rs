@@ -49,6 +49,8 @@ pub struct Shared {
     pub bodies: BodyBudget,
     /// Behaviour switches.
     pub options: Arc<Options>,
+    /// Span counts of agents per commit generation.
+    pub agent_span_counts: crate::count_cache::CountCache,
     /// Logged-in browsers of the trace UI.
     pub sessions: crate::ui::session::Sessions,
     /// Set when the server starts shutting down, so long-lived answers (the UI's event

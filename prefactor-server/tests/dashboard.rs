@@ -194,6 +194,15 @@ async fn spans_of_an_agent_page_newest_first_past_offset_100_with_risk_fields() 
     let oldest = rows.last().unwrap();
     assert_eq!(oldest["id"], created[0].as_str());
     assert_eq!(oldest["sensitive_encoding"], true);
+
+    // The agent's span count is reused between pages only while nothing was written.
+    let first_page = format!("/api/v1/agent_spans?agent_id={agent}&include_risk_level=true&{}", paging(0));
+    let (_, before) = api.get(&first_page).await;
+    assert_eq!(before["pagination"]["item_count"], 130);
+    let (_, newest) = api.create_span(&first, "agent:tool", "active", json!({})).await;
+    let (_, after) = api.get(&first_page).await;
+    assert_eq!(after["pagination"]["item_count"], 131, "a write makes the next list count again");
+    assert_eq!(after["summaries"][0]["id"], newest["details"]["id"]);
 }
 
 #[tokio::test]

@@ -124,6 +124,11 @@ impl Db {
         self.writer.write_blocking(work)
     }
 
+    /// How many group commits have succeeded (see [`Writer::commit_generation`]).
+    pub fn commit_generation(&self) -> u64 {
+        self.writer.commit_generation()
+    }
+
     /// Runs a read-only `work` on a pooled read connection (on the blocking thread pool).
     pub async fn read<R, F>(&self, work: F) -> Result<R, ApiError>
     where

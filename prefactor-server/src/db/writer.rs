@@ -18,7 +18,8 @@
 //! every job of the batch so far answers 500 (clients retry), and the writer continues with a
 //! fresh transaction.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
@@ -54,16 +55,26 @@ struct Job {
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    commits: Arc<AtomicU64>,
 }
 
 impl Writer {
     /// Starts the writer thread owning `conn`. The thread ends when every `Writer` is dropped.
     pub fn spawn(conn: Connection) -> std::io::Result<(Writer, JoinHandle<()>)> {
         let (jobs, receiver) = mpsc::channel::<Job>();
+        let commits = Arc::new(AtomicU64::new(0));
+        let counter = commits.clone();
         let handle = std::thread::Builder::new()
             .name("prefactor-db-writer".to_string())
-            .spawn(move || run_writer(conn, receiver))?;
-        Ok((Writer { jobs }, handle))
+            .spawn(move || run_writer(conn, receiver, &counter))?;
+        Ok((Writer { jobs, commits }, handle))
+    }
+
+    /// How many group commits have succeeded so far. It moves before any job of a commit is
+    /// answered, so a value read after an answer arrived counts that answer's commit: a result
+    /// computed while it still has the same value is current.
+    pub fn commit_generation(&self) -> u64 {
+        self.commits.load(Ordering::Acquire)
     }
 
     /// Runs `work` in the next write transaction, inside its own savepoint, and resolves after
@@ -140,7 +151,7 @@ impl Writer {
     }
 }
 
-fn run_writer(conn: Connection, receiver: mpsc::Receiver<Job>) {
+fn run_writer(conn: Connection, receiver: mpsc::Receiver<Job>, commits: &AtomicU64) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -149,13 +160,13 @@ fn run_writer(conn: Connection, receiver: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        run_batch(&conn, batch);
+        run_batch(&conn, batch, commits);
     }
     tracing::debug!("database writer stopped");
 }
 
 /// Runs `batch` in as few transactions as possible: one, unless an unguarded job poisons it.
-fn run_batch(conn: &Connection, batch: Vec<Job>) {
+fn run_batch(conn: &Connection, batch: Vec<Job>, commits: &AtomicU64) {
     let mut jobs = batch.into_iter();
     loop {
         if let Err(error) = run_cached(conn, "BEGIN IMMEDIATE") {
@@ -192,6 +203,9 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
             let _ = conn.execute_batch("ROLLBACK");
             error.to_string()
         });
+        if commit.is_ok() {
+            commits.fetch_add(1, Ordering::Release);
+        }
         for completion in completions {
             completion(commit.clone());
         }

@@ -295,15 +295,24 @@ pub async fn list(
         };
         let ascending = order.direction == SortDirection::Asc;
         let reader_state = state.clone();
+        // Read before the snapshot: a count read under this generation is current.
+        let generation = state.db.commit_generation();
         let (versioned, total) = state
             .db
             .read(move |conn| {
-                let scope = match &scope {
+                let (scope, known_total) = match &scope {
                     ListScope::Instance(id) => {
                         instances::span_owner(conn, id)?;
-                        SpanScope::Instance(id)
+                        (SpanScope::Instance(id), None)
                     }
-                    ListScope::Agent(id) => SpanScope::Agent(id),
+                    ListScope::Agent(id) => {
+                        let total = match reader_state.agent_span_counts.get(id, generation) {
+                            Some(total) => total,
+                            None => spans::count_scoped(conn, SpanScope::Agent(id))?,
+                        };
+                        reader_state.agent_span_counts.store(id, generation, total);
+                        (SpanScope::Agent(id.as_str()), Some(total))
+                    }
                 };
                 let (listed, total) = spans::list_scoped(
                     conn,
@@ -312,6 +321,7 @@ pub async fn list(
                     ascending,
                     (page.offset, page.page_size),
                     spans::SORTED_AGENT_LIST_LIMIT,
+                    known_total,
                 )?;
                 Ok((with_versions(conn, &reader_state, listed)?, total))
             })
