@@ -10,6 +10,11 @@
 # Each target starts from the checked-in seeds (seeds/<target>) plus what earlier runs on
 # this machine found (corpus/<target>, not checked in); a crash leaves its input under
 # artifacts/<target> and fails the script.
+#
+# FUZZ_RUNS=N makes a run reproducible instead of timed: N executions per target from a fixed
+# seed (FUZZ_SEED, default 1), so the same tree explores the same inputs on every machine.
+# `.ci/run` uses it: a gate that fails must fail again for whoever re-runs it, and a timed run
+# explores more or less depending on the machine's speed.
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-30}"
@@ -29,11 +34,18 @@ fi
 export RUSTC_BOOTSTRAP=1
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
+if [ -n "${FUZZ_RUNS:-}" ]; then
+    budget=(-runs="$FUZZ_RUNS" -seed="${FUZZ_SEED:-1}")
+    what="$FUZZ_RUNS executions from seed ${FUZZ_SEED:-1}"
+else
+    budget=(-max_total_time="$seconds")
+    what="$seconds s"
+fi
 for target in "${targets[@]}"; do
     mkdir -p "corpus/$target"
-    echo "fuzzing $target for $seconds s"
+    echo "fuzzing $target: $what"
     if ! cargo fuzz run --sanitizer none "$target" "corpus/$target" "seeds/$target" -- \
-        -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
+        "${budget[@]}" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
         grep -m1 -A4 "panicked at" "$log" || tail -n 40 "$log"
         grep -A2 "Reproduce with" "$log" || true
         echo "fuzz target $target failed; the input is under prefactor-server/fuzz/artifacts/$target" >&2
