@@ -7,8 +7,8 @@ use clap::Parser;
 use std::time::Duration;
 
 use crate::config::{
-    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_MAX_BODIES_IN_FLIGHT_BYTES, DEFAULT_MAX_BODY_BYTES, DEFAULT_RECORD_MAX_BYTES,
-    DEFAULT_SCHEMA_CACHE_ENTRIES, DbLocation, ServerConfig,
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_BODIES_IN_FLIGHT_BYTES, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_RECORD_MAX_BYTES, DEFAULT_SCHEMA_CACHE_ENTRIES, DbLocation, ServerConfig,
 };
 use crate::template::{
     DEFAULT_MAX_ITERATIONS, DEFAULT_MAX_NESTING, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_RENDER_TIME,
@@ -68,6 +68,13 @@ pub struct Cli {
     /// Seconds to receive a whole request body (slower: 408).
     #[arg(long, default_value_t = DEFAULT_BODY_READ_TIMEOUT.as_secs())]
     pub body_read_timeout_secs: u64,
+    /// Open client connections at most (more wait in the listen backlog until one closes).
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Seconds to receive a request's headers, also the longest idle keep-alive (slower or
+    /// idler connections are closed).
+    #[arg(long, default_value_t = DEFAULT_HEADER_READ_TIMEOUT.as_secs())]
+    pub header_read_timeout_secs: u64,
     /// Requests kept in the request log (`GET /__admin/requests`; 0 disables it).
     #[arg(long, default_value_t = CLI_RECORD_CAPACITY)]
     pub request_log_entries: usize,
@@ -77,6 +84,13 @@ pub struct Cli {
     /// Compiled schema versions kept in memory (least recently used dropped).
     #[arg(long, default_value_t = DEFAULT_SCHEMA_CACHE_ENTRIES)]
     pub schema_cache_entries: usize,
+    /// Delete finished runs older than this (e.g. `30d`, `12h`) with their spans, in the
+    /// background; off by default.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub retain: Option<Duration>,
+    /// How long idempotency records are kept (a retried request older than this runs again).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "7days")]
+    pub idempotency_window: Duration,
 }
 
 impl Cli {
@@ -102,6 +116,8 @@ impl Cli {
             record_max_bytes: self.request_log_bytes,
             max_bodies_in_flight_bytes: self.max_bodies_in_flight_bytes,
             body_read_timeout: Duration::from_secs(self.body_read_timeout_secs),
+            max_connections: self.max_connections.max(1),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.max(1)),
             worker_threads: self.workers.max(1),
             template_limits: TemplateLimits {
                 max_template_bytes: self.max_template_bytes,
@@ -112,6 +128,8 @@ impl Cli {
                 max_render_time: Duration::from_millis(self.max_render_ms),
             },
             schema_cache_entries: self.schema_cache_entries,
+            idempotency_window: self.idempotency_window,
+            retain: self.retain,
         }
     }
 }

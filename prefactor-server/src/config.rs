@@ -20,6 +20,14 @@ pub const DEFAULT_MAX_BODIES_IN_FLIGHT_BYTES: usize = 64 * 1024 * 1024;
 /// Default time to receive a whole request body once its headers arrived.
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Default limit of open client connections: beyond it, new connections wait in the listen
+/// backlog until one closes.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+
+/// Default time to receive a request's headers, counted from when the connection starts
+/// waiting for them (so it also closes a keep-alive connection idle that long).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Default capacity of the in-memory request log used by tests (`LocalServer::requests`).
 pub const DEFAULT_RECORD_CAPACITY: usize = 100_000;
 
@@ -89,12 +97,23 @@ pub struct ServerConfig {
     pub max_bodies_in_flight_bytes: usize,
     /// Time to receive a whole request body; a slower body is answered 408.
     pub body_read_timeout: Duration,
+    /// Open client connections at most; further connections wait in the listen backlog (they
+    /// are accepted as others close).
+    pub max_connections: usize,
+    /// Time to receive a request's headers (slowloris clients); also the longest a keep-alive
+    /// connection stays idle. Past it the connection is closed.
+    pub header_read_timeout: Duration,
     /// Tokio worker threads of the server runtime.
     pub worker_threads: usize,
     /// Limits of summary templates (size and nesting at register, the budget of a render).
     pub template_limits: TemplateLimits,
     /// How many compiled schema versions are kept in memory (least recently used dropped).
     pub schema_cache_entries: usize,
+    /// How long idempotency records are kept (see [`crate::db::maintenance`]).
+    pub idempotency_window: Duration,
+    /// Finished runs older than this are deleted with their spans, in the background (`None`,
+    /// the default: kept forever).
+    pub retain: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -110,9 +129,13 @@ impl Default for ServerConfig {
             record_max_bytes: DEFAULT_RECORD_MAX_BYTES,
             max_bodies_in_flight_bytes: DEFAULT_MAX_BODIES_IN_FLIGHT_BYTES,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             worker_threads: 2,
             template_limits: TemplateLimits::default(),
             schema_cache_entries: DEFAULT_SCHEMA_CACHE_ENTRIES,
+            idempotency_window: crate::db::maintenance::DEFAULT_IDEMPOTENCY_WINDOW,
+            retain: None,
         }
     }
 }
@@ -166,9 +189,39 @@ impl ServerConfig {
         self
     }
 
+    /// Sets the limit of open client connections (at least 1).
+    pub fn with_max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections.max(1);
+        self
+    }
+
+    /// Sets the time to receive a request's headers (and the keep-alive idle time).
+    pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Sets the time to receive a whole request body.
+    pub fn with_body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_read_timeout = timeout;
+        self
+    }
+
     /// Sets the number of tokio worker threads.
     pub fn with_worker_threads(mut self, threads: usize) -> Self {
         self.worker_threads = threads.max(1);
+        self
+    }
+
+    /// Deletes finished runs older than `retain` with their spans, in the background.
+    pub fn with_retain(mut self, retain: Option<Duration>) -> Self {
+        self.retain = retain;
+        self
+    }
+
+    /// Sets how long idempotency records are kept.
+    pub fn with_idempotency_window(mut self, window: Duration) -> Self {
+        self.idempotency_window = window;
         self
     }
 }

@@ -11,12 +11,13 @@
 //! # Ok::<(), prefactor_server::ServerError>(())
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod config;
-pub mod count_cache;
+pub mod connections;
 pub mod db;
 pub mod error;
 pub mod faults;
@@ -25,6 +26,8 @@ pub mod idempotency;
 pub mod ids;
 pub mod inflight;
 pub mod liquid_context;
+pub mod otlp;
+pub mod page_keys;
 pub mod pipeline;
 pub mod prefer;
 pub mod recorder;

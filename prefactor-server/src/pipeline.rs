@@ -118,9 +118,10 @@ fn too_large(limit: usize) -> Response {
     ApiError::new(413, "payload_too_large", format!("request body exceeds the limit of {limit} bytes")).into_response()
 }
 
-/// An error answer that is not JSON (axum's extractor rejections are plain text) in the JSON
-/// error shape with the same status; every other answer unchanged.
-async fn json_rejection(response: Response) -> Response {
+/// An error answer that is not JSON (axum's extractor rejections are plain text, its 405s
+/// empty) in the JSON error shape with the same status and headers; every other answer
+/// unchanged. The UI's routes pass through it too.
+pub async fn json_rejection(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()

@@ -6,7 +6,7 @@ use std::any::Any;
 
 use axum::Router;
 use axum::http::{Method, Uri};
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
@@ -14,6 +14,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ApiError;
 use crate::handlers::{account, admin, agents, bulk, instance_update, instances, ping, spans};
+use crate::otlp;
 use crate::pipeline;
 use crate::state::AppState;
 
@@ -36,11 +37,14 @@ pub fn build(state: AppState) -> Router {
         .route("/api/v1/agent", post(agents::create).get(agents::list))
         .route("/api/v1/agent/{id}", get(agents::get))
         .route("/api/v1/bulk", post(bulk::bulk))
+        .route(otlp::TRACES_PATH, post(otlp::ingest))
         .route("/__admin/faults", post(admin::add_fault).delete(admin::clear_faults))
         .route("/__admin/requests", get(admin::requests).delete(admin::clear_requests))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), pipeline::handle))
+        // Around the pipeline, so its own rejections of OTLP protobuf requests are protobuf too.
+        .layer(from_fn(otlp::protobuf_errors))
         // Added after the API's middleware layer, so the UI's routes skip bearer auth (they
         // check the session cookie) and stay out of the request log and fault rules.
         .merge(crate::ui::router())

@@ -7,12 +7,13 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tempfile::TempDir;
 
 use crate::auth::{Tokens, generate_token};
 use crate::config::{DbLocation, ServerConfig};
+use crate::connections::{self, ConnectionLimits};
 use crate::db;
+use crate::db::maintenance::MaintenanceOptions;
 use crate::error::ServerError;
 use crate::faults::{FaultRule, Faults};
 use crate::handlers::instances::terminate_in_tx;
@@ -62,7 +63,8 @@ impl LocalServer {
             DbLocation::Memory => (None, None),
             DbLocation::Path(path) => (None, Some(path.clone())),
         };
-        let database = db::open(db_path.as_deref())?;
+        let upkeep = MaintenanceOptions { idempotency_window: config.idempotency_window, retain: config.retain };
+        let database = db::open(db_path.as_deref(), upkeep)?;
         let listener =
             TcpListener::bind(config.listen).map_err(|source| ServerError::Bind { addr: config.listen, source })?;
         listener.set_nonblocking(true)?;
@@ -88,15 +90,20 @@ impl LocalServer {
             }),
             sessions: Default::default(),
             stopping: Default::default(),
-            agent_span_counts: Default::default(),
+            page_keys: Default::default(),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let (ready, started) = mpsc::channel();
         let app = router::build(state.clone());
         let workers = config.worker_threads.max(1);
+        let limits = ConnectionLimits {
+            max_connections: config.max_connections,
+            header_read_timeout: config.header_read_timeout,
+            grace_period: GRACE_PERIOD,
+        };
         let http_thread = std::thread::Builder::new()
             .name("prefactor-server".to_string())
-            .spawn(move || serve(listener, app, workers, ready, stopped))?;
+            .spawn(move || serve(listener, app, workers, limits, ready, stopped))?;
         match started.recv() {
             Ok(Ok(())) => {}
             Ok(Err(error)) => return Err(error),
@@ -216,6 +223,7 @@ fn serve(
     listener: TcpListener,
     app: axum::Router,
     workers: usize,
+    limits: ConnectionLimits,
     ready: mpsc::Sender<Result<(), ServerError>>,
     stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
@@ -240,30 +248,10 @@ fn serve(
             }
         };
         let _ = ready.send(Ok(()));
-        let stopping = Arc::new(tokio::sync::Notify::new());
-        let notify = stopping.clone();
-        // Each answer is one write; with Nagle on, an answer written while the previous one
-        // is unacknowledged waits for the ACK (up to the delayed-ACK timeout) on keep-alive
-        // connections.
-        let listener = listener.tap_io(|stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "cannot disable Nagle on a connection");
-            }
-        });
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        connections::serve(listener, app, limits, async move {
             let _ = stopped.await;
-            notify.notify_one();
-        });
-        tokio::select! {
-            result = server => {
-                if let Err(error) = result {
-                    tracing::error!(%error, "server stopped with an error");
-                }
-            }
-            _ = async { stopping.notified().await; tokio::time::sleep(GRACE_PERIOD).await } => {
-                tracing::warn!("grace period over; closing remaining connections");
-            }
-        }
+        })
+        .await;
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
 }

@@ -49,8 +49,8 @@ pub struct Shared {
     pub bodies: BodyBudget,
     /// Behaviour switches.
     pub options: Arc<Options>,
-    /// Span counts of agents per commit generation.
-    pub agent_span_counts: crate::count_cache::CountCache,
+    /// Sort keys of recent pages' last rows (keyset pagination behind offsets).
+    pub page_keys: crate::page_keys::PageKeys,
     /// Logged-in browsers of the trace UI.
     pub sessions: crate::ui::session::Sessions,
     /// Set when the server starts shutting down, so long-lived answers (the UI's event

@@ -201,3 +201,49 @@ async fn a_claimed_key_is_given_up_when_its_span_write_fails_and_replays_with_it
         api.post("/api/v1/agent_spans", create(&done_id, &instance_id, "failed", "claim-done-1")).await;
     assert_eq!((status, reused["code"].as_str()), (422, Some("idempotency_key_reused")));
 }
+
+#[tokio::test]
+async fn register_and_agent_create_replay_their_first_answer_after_the_resource_changed() {
+    let api = Api::start();
+    let (status, agent) =
+        api.post("/api/v1/agent", json!({"details": {"name": "Replayed"}, "idempotency_key": "agent-create-1"})).await;
+    assert_eq!(status, 200);
+    let agent_id = agent["details"]["id"].as_str().unwrap().to_string();
+    let register = json!({"agent_id": agent_id, "agent_version": {"name": "A"}, "idempotency_key": "register-1"});
+    let (_, registered) = api.post("/api/v1/agent_instance/register", register.clone()).await;
+    let instance_id = registered["details"]["id"].as_str().unwrap().to_string();
+    // The agent turns active, the instance runs, gets a span and finishes.
+    api.post(&format!("/api/v1/agent_instance/{instance_id}/start"), json!({})).await;
+    assert_eq!(api.create_span(&instance_id, "agent:x", "complete", json!({})).await.0, 200);
+    let finish = json!({"status": "complete", "idempotency_key": "finish-1"});
+    let (_, finished) = api.post(&format!("/api/v1/agent_instance/{instance_id}/finish"), finish.clone()).await;
+
+    let (status, replay) = api.post("/api/v1/agent_instance/register", register).await;
+    assert_eq!((status, &replay), (200, &registered), "the register's answer, not the finished instance");
+    let (status, replay) =
+        api.post("/api/v1/agent", json!({"details": {"name": "Replayed"}, "idempotency_key": "agent-create-1"})).await;
+    assert_eq!((status, &replay), (200, &agent), "the create's answer, not the active agent");
+    let (status, replay) = api.post(&format!("/api/v1/agent_instance/{instance_id}/finish"), finish).await;
+    assert_eq!((status, &replay), (200, &finished));
+}
+
+#[tokio::test]
+async fn records_hold_a_reference_not_the_answer() {
+    let api = Api::start();
+    let instance_id = api.register_id().await;
+    for index in 0..20 {
+        let body = json!({"details": {"agent_instance_id": instance_id, "schema_name": "agent:x", "status": "active",
+            "payload": {"text": "x".repeat(500)}}, "idempotency_key": format!("open-{index}")});
+        assert_eq!(api.post("/api/v1/agent_spans", body).await.0, 200);
+    }
+    let conn = rusqlite::Connection::open(api.server.db_path().unwrap()).unwrap();
+    let (records, bodies, longest): (i64, i64, i64) = conn
+        .query_row(
+            "SELECT COUNT(*), COUNT(body), COALESCE(MAX(LENGTH(key) + LENGTH(resource_id)), 0) FROM idempotency_records",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((records, bodies), (20, 0), "a span id per record, no answer bodies");
+    assert!(longest < 64, "{longest}");
+}

@@ -1,8 +1,9 @@
 //! The `agents` table.
 
-use prefactor_protocol::{Agent, AgentLifecycleStatus, AvailableActions, InstanceCounts};
+use prefactor_protocol::{Agent, AgentLifecycleStatus, AvailableActions};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use crate::db::counts;
 use crate::error::ApiError;
 
 /// Values for a new agent row.
@@ -80,11 +81,27 @@ pub fn find(conn: &Connection, id: &str) -> Result<Option<Agent>, ApiError> {
         .optional()?;
     match agent {
         Some(mut agent) => {
-            agent.instance_counts = Some(instance_counts(conn, id)?);
+            agent.instance_counts = Some(counts::agent_instance_counts(conn, id)?);
             Ok(Some(agent))
         }
         None => Ok(None),
     }
+}
+
+/// Agent `id` as its create answered it: the stored row with what has changed since (its
+/// status, last change time and instances) put back as they were (an idempotent replay).
+pub fn find_as_created(conn: &Connection, id: &str) -> Result<Option<Agent>, ApiError> {
+    let agent = conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM agents WHERE id = ?1"))?
+        .query_row(params![id], agent_from_row)
+        .optional()?;
+    Ok(agent.map(|mut agent| {
+        agent.status = AgentLifecycleStatus::Pending;
+        agent.available_actions = Some(available_actions(agent.status));
+        agent.updated_at = agent.inserted_at.clone();
+        agent.instance_counts = Some(Default::default());
+        agent
+    }))
 }
 
 /// One page of agents, newest first by id, and the total count.
@@ -112,15 +129,19 @@ fn agent_from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
         risk_profile_id: row.get(6)?,
         team_id: row.get(7)?,
         instance_counts: None,
-        available_actions: Some(AvailableActions {
-            update: status != AgentLifecycleStatus::Retired,
-            retire: status != AgentLifecycleStatus::Retired,
-            reinstate: status == AgentLifecycleStatus::Retired,
-            delete: true,
-        }),
+        available_actions: Some(available_actions(status)),
         inserted_at: row.get(8)?,
         updated_at: row.get(9)?,
     })
+}
+
+fn available_actions(status: AgentLifecycleStatus) -> AvailableActions {
+    AvailableActions {
+        update: status != AgentLifecycleStatus::Retired,
+        retire: status != AgentLifecycleStatus::Retired,
+        reinstate: status == AgentLifecycleStatus::Retired,
+        delete: true,
+    }
 }
 
 fn lifecycle_status(text: &str) -> AgentLifecycleStatus {
@@ -130,27 +151,4 @@ fn lifecycle_status(text: &str) -> AgentLifecycleStatus {
         "retired" => AgentLifecycleStatus::Retired,
         _ => AgentLifecycleStatus::Pending,
     }
-}
-
-fn instance_counts(conn: &Connection, agent_id: &str) -> Result<InstanceCounts, ApiError> {
-    let mut counts = InstanceCounts::default();
-    let mut statement =
-        conn.prepare_cached("SELECT status, COUNT(*) FROM agent_instances WHERE agent_id = ?1 GROUP BY status")?;
-    let rows =
-        statement.query_map(params![agent_id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64)))?;
-    for row in rows {
-        let (status, count) = row?;
-        counts.total += count;
-        match status.as_str() {
-            "pending" => counts.pending += count,
-            "active" => counts.active += count,
-            "complete" => counts.complete += count,
-            "failed" => counts.failed += count,
-            "cancelled" => counts.cancelled += count,
-            "terminated" => counts.terminated += count,
-            _ => {}
-        }
-    }
-    counts.finished = counts.complete + counts.failed + counts.cancelled + counts.terminated;
-    Ok(counts)
 }

@@ -6,6 +6,7 @@ use prefactor_protocol::{AgentInstance, AgentStatus, InstancePurpose, SpanCounts
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 
+use crate::db::counts;
 use crate::db::job_cache;
 use crate::db::meta::LocalAccount;
 use crate::db::spans;
@@ -124,26 +125,52 @@ pub fn get(conn: &Connection, id: &str) -> Result<InstanceRow, ApiError> {
     find(conn, id)?.ok_or_else(|| ApiError::not_found(format!("agent instance {id} not found")))
 }
 
-/// One page of instances (optionally of one agent), newest first by id, and the total.
+/// Where a page of a list starts: `offset` rows in, or (when the server remembers it, see
+/// [`crate::page_keys`]) right after the sort key of the row before, which costs the same
+/// however deep the page is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageStart<'a> {
+    /// Rows to skip (ignored when `after` is given).
+    pub offset: u64,
+    /// The sort key of the last row of the previous page.
+    pub after: Option<&'a str>,
+    /// Rows per page.
+    pub limit: u64,
+}
+
+/// One page of instances (optionally of one agent), newest first by id, and the total (from
+/// the counters). One statement per filter shape, so each uses its index: the agent's
+/// `(agent_id, id)` index, or the id index for every instance.
 pub fn list(
     conn: &Connection,
     agent_id: Option<&str>,
-    offset: u64,
-    limit: u64,
+    page: PageStart<'_>,
     ascending: bool,
 ) -> Result<(Vec<InstanceRow>, u64), ApiError> {
-    let order = if ascending { "ASC" } else { "DESC" };
-    let mut statement = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM agent_instances WHERE (?1 IS NULL OR agent_id = ?1)
-         ORDER BY id {order} LIMIT ?2 OFFSET ?3"
-    ))?;
+    let mut statement = conn.prepare_cached(&list_sql(agent_id.is_some(), page.after.is_some(), ascending))?;
+    let offset = if page.after.is_some() { 0 } else { sql_count(page.offset) };
     let rows = statement
-        .query_map(params![agent_id, limit as i64, offset as i64], instance_from_row)?
+        .query_map(params![agent_id, sql_count(page.limit), offset, page.after], instance_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    let total: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM agent_instances WHERE (?1 IS NULL OR agent_id = ?1)")?
-        .query_row(params![agent_id], |row| row.get(0))?;
-    Ok((rows, total as u64))
+    Ok((rows, counts::instance_total(conn, agent_id, None)?))
+}
+
+/// The statement of one shape of [`list`]: with or without an agent, from an offset or after a
+/// key, in either direction. Absent filters still name their parameter (a constant test), so
+/// every shape binds the same parameters.
+pub fn list_sql(by_agent: bool, after_key: bool, ascending: bool) -> String {
+    let (order, after) = if ascending { ("ASC", ">") } else { ("DESC", "<") };
+    let agent_filter = if by_agent { "agent_id = ?1" } else { "?1 IS NULL" };
+    let key_filter = if after_key { format!("id {after} ?4") } else { "?4 IS NULL".to_string() };
+    format!(
+        "SELECT {COLUMNS} FROM agent_instances WHERE {agent_filter} AND {key_filter}
+         ORDER BY id {order} LIMIT ?2 OFFSET ?3"
+    )
+}
+
+/// A page bound as SQLite's integer (beyond `i64::MAX`: no bound).
+pub fn sql_count(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// True when another instance of `agent_id` already carries `external_identifier`.
@@ -163,6 +190,21 @@ pub fn external_identifier_taken(
 pub fn to_resource(conn: &Connection, account: &LocalAccount, row: InstanceRow) -> Result<AgentInstance, ApiError> {
     let span_counts: SpanCounts = spans::counts(conn, &row.id)?;
     Ok(with_counts(account, row, span_counts))
+}
+
+/// Instance `row` as register answered it: what start, finish, quality and terminate change
+/// put back as register left it, and no spans (an idempotent replay of the register).
+pub fn as_registered(account: &LocalAccount, mut row: InstanceRow) -> AgentInstance {
+    row.status = AgentStatus::Pending;
+    row.termination_reason = None;
+    row.quality_payloads = Map::new();
+    row.quality_summaries = BTreeMap::new();
+    row.updated_at = row.inserted_at.clone();
+    row.started_at = None;
+    row.finished_at = None;
+    row.quality_payload = None;
+    row.quality_summary = None;
+    to_new_resource(account, row)
 }
 
 /// The resource of an instance just inserted: it has no spans yet (a span needs its instance),

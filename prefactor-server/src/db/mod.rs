@@ -3,11 +3,15 @@
 
 pub mod agent_versions;
 pub mod agents;
+pub mod counts;
 pub mod idempotency;
 pub mod instances;
 pub mod job_cache;
+pub mod maintenance;
 pub mod meta;
 pub mod migrations;
+#[cfg(test)]
+mod query_plans;
 pub mod runs;
 pub mod schema_versions;
 pub mod spans;
@@ -20,6 +24,7 @@ use std::thread::JoinHandle;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{ApiError, ServerError};
+use maintenance::{Maintenance, MaintenanceOptions};
 pub use writer::Writer;
 
 /// Opened database: the writer, the read pool and the writer thread's handle.
@@ -39,7 +44,13 @@ pub struct Db {
     reads: Option<Arc<ReadPool>>,
 }
 
-/// Read connections, opened on demand and reused.
+/// Idle read connections kept for reuse. Each holds its own page cache (up to SQLite's
+/// default 2 MiB once the database is that large), so a burst of concurrent reads must not
+/// leave one connection per blocking thread behind: past this many, a connection is closed
+/// after its read.
+const MAX_IDLE_READERS: usize = 8;
+
+/// Read connections, opened on demand and reused (at most [`MAX_IDLE_READERS`] kept).
 struct ReadPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
@@ -47,16 +58,19 @@ struct ReadPool {
 
 /// Opens (creating and migrating) the database. `path == None` means a private in-memory
 /// database, which has no read pool: reads then run on the writer connection.
-pub fn open(path: Option<&Path>) -> Result<Database, ServerError> {
+///
+/// `upkeep` says how long idempotency records and finished runs are kept (see [`maintenance`]).
+pub fn open(path: Option<&Path>, upkeep: MaintenanceOptions) -> Result<Database, ServerError> {
     let mut conn = match path {
         Some(path) => Connection::open(path)?,
         None => Connection::open_in_memory()?,
     };
     configure_writer(&conn, path.is_some())?;
     migrations::migrate(&mut conn)?;
+    optimize(&conn, true)?;
     meta::ensure_local_account(&conn)?;
     let account = meta::load_local_account(&conn).map_err(|error| ServerError::Database(error.message))?;
-    let (writer, writer_thread) = Writer::spawn(conn)?;
+    let (writer, writer_thread) = Writer::spawn_with(conn, Some(Maintenance::new(upkeep)))?;
     let reads = path.map(|path| Arc::new(ReadPool { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) }));
     Ok(Database { db: Db { writer, reads }, writer_thread, account })
 }
@@ -70,8 +84,8 @@ const STATEMENT_CACHE_CAPACITY: usize = 128;
 /// stability guarantee (QPSG) is on. Without it, this SQLite build (compiled with STAT4) marked
 /// statements whose WHERE compares an indexed column with a parameter for re-preparing whenever
 /// the parameter changed: the span counts of every instance start and finish re-parsed their
-/// SQL (9% of the server's CPU in the end-to-end run). The plans are the same either way: the
-/// server never runs `ANALYZE`.
+/// SQL (9% of the server's CPU in the end-to-end run). Statistics from [`optimize`] still
+/// reach new statements; `db::query_plans` checks every list read's plan with and without them.
 fn configure_statements(conn: &Connection) -> rusqlite::Result<()> {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
@@ -84,6 +98,12 @@ fn configure_statements(conn: &Connection) -> rusqlite::Result<()> {
 /// development server and it is what makes group commit fast.
 fn configure_writer(conn: &Connection, is_file: bool) -> rusqlite::Result<()> {
     configure_statements(conn)?;
+    // A new database gives pages freed by retention back to the file system (see
+    // `maintenance`); this only takes effect before the first table is created.
+    let fresh: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_schema", [], |row| row.get(0))?;
+    if fresh == 0 {
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")?;
+    }
     if is_file {
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
     }
@@ -93,6 +113,22 @@ fn configure_writer(conn: &Connection, is_file: bool) -> rusqlite::Result<()> {
          PRAGMA cache_size = -16000;
          PRAGMA temp_store = MEMORY;",
     )
+}
+
+/// Rows `ANALYZE` reads per index when [`optimize`] decides to run it: statistics from a
+/// sample, so the pass costs milliseconds at any size instead of a read of every table.
+const ANALYSIS_LIMIT: u32 = 1_000;
+
+/// `PRAGMA optimize`: gathers planner statistics where they are missing or stale (at start,
+/// `at_open` checks every table, as SQLite recommends for a long-lived connection; later the
+/// writer runs it again periodically, see [`writer`]).
+pub fn optimize(conn: &Connection, at_open: bool) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!("PRAGMA analysis_limit = {ANALYSIS_LIMIT};"))?;
+    let pragma = if at_open { "PRAGMA optimize = 0x10002" } else { "PRAGMA optimize" };
+    let mut statement = conn.prepare(pragma)?;
+    let mut rows = statement.query([])?;
+    while rows.next()?.is_some() {}
+    Ok(())
 }
 
 impl Db {
@@ -152,7 +188,9 @@ impl ReadPool {
             None => self.open_reader()?,
         };
         let result = work(&conn);
-        if let Ok(mut idle) = self.idle.lock() {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE_READERS
+        {
             idle.push(conn);
         }
         result

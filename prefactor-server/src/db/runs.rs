@@ -2,8 +2,11 @@
 //! time and payload text, all spans of one run, and a run's change fingerprint (what the live
 //! view polls).
 
+use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::db::counts;
+use crate::db::instances::sql_count;
 use crate::db::spans::{SpanRow, span_from_row};
 use crate::error::ApiError;
 
@@ -27,12 +30,15 @@ pub struct AgentOverview {
     pub last_run_at: Option<String>,
 }
 
-/// Agents, the most recently run first.
+/// Agents, the most recently run first: run counts from the counters, the last run from the
+/// newest entry of the agent's instance index (no pass over the instances).
 pub fn agents(conn: &Connection) -> Result<Vec<AgentOverview>, ApiError> {
     let mut statement = conn.prepare_cached(
-        "SELECT a.id, a.name, a.description, COUNT(i.id), MAX(i.inserted_at)
-         FROM agents a LEFT JOIN agent_instances i ON i.agent_id = a.id
-         GROUP BY a.id ORDER BY MAX(i.inserted_at) IS NULL, MAX(i.inserted_at) DESC, a.id DESC LIMIT ?1",
+        "SELECT a.id, a.name, a.description,
+                (SELECT COALESCE(SUM(c.instances), 0) FROM agent_instance_counts c WHERE c.agent_id = a.id),
+                (SELECT i.inserted_at FROM agent_instances i WHERE i.agent_id = a.id ORDER BY i.id DESC LIMIT 1)
+                    AS last_run_at
+         FROM agents a ORDER BY last_run_at IS NULL, last_run_at DESC, a.id DESC LIMIT ?1",
     )?;
     let rows = statement.query_map(params![MAX_AGENTS], |row| {
         Ok(AgentOverview {
@@ -89,47 +95,73 @@ pub struct RunOverview {
     pub first_failure: Option<String>,
 }
 
-const RUN_FILTER: &str = "i.agent_id = ?1 AND (?2 IS NULL OR i.status = ?2)
-    AND (?3 IS NULL OR i.inserted_at >= ?3) AND (?4 IS NULL OR i.inserted_at <= ?4)
-    AND (?5 IS NULL OR EXISTS (SELECT 1 FROM agent_spans s WHERE s.agent_instance_id = i.id
-         AND (s.payload LIKE ?5 ESCAPE '\\' OR s.result_payload LIKE ?5 ESCAPE '\\')))";
+/// The WHERE clause of `filter` over `agent_instances i` and its parameters, numbered from 1:
+/// only the filters given, so each shape is its own statement and uses its index (the
+/// agent's `(agent_id, id)` index, or `(agent_id, status, id)` with a status).
+fn run_filter(filter: &RunFilter) -> (String, Vec<Value>) {
+    let mut conditions = vec!["i.agent_id = ?1".to_string()];
+    let mut values: Vec<Value> = vec![filter.agent_id.clone().into()];
+    let mut add = |condition: &str, value: String| {
+        values.push(value.into());
+        conditions.push(condition.replace("?N", &format!("?{}", values.len())));
+    };
+    if let Some(status) = &filter.status {
+        add("i.status = ?N", status.clone());
+    }
+    if let Some(since) = &filter.since {
+        add("i.inserted_at >= ?N", since.clone());
+    }
+    if let Some(until) = &filter.until {
+        add("i.inserted_at <= ?N", until.clone());
+    }
+    if let Some(search) = &filter.search {
+        add(
+            "EXISTS (SELECT 1 FROM agent_spans s WHERE s.agent_instance_id = i.id
+                AND (s.payload LIKE ?N ESCAPE '\\' OR s.result_payload LIKE ?N ESCAPE '\\'))",
+            like_pattern(search),
+        );
+    }
+    (conditions.join(" AND "), values)
+}
 
-/// One page of an agent's runs, newest first, and how many match. Each run's span counts come
-/// from one pass over its entries in the instance index (which carries the status); the first
-/// failure's result is read only for runs that have one.
+/// One page of an agent's runs, newest first, and how many match. Span counts come from the
+/// counters; the first failure's result is read only for runs that have one. The total comes
+/// from the counters too, unless a time or text filter is given (then it is counted).
 pub fn runs(
     conn: &Connection,
     filter: &RunFilter,
     offset: u64,
     limit: u64,
 ) -> Result<(Vec<RunOverview>, u64), ApiError> {
-    let pattern = filter.search.as_deref().map(like_pattern);
+    let (condition, mut values) = run_filter(filter);
+    let parameters = values.len();
+    values.push(sql_count(limit).into());
+    values.push(sql_count(offset).into());
     let mut statement = conn.prepare_cached(&format!(
         "SELECT i.id, i.status, i.purpose, i.inserted_at, i.started_at, i.finished_at, i.termination_reason,
-                i.external_identifier, COUNT(s.id), COALESCE(SUM(s.status = 'failed'), 0)
-         FROM (SELECT * FROM agent_instances i WHERE {RUN_FILTER} ORDER BY i.id DESC LIMIT ?6 OFFSET ?7) i
-         LEFT JOIN agent_spans s ON s.agent_instance_id = i.id
-         GROUP BY i.id ORDER BY i.id DESC"
+                i.external_identifier,
+                (SELECT COALESCE(SUM(c.spans), 0) FROM instance_span_counts c WHERE c.agent_instance_id = i.id),
+                (SELECT COALESCE(SUM(c.spans), 0) FROM instance_span_counts c
+                    WHERE c.agent_instance_id = i.id AND c.status = 'failed')
+         FROM agent_instances i WHERE {condition} ORDER BY i.id DESC LIMIT ?{} OFFSET ?{}",
+        parameters + 1,
+        parameters + 2
     ))?;
-    let bound = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
-    let rows = statement.query_map(
-        params![filter.agent_id, filter.status, filter.since, filter.until, pattern, bound(limit), bound(offset)],
-        |row| {
-            Ok(RunOverview {
-                id: row.get(0)?,
-                status: row.get(1)?,
-                purpose: row.get(2)?,
-                inserted_at: row.get(3)?,
-                started_at: row.get(4)?,
-                finished_at: row.get(5)?,
-                termination_reason: row.get(6)?,
-                external_identifier: row.get(7)?,
-                span_count: u64::try_from(row.get::<_, i64>(8)?).unwrap_or(0),
-                failed_count: u64::try_from(row.get::<_, i64>(9)?).unwrap_or(0),
-                first_failure: None,
-            })
-        },
-    )?;
+    let rows = statement.query_map(rusqlite::params_from_iter(values.iter()), |row| {
+        Ok(RunOverview {
+            id: row.get(0)?,
+            status: row.get(1)?,
+            purpose: row.get(2)?,
+            inserted_at: row.get(3)?,
+            started_at: row.get(4)?,
+            finished_at: row.get(5)?,
+            termination_reason: row.get(6)?,
+            external_identifier: row.get(7)?,
+            span_count: u64::try_from(row.get::<_, i64>(8)?).unwrap_or(0),
+            failed_count: u64::try_from(row.get::<_, i64>(9)?).unwrap_or(0),
+            first_failure: None,
+        })
+    })?;
     let mut rows = rows.collect::<Result<Vec<_>, _>>()?;
     for run in rows.iter_mut().filter(|run| run.failed_count > 0) {
         run.first_failure = conn
@@ -140,10 +172,16 @@ pub fn runs(
             .query_row(params![run.id], |row| row.get(0))
             .optional()?;
     }
-    let total: i64 = conn
-        .prepare_cached(&format!("SELECT COUNT(*) FROM agent_instances i WHERE {RUN_FILTER}"))?
-        .query_row(params![filter.agent_id, filter.status, filter.since, filter.until, pattern], |row| row.get(0))?;
-    Ok((rows, u64::try_from(total).unwrap_or(0)))
+    let counted_filters = filter.since.is_some() || filter.until.is_some() || filter.search.is_some();
+    let total = if counted_filters {
+        let total: i64 = conn
+            .prepare_cached(&format!("SELECT COUNT(*) FROM agent_instances i WHERE {condition}"))?
+            .query_row(rusqlite::params_from_iter(values[..parameters].iter()), |row| row.get(0))?;
+        u64::try_from(total).unwrap_or(0)
+    } else {
+        counts::instance_total(conn, Some(&filter.agent_id), filter.status.as_deref())?
+    };
+    Ok((rows, total))
 }
 
 /// `%text%` with LIKE's wildcards in `text` escaped.
@@ -169,10 +207,7 @@ pub fn run_spans(conn: &Connection, instance_id: &str) -> Result<(Vec<SpanRow>, 
     )?;
     let rows = statement.query_map(params![instance_id, MAX_RUN_SPANS], span_from_row)?;
     let rows = rows.collect::<Result<Vec<_>, _>>()?;
-    let total: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM agent_spans WHERE agent_instance_id = ?1")?
-        .query_row(params![instance_id], |row| row.get(0))?;
-    Ok((rows, u64::try_from(total).unwrap_or(0)))
+    Ok((rows, counts::instance_span_total(conn, instance_id)?))
 }
 
 /// What changes whenever a run or one of its spans changes: the run's status and last change,

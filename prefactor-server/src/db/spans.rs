@@ -5,7 +5,8 @@ use prefactor_protocol::{AgentStatus, SpanCounts};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 
-use crate::db::instances::parse_status;
+use crate::db::counts;
+use crate::db::instances::{PageStart, parse_status, sql_count};
 use crate::db::job_cache;
 use crate::error::ApiError;
 
@@ -200,11 +201,71 @@ pub struct ListedSpan {
 /// entries); larger ones walk the span table's primary key in order and keep the agent's rows.
 pub const SORTED_AGENT_LIST_LIMIT: u64 = 20_000;
 
-/// One page of spans in `scope` with their instance columns, and the total count.
+/// Separates the sort value from the id in a span list's page key.
+const KEY_SEPARATOR: char = '\u{1f}';
+
+impl SpanOrder {
+    /// The page key of `span` in this order (see [`crate::page_keys`]).
+    pub fn page_key(self, span: &SpanRow) -> String {
+        match self {
+            SpanOrder::Id => span.id.clone(),
+            SpanOrder::StartedAt => format!("{}{KEY_SEPARATOR}{}", span.started_at, span.id),
+            SpanOrder::InsertedAt => format!("{}{KEY_SEPARATOR}{}", span.inserted_at, span.id),
+        }
+    }
+
+    /// The condition "after page key `?4`(, `?5`)" in direction `op` and its parameters;
+    /// `None` for a key that is not one of this order's.
+    pub fn after(self, op: &str, key: &str) -> Option<(String, Vec<String>)> {
+        match self {
+            SpanOrder::Id => Some((format!("s.id {op} ?4"), vec![key.to_string()])),
+            SpanOrder::StartedAt | SpanOrder::InsertedAt => {
+                let (value, id) = key.split_once(KEY_SEPARATOR)?;
+                let column = if self == SpanOrder::StartedAt { "s.started_at" } else { "s.inserted_at" };
+                Some((format!("({column}, s.id) {op} (?4, ?5)"), vec![value.to_string(), id.to_string()]))
+            }
+        }
+    }
+}
+
+/// One shape of [`list_scoped`]'s statement.
+#[derive(Debug, Clone, Copy)]
+pub struct ListShape<'a> {
+    /// Which spans.
+    pub scope: SpanScope<'a>,
+    /// Sort order.
+    pub order: SpanOrder,
+    /// Direction.
+    pub ascending: bool,
+    /// Walk the span table's primary key (an agent with many spans, id order).
+    pub walk_primary_key: bool,
+}
+
+impl ListShape<'_> {
+    /// The statement, with `after` (the condition of [`SpanOrder::after`]) when the page
+    /// starts after a key.
+    pub fn sql(&self, after: Option<&str>) -> String {
+        let direction = if self.ascending { "ASC" } else { "DESC" };
+        let order_by = self.order.sql().replace("{dir}", direction);
+        let (filter, _) = self.scope.filter();
+        let join = if self.walk_primary_key { "CROSS JOIN" } else { "JOIN" };
+        let after = after.map(|condition| format!("AND {condition}")).unwrap_or_default();
+        format!(
+            "SELECT s.id, s.agent_instance_id, s.parent_span_id, s.schema_name, s.status, s.payload, s.result_payload,
+                    s.sensitive_encoding, s.started_at, s.finished_at, s.inserted_at, s.updated_at,
+                    i.agent_id, i.purpose, i.schema_version_id
+             FROM agent_spans s {join} agent_instances i ON i.id = s.agent_instance_id
+             WHERE {filter} {after} ORDER BY {order_by} LIMIT ?2 OFFSET ?3"
+        )
+    }
+}
+
+/// One page of spans in `scope` with their instance columns, and the total count (from the
+/// counters). `after` is the page key of the row before the page (see [`crate::page_keys`]):
+/// given, the page starts there instead of `offset` rows in.
 ///
-/// An agent's spans come in one of two plans, chosen by how many there are (the count is
-/// needed for the page anyway): up to `sorted_up_to` (the server passes
-/// [`SORTED_AGENT_LIST_LIMIT`]), SQLite collects them through
+/// An agent's spans come in one of two plans, chosen by how many there are: up to
+/// `sorted_up_to` (the server passes [`SORTED_AGENT_LIST_LIMIT`]), SQLite collects them through
 /// the instance index and sorts them; beyond, for `id` order, it walks the span table's
 /// primary key (`CROSS JOIN` keeps the span table outside) and stops after the page, so the
 /// dashboard's newest-first pages cost the page, not the agent's million spans.
@@ -213,28 +274,28 @@ pub fn list_scoped(
     scope: SpanScope<'_>,
     order: SpanOrder,
     ascending: bool,
-    (offset, limit): (u64, u64),
+    page: PageStart<'_>,
     sorted_up_to: u64,
-    known_total: Option<u64>,
 ) -> Result<(Vec<ListedSpan>, u64), ApiError> {
-    let direction = if ascending { "ASC" } else { "DESC" };
-    let order_by = order.sql().replace("{dir}", direction);
-    let (filter, key) = scope.filter();
-    let total = match known_total {
-        Some(total) => total,
-        None => count_scoped(conn, scope)?,
-    };
+    let total = count_scoped(conn, scope)?;
     let walk_primary_key = matches!(scope, SpanScope::Agent(_)) && order == SpanOrder::Id && total > sorted_up_to;
-    let join = if walk_primary_key { "CROSS JOIN" } else { "JOIN" };
-    let mut statement = conn.prepare_cached(&format!(
-        "SELECT s.id, s.agent_instance_id, s.parent_span_id, s.schema_name, s.status, s.payload, s.result_payload,
-                s.sensitive_encoding, s.started_at, s.finished_at, s.inserted_at, s.updated_at,
-                i.agent_id, i.purpose, i.schema_version_id
-         FROM agent_spans s {join} agent_instances i ON i.id = s.agent_instance_id
-         WHERE {filter} ORDER BY {order_by} LIMIT ?2 OFFSET ?3"
-    ))?;
+    let shape = ListShape { scope, order, ascending, walk_primary_key };
+    let op = if ascending { ">" } else { "<" };
+    let after = page.after.and_then(|key| order.after(op, key));
+    let offset = if after.is_some() { 0 } else { sql_count(page.offset) };
+    let (_, key) = scope.filter();
+    let mut bound: Vec<rusqlite::types::Value> =
+        vec![key.to_string().into(), sql_count(page.limit).into(), offset.into()];
+    let after_filter = match after {
+        Some((condition, values)) => {
+            bound.extend(values.into_iter().map(rusqlite::types::Value::from));
+            Some(condition)
+        }
+        None => None,
+    };
+    let mut statement = conn.prepare_cached(&shape.sql(after_filter.as_deref()))?;
     let rows = statement
-        .query_map(params![key, sql_count(limit), sql_count(offset)], |row| {
+        .query_map(rusqlite::params_from_iter(bound), |row| {
             Ok(ListedSpan {
                 span: span_from_row(row)?,
                 agent_id: row.get(12)?,
@@ -246,44 +307,17 @@ pub fn list_scoped(
     Ok((rows, total))
 }
 
-/// How many spans `scope` holds (for an agent with a million spans, a scan of its million
-/// entries of the instance index: the server caches it per commit generation).
+/// How many spans `scope` holds (kept by triggers, see [`crate::db::counts`]).
 pub fn count_scoped(conn: &Connection, scope: SpanScope<'_>) -> Result<u64, ApiError> {
-    let (filter, key) = scope.filter();
-    let total: i64 = conn
-        .prepare_cached(&format!(
-            "SELECT COUNT(*) FROM agent_spans s JOIN agent_instances i ON i.id = s.agent_instance_id WHERE {filter}"
-        ))?
-        .query_row(params![key], |row| row.get(0))?;
-    Ok(u64::try_from(total).unwrap_or(0))
-}
-
-/// A page bound as SQLite's integer; beyond `i64::MAX` means "no bound" (SQLite reads a
-/// negative LIMIT that way, and no table has that many rows to skip).
-fn sql_count(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-/// Span counts of an instance by status.
-pub fn counts(conn: &Connection, instance_id: &str) -> Result<SpanCounts, ApiError> {
-    let mut counts = SpanCounts::default();
-    let mut statement =
-        conn.prepare_cached("SELECT status, COUNT(*) FROM agent_spans WHERE agent_instance_id = ?1 GROUP BY status")?;
-    let rows = statement
-        .query_map(params![instance_id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64)))?;
-    for row in rows {
-        let (status, count) = row?;
-        counts.total += count;
-        match parse_status(&status) {
-            AgentStatus::Pending => counts.pending += count,
-            AgentStatus::Active => counts.active += count,
-            AgentStatus::Complete => counts.complete += count,
-            AgentStatus::Failed => counts.failed += count,
-            AgentStatus::Cancelled | AgentStatus::Terminated => counts.cancelled += count,
-        }
+    match scope {
+        SpanScope::Instance(id) => counts::instance_span_total(conn, id),
+        SpanScope::Agent(id) => counts::agent_span_total(conn, id),
     }
-    counts.finished = counts.complete + counts.failed + counts.cancelled;
-    Ok(counts)
+}
+
+/// Span counts of an instance by status (kept by triggers, see [`crate::db::counts`]).
+pub fn counts(conn: &Connection, instance_id: &str) -> Result<SpanCounts, ApiError> {
+    counts::instance_span_counts(conn, instance_id)
 }
 
 /// Reads a span from a row of the span columns in their declared order.
@@ -351,23 +385,50 @@ mod tests {
         listed.iter().map(|item| item.span.id.as_str()).collect()
     }
 
+    fn page(offset: u64, limit: u64) -> PageStart<'static> {
+        PageStart { offset, after: None, limit }
+    }
+
     #[test]
     fn both_agent_list_plans_give_the_same_pages() {
         let conn = database_with_two_agents();
         for agent in ["agent-a", "agent-b"] {
             for (offset, limit) in [(0, 7), (7, 7), (28, 7), (100, 7)] {
-                let page = (offset, limit);
                 let sorted =
-                    list_scoped(&conn, SpanScope::Agent(agent), SpanOrder::Id, false, page, u64::MAX, None).unwrap();
+                    list_scoped(&conn, SpanScope::Agent(agent), SpanOrder::Id, false, page(offset, limit), u64::MAX)
+                        .unwrap();
                 let walked =
-                    list_scoped(&conn, SpanScope::Agent(agent), SpanOrder::Id, false, page, 0, Some(sorted.1)).unwrap();
-                assert_eq!(ids(&sorted.0), ids(&walked.0), "{agent} {page:?}");
+                    list_scoped(&conn, SpanScope::Agent(agent), SpanOrder::Id, false, page(offset, limit), 0).unwrap();
+                assert_eq!(ids(&sorted.0), ids(&walked.0), "{agent} {offset} {limit}");
                 assert_eq!(sorted.1, walked.1);
             }
         }
         let (first, total) =
-            list_scoped(&conn, SpanScope::Agent("agent-b"), SpanOrder::Id, false, (0, 3), 0, None).unwrap();
+            list_scoped(&conn, SpanScope::Agent("agent-b"), SpanOrder::Id, false, page(0, 3), 0).unwrap();
         assert_eq!((ids(&first), total), (vec!["span-036", "span-032", "span-028"], 10));
         assert!(first.iter().all(|item| item.agent_id == "agent-b" && item.purpose == "live"));
+    }
+
+    #[test]
+    fn a_page_read_after_the_previous_page_key_is_the_page_at_its_offset() {
+        let conn = database_with_two_agents();
+        let scopes = [SpanScope::Agent("agent-a"), SpanScope::Instance("run-a"), SpanScope::Instance("run-b")];
+        for scope in scopes {
+            for order in [SpanOrder::Id, SpanOrder::StartedAt, SpanOrder::InsertedAt] {
+                for ascending in [true, false] {
+                    for sorted_up_to in [0, u64::MAX] {
+                        let mut key: Option<String> = None;
+                        for offset in (0..40).step_by(6) {
+                            let walked =
+                                list_scoped(&conn, scope, order, ascending, page(offset, 6), sorted_up_to).unwrap();
+                            let start = PageStart { offset, after: key.as_deref(), limit: 6 };
+                            let sought = list_scoped(&conn, scope, order, ascending, start, sorted_up_to).unwrap();
+                            assert_eq!(ids(&walked.0), ids(&sought.0), "{scope:?} {order:?} {ascending} {offset}");
+                            key = walked.0.last().map(|last| order.page_key(&last.span));
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -24,6 +24,7 @@ use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 
+use crate::db::maintenance::Maintenance;
 use crate::error::ApiError;
 
 /// Largest number of jobs committed together; bounds the latency of the first job in a batch.
@@ -61,12 +62,18 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer thread owning `conn`. The thread ends when every `Writer` is dropped.
     pub fn spawn(conn: Connection) -> std::io::Result<(Writer, JoinHandle<()>)> {
+        Writer::spawn_with(conn, None)
+    }
+
+    /// [`Writer::spawn`] with the database's upkeep run between group commits (see
+    /// [`crate::db::maintenance`]).
+    pub fn spawn_with(conn: Connection, maintenance: Option<Maintenance>) -> std::io::Result<(Writer, JoinHandle<()>)> {
         let (jobs, receiver) = mpsc::channel::<Job>();
         let commits = Arc::new(AtomicU64::new(0));
         let counter = commits.clone();
         let handle = std::thread::Builder::new()
             .name("prefactor-db-writer".to_string())
-            .spawn(move || run_writer(conn, receiver, &counter))?;
+            .spawn(move || run_writer(conn, receiver, &counter, maintenance))?;
         Ok((Writer { jobs, commits }, handle))
     }
 
@@ -151,16 +158,42 @@ impl Writer {
     }
 }
 
-fn run_writer(conn: Connection, receiver: mpsc::Receiver<Job>, commits: &AtomicU64) {
-    while let Ok(first) = receiver.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(job) => batch.push(job),
+fn run_writer(
+    conn: Connection,
+    receiver: mpsc::Receiver<Job>,
+    commits: &AtomicU64,
+    mut maintenance: Option<Maintenance>,
+) {
+    loop {
+        let first = match &maintenance {
+            Some(upkeep) => match receiver.recv_timeout(upkeep.due_in()) {
+                Ok(job) => Some(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+            None => match receiver.recv() {
+                Ok(job) => Some(job),
                 Err(_) => break,
+            },
+        };
+        if let Some(first) = first {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
             }
+            run_batch(&conn, batch, commits);
         }
-        run_batch(&conn, batch, commits);
+        if let Some(upkeep) = &mut maintenance {
+            upkeep.run_if_due(&conn, commits);
+        }
+    }
+    if maintenance.is_some()
+        && let Err(error) = crate::db::optimize(&conn, false)
+    {
+        tracing::warn!(%error, "PRAGMA optimize at close failed");
     }
     tracing::debug!("database writer stopped");
 }

@@ -9,7 +9,7 @@ use prefactor_protocol::{CreateAgentRequest, SortDirection, Sorting};
 use rusqlite::Connection;
 
 use super::listing::{PageRequest, QueryPairs, list_answer, page_request, sorting};
-use super::operation::Operation;
+use super::operation::{Operation, Replay};
 use super::{respond, success};
 use crate::body::parse;
 use crate::db::agents::{self, NewAgent};
@@ -35,7 +35,7 @@ pub fn prepare_create(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Res
     }
     let client_id = details.id.as_deref().map(|id| parse_pfid("details.id", id)).transpose()?;
     let account = state.account.clone();
-    Ok(Operation::new(scope, move |conn| {
+    Ok(Operation::replayed(scope, Replay::AgentCreated, move |conn| {
         let id = match client_id {
             Some(id) if agents::exists(conn, &id)? => {
                 return Err(ApiError::conflict(format!("agent {id} already exists")));

@@ -14,11 +14,11 @@ use rusqlite::Connection;
 use serde_json::Value;
 
 use super::listing::{QueryPairs, list_answer, page_request, param, sorting};
-use super::operation::Operation;
+use super::operation::{Operation, Replay};
 use super::prerender::Prerender;
 use super::{ActionRequest, client_time, parse_action, respond, success};
 use crate::body::parse;
-use crate::db::instances::{self, InstanceRow};
+use crate::db::instances::{self, InstanceRow, PageStart};
 use crate::db::{agent_versions, agents, meta, schema_versions};
 use crate::error::ApiError;
 use crate::idempotency::scope_for;
@@ -42,7 +42,7 @@ pub fn prepare_register(state: &AppState, headers: &HeaderMap, body: &[u8]) -> R
         checked.runtime_environment = parse::<VersionEnvironment>(body)?.agent_version.runtime_environment;
     }
     let writer_state = state.clone();
-    Ok(Operation::new(scope, move |conn| {
+    Ok(Operation::replayed(scope, Replay::Registered, move |conn| {
         let instance = register_in_tx(conn, &writer_state, checked)?;
         success(instance, None)
     }))
@@ -205,7 +205,7 @@ pub fn prepare_start(state: &AppState, id: &str, headers: &HeaderMap, body: &[u8
         parse_action::<StartInstanceRequest>(("agent instance", "agent_instance", "start"), id, headers, body)?;
     let started_at = client_time("timestamp", request.timestamp.as_deref())?;
     let account = state.account.clone();
-    Ok(Operation::new(scope, move |conn| {
+    Ok(Operation::replayed(scope, Replay::Instance, move |conn| {
         let mut row = instances::get(conn, &id)?;
         if row.status == AgentStatus::Pending {
             let now = now_utc();
@@ -236,7 +236,7 @@ pub fn prepare_finish(state: &AppState, id: &str, headers: &HeaderMap, body: &[u
     let finished_at = client_time("timestamp", request.timestamp.as_deref())?;
     let status = AgentStatus::from(request.status.unwrap_or(FinishStatus::Complete));
     let account = state.account.clone();
-    Ok(Operation::new(scope, move |conn| {
+    Ok(Operation::replayed(scope, Replay::Instance, move |conn| {
         let mut row = instances::get(conn, &id)?;
         if row.status.is_terminal() {
             return Err(ApiError::conflict(format!("Agent instance is already {}", row.status.as_str())));
@@ -279,10 +279,20 @@ pub async fn list(
         let order = sorting(&query, &["id"], default)?;
         let ascending = order.direction == SortDirection::Asc;
         let account = state.account.clone();
+        let reader_state = state.clone();
+        // Read before the snapshot: a key remembered under this generation is current.
+        let generation = state.db.commit_generation();
+        let list = format!("instances|{}|{ascending}", agent_id.as_deref().unwrap_or("*"));
         state
             .db
             .read(move |conn| {
-                let (rows, total) = instances::list(conn, agent_id.as_deref(), page.offset, page.page_size, ascending)?;
+                let after = reader_state.page_keys.get(&list, page.offset, generation);
+                let start = PageStart { offset: page.offset, after: after.as_deref(), limit: page.page_size };
+                let (rows, total) = instances::list(conn, agent_id.as_deref(), start, ascending)?;
+                if let Some(last) = rows.last().filter(|_| rows.len() as u64 == page.page_size) {
+                    let next = page.offset.saturating_add(page.page_size);
+                    reader_state.page_keys.store(&list, next, generation, last.id.clone());
+                }
                 let resources = rows
                     .into_iter()
                     .map(|row| instances::to_resource(conn, &account, row))
@@ -326,7 +336,7 @@ pub fn prepare_record_quality(
     let prerender = payload.as_ref().map(|payload| Prerender::new(&id, Some(&request.name), payload.clone()));
     let rendered = prerender.clone();
     let writer_state = state.clone();
-    let operation = Operation::new(scope, move |conn| {
+    let operation = Operation::replayed(scope, Replay::Instance, move |conn| {
         let mut row = instances::get(conn, &id)?;
         let compiled = compiled_for(conn, &writer_state, row.schema_version_id.as_deref())?;
         let quality = compiled.as_ref().and_then(|c| c.quality.get(&request.name)).ok_or_else(|| {
@@ -391,7 +401,7 @@ fn prepare_terminate(state: &AppState, id: &str, headers: &HeaderMap, body: &[u8
     let ActionRequest { id, request, scope } =
         parse_action::<TerminateInstanceRequest>(("agent instance", "agent_instance", "terminate"), id, headers, body)?;
     let account = state.account.clone();
-    Ok(Operation::new(scope, move |conn| {
+    Ok(Operation::replayed(scope, Replay::Instance, move |conn| {
         let instance = terminate_in_tx(conn, &account, &id, request.reason)?;
         success(instance, None)
     }))

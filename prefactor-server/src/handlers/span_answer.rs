@@ -3,10 +3,10 @@
 //! Why: serializing the `AgentSpan` answer (and rendering its summary template) is a fifth of
 //! a span's cost, and the single writer thread is the server's bottleneck. So span writes
 //! hand back a [`SpanAnswer`] and the HTTP task serializes it after the commit. For the same
-//! reason the idempotency record of an answer whose span is terminal stores only the span id
-//! and the control signal, not the ~1 KB body: a terminal span never changes again (a second
-//! finish is refused), so replaying rebuilds exactly the same body from the span row. Answers
-//! of spans that are still open are stored in full, because a later finish changes the row.
+//! reason the idempotency record of a span answer stores only the span id and the control
+//! signal, not the ~1 KB body: a terminal span never changes again (a second finish is
+//! refused), so replaying rebuilds exactly the same body from the span row; an open span is
+//! put back as its create left it first (see [`super::operation::SpanAsCreated`]).
 
 use std::sync::Arc;
 
@@ -51,13 +51,6 @@ impl SpanAnswer {
     /// The success body `{"status":"success","details":{...},"control"?}`.
     pub fn to_body(self, state: &AppState) -> Result<StoredAnswer, ApiError> {
         let resource = to_resource(state, &self.agent_id, self.compiled.as_deref(), self.span, true);
-        success(resource, self.control)
-    }
-
-    /// The success body as stored for a key: without its summary, which is rendered after
-    /// the commit (see [`super::operation`]).
-    pub fn to_stored_body(self, state: &AppState) -> Result<StoredAnswer, ApiError> {
-        let resource = to_resource(state, &self.agent_id, self.compiled.as_deref(), self.span, false);
         success(resource, self.control)
     }
 

@@ -21,12 +21,12 @@ use serde_json::{Map, Value};
 
 use super::instances::compiled_for;
 use super::listing::{QueryPairs, list_answer, page_request, param, sorting};
-use super::operation::Operation;
+use super::operation::{Operation, Replay, SpanAsCreated};
 use super::span_answer::SpanAnswer;
 use super::span_rows::{list_rows, with_versions};
 use super::{ActionRequest, client_time, parse_action, respond};
 use crate::body::{json_kind, parse};
-use crate::db::instances;
+use crate::db::instances::{self, PageStart};
 use crate::db::spans::{self, PayloadTexts, SpanOrder, SpanRow, SpanScope};
 use crate::error::ApiError;
 use crate::idempotency::scope_for;
@@ -47,8 +47,14 @@ pub fn prepare_create(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Res
     let checked = CheckedCreate::from_details(request.details)?;
     // A terminal span with a client id: its answer is known to be that span's row.
     let answer_span = (checked.client_id && checked.span.status.is_terminal()).then(|| checked.span.id.clone());
+    let as_created = SpanAsCreated {
+        status: checked.span.status,
+        result_payload: checked.span.result_payload.clone(),
+        sensitive_encoding: checked.span.sensitive_encoding,
+    };
     let writer_state = state.clone();
-    let operation = Operation::span(scope, move |conn| create_in_tx(conn, &writer_state, checked));
+    let operation = Operation::span(scope, move |conn| create_in_tx(conn, &writer_state, checked))
+        .replayed_as(Replay::Span(Some(as_created)));
     Ok(match answer_span {
         Some(span_id) => operation.answering_with_span(span_id),
         None => operation,
@@ -295,34 +301,27 @@ pub async fn list(
         };
         let ascending = order.direction == SortDirection::Asc;
         let reader_state = state.clone();
-        // Read before the snapshot: a count read under this generation is current.
+        // Read before the snapshot: a page key remembered under this generation is current.
         let generation = state.db.commit_generation();
+        let list = format!("spans|{}|{}|{ascending}", scope.label(), order.field);
         let (versioned, total) = state
             .db
             .read(move |conn| {
-                let (scope, known_total) = match &scope {
+                let scope = match &scope {
                     ListScope::Instance(id) => {
                         instances::span_owner(conn, id)?;
-                        (SpanScope::Instance(id), None)
+                        SpanScope::Instance(id)
                     }
-                    ListScope::Agent(id) => {
-                        let total = match reader_state.agent_span_counts.get(id, generation) {
-                            Some(total) => total,
-                            None => spans::count_scoped(conn, SpanScope::Agent(id))?,
-                        };
-                        reader_state.agent_span_counts.store(id, generation, total);
-                        (SpanScope::Agent(id.as_str()), Some(total))
-                    }
+                    ListScope::Agent(id) => SpanScope::Agent(id.as_str()),
                 };
-                let (listed, total) = spans::list_scoped(
-                    conn,
-                    scope,
-                    span_order,
-                    ascending,
-                    (page.offset, page.page_size),
-                    spans::SORTED_AGENT_LIST_LIMIT,
-                    known_total,
-                )?;
+                let after = reader_state.page_keys.get(&list, page.offset, generation);
+                let start = PageStart { offset: page.offset, after: after.as_deref(), limit: page.page_size };
+                let (listed, total) =
+                    spans::list_scoped(conn, scope, span_order, ascending, start, spans::SORTED_AGENT_LIST_LIMIT)?;
+                if let Some(last) = listed.last().filter(|_| listed.len() as u64 == page.page_size) {
+                    let next = page.offset.saturating_add(page.page_size);
+                    reader_state.page_keys.store(&list, next, generation, span_order.page_key(&last.span));
+                }
                 Ok((with_versions(conn, &reader_state, listed)?, total))
             })
             .await?;
@@ -338,6 +337,14 @@ enum ListScope {
 }
 
 impl ListScope {
+    /// Names the list in [`crate::page_keys`].
+    fn label(&self) -> String {
+        match self {
+            ListScope::Instance(id) => format!("instance:{id}"),
+            ListScope::Agent(id) => format!("agent:{id}"),
+        }
+    }
+
     fn from_query(query: &QueryPairs) -> Result<ListScope, ApiError> {
         match (param(query, "agent_instance_id"), param(query, "agent_id")) {
             (Some(id), _) => Ok(ListScope::Instance(parse_pfid("agent_instance_id", id)?)),

@@ -45,6 +45,9 @@ pub fn router() -> Router<AppState> {
         .route("/ui/api/runs/{id}", get(api::run_view))
         .route("/ui/api/runs/{id}/events", get(live::events))
         .route("/ui/api/runs/{id}/terminate", post(api::terminate))
+        // axum's own rejections (a bad path segment, a wrong method) in the JSON error shape,
+        // like the API's.
+        .layer(map_response(crate::pipeline::json_rejection))
         .layer(map_response(security_headers))
 }
 

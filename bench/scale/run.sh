@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# prefactor-server at scale (not in CI): builds the release server and runs
+# prefactor-server/benches/scale.rs, which starts the server as its own process on a database
+# file, fills it through POST /api/v1/bulk in steps and records, after each step, the ingest
+# rate, the server's CPU per span, bytes per span on disk, the server's RSS and p50/p99 of
+# every read the trace UI and the open dashboard make.
+#
+#   bash bench/scale/run.sh                                  # 1M spans (a few minutes)
+#   STEPS=1000000,3000000,10000000 bash bench/scale/run.sh   # the issue's three steps
+#
+# The database goes to $DB (default: the system temp directory) and is deleted at the end
+# (KEEP=1 keeps it); 10M spans need about 6 GB of free disk. The tables are appended to $OUT
+# (default: a new temporary file, printed at the end).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+OUT="${OUT:-$(mktemp --suffix=.md)}"
+
+(cd "$ROOT" && cargo build --release --quiet -p prefactor-server --bin prefactor-server)
+
+{
+  echo "## prefactor-server scale run, $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  echo "Machine: $(nproc) cores, load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} >>"$OUT"
+
+cd "$ROOT"
+PF_SERVER_BIN="$TARGET/release/prefactor-server" \
+PF_SCALE_STEPS="${STEPS:-1000000}" \
+PF_SCALE_REPEATS="${REPEATS:-20}" \
+PF_SCALE_RUN_SPANS="${RUN_SPANS:-10}" \
+PF_SCALE_DB="${DB:-${TMPDIR:-/tmp}/prefactor-scale-$$.db}" \
+PF_SCALE_KEEP="${KEEP:-0}" \
+PF_SCALE_OUT="$OUT" \
+  cargo bench --quiet -p prefactor-server --bench scale -- --bench
+
+echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT"
+echo "results: $OUT"
