@@ -16,7 +16,11 @@
 //! queue of 65,536, so nothing is dropped): every operation waits for retries for the whole
 //! outage (no retry count), and the agent's calls must not notice.
 //!
-//! Run: `cargo bench --bench peers_degraded`.
+//! The table also gives the calling thread's minor page faults and involuntary context switches
+//! over the timed calls: a slow call is either one of those or contention with the worker.
+//!
+//! Run: `cargo bench --bench peers_degraded` (`PEERS_DEGRADED_ONLY=down_30s` for one scenario
+//! and its baseline).
 
 use std::hint::black_box;
 use std::process::Command;
@@ -77,6 +81,23 @@ fn paced_calls(calls: u64, rate: u64) -> Latencies {
     Latencies(samples)
 }
 
+/// The calling thread's minor page faults and involuntary context switches so far (Linux,
+/// from `/proc/thread-self`; zeros elsewhere): what besides its own work can slow a call down
+/// (a fault on fresh memory, a preemption).
+fn thread_disturbances() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses): state is field 3, minflt 10.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let minflt = after_name.split_whitespace().nth(7).and_then(|f| f.parse().ok()).unwrap_or(0);
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap_or_default();
+    let preempted = status
+        .lines()
+        .find_map(|line| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    (minflt, preempted)
+}
+
 /// Applies the scenario; returns the server while it should keep running.
 fn degrade(server: LocalServer, scenario: &str) -> Option<LocalServer> {
     match scenario {
@@ -100,7 +121,7 @@ fn run_scenario(scenario: &str) {
     let server = LocalServer::start(ServerConfig::default().with_record_capacity(0)).expect("local server starts");
     let config = Config::builder().api_url(server.base_url()).api_token(server.token()).build().expect("valid config");
     let guard = prefactor::init_blocking(config).expect("client initializes");
-    let client = prefactor::global_client().expect("client installed");
+    let client = guard.client();
     let instance = client.create_agent_instance(CreateInstance::default()).expect("instance created");
     instance.start();
     client.flush_blocking(Duration::from_secs(10)).expect("instance registered while healthy");
@@ -109,14 +130,16 @@ fn run_scenario(scenario: &str) {
     let _server = degrade(server, scenario);
     paced_calls(WARM_UP_CALLS, rate);
     let before: Stats = client.stats();
+    let (faults_before, preempted_before) = thread_disturbances();
     let latencies = paced_calls(calls, rate);
+    let (faults_after, preempted_after) = thread_disturbances();
     let after: Stats = client.stats();
     drop(context);
     instance.finish(FinishStatus::Complete);
 
     println!(
         "{{\"scenario\":\"{scenario}\",\"calls\":{calls},\"p50_ns\":{},\"p90_ns\":{},\"p99_ns\":{},\
-         \"p999_ns\":{},\"max_ns\":{},\"mean_ns\":{:.1},\"enqueued\":{},\"dropped\":{}}}",
+         \"p999_ns\":{},\"max_ns\":{},\"mean_ns\":{:.1},\"enqueued\":{},\"dropped\":{},\"faults\":{},\"preempted\":{}}}",
         latencies.percentile(50.0),
         latencies.percentile(90.0),
         latencies.percentile(99.0),
@@ -125,6 +148,8 @@ fn run_scenario(scenario: &str) {
         latencies.mean(),
         after.enqueued - before.enqueued,
         after.dropped - before.dropped,
+        faults_after - faults_before,
+        preempted_after - preempted_before,
     );
     // A slow or dead server would make the guard's bounded flush wait; the numbers are out.
     if scenario.starts_with("healthy") {
@@ -146,6 +171,8 @@ struct ScenarioResult {
     mean: f64,
     enqueued: u64,
     dropped: u64,
+    faults: u64,
+    preempted: u64,
 }
 
 fn field(line: &str, key: &str) -> f64 {
@@ -178,19 +205,21 @@ fn run_child(&(scenario, baseline, calls, rate): &(&'static str, &'static str, u
         mean: field(line, "mean_ns"),
         enqueued: field(line, "enqueued") as u64,
         dropped: field(line, "dropped") as u64,
+        faults: field(line, "faults") as u64,
+        preempted: field(line, "preempted") as u64,
     }
 }
 
 fn print_table(results: &[ScenarioResult]) {
     println!("each call timed alone (ns); ratios vs the healthy scenario at the same pace");
     println!(
-        "| scenario | calls | per s | p50 | p99 | p99.9 | max | mean | p50 ratio | p99 ratio | ops enqueued | ops dropped |"
+        "| scenario | calls | per s | p50 | p99 | p99.9 | max | mean | p50 ratio | p99 ratio | ops enqueued | ops dropped | page faults | preempted |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for r in results {
         let healthy = results.iter().find(|h| h.name == r.baseline).expect("baseline measured");
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} |",
             r.name,
             r.calls,
             r.rate,
@@ -203,6 +232,8 @@ fn print_table(results: &[ScenarioResult]) {
             r.p99 as f64 / healthy.p99 as f64,
             r.enqueued,
             r.dropped,
+            r.faults,
+            r.preempted,
         );
     }
 }
@@ -216,6 +247,15 @@ fn main() {
     if std::env::args().any(|arg| arg == "--test" || arg == "--list") {
         return;
     }
-    let results: Vec<ScenarioResult> = SCENARIOS.iter().map(run_child).collect();
+    // `PEERS_DEGRADED_ONLY=healthy_30s,down_30s` runs only those (each with its baseline).
+    let only = std::env::var("PEERS_DEGRADED_ONLY").unwrap_or_default();
+    let chosen = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
+    let results: Vec<ScenarioResult> = SCENARIOS
+        .iter()
+        .filter(|(name, baseline, ..)| {
+            chosen(name) || SCENARIOS.iter().any(|(n, b, ..)| chosen(n) && b == name && *baseline == *name)
+        })
+        .map(run_child)
+        .collect();
     print_table(&results);
 }

@@ -9,6 +9,11 @@
 //! 4. `prefactor_span/client`: `#[prefactor::span]` inside an agent instance, with the global
 //!    client installed and its worker delivering to a local server on 127.0.0.1.
 //!
+//! Variants 3 and 4 are measured for an `async fn` as well (`.._async_thread_cpu`): the same
+//! body, awaited by polling its future once with a no-op waker (it never waits), so the figure
+//! is the instrumentation of an async call (the span future, its context, the span) without an
+//! executor's own cost.
+//!
 //! Variant 4 is measured in chunks of `CHUNK` calls; between chunks (untimed) the client is
 //! flushed, so every span is delivered and none is dropped for a full queue: the number measured
 //! is the cost of a span that is really sent, not of a drop. The bench checks that nothing was
@@ -49,6 +54,27 @@ fn prefactor_lookup(user_id: u64, query: &str) -> usize {
 #[tracing::instrument(ret)]
 fn traced_lookup(user_id: u64, query: &str) -> usize {
     query.len() + (user_id & 7) as usize
+}
+
+#[inline(never)]
+#[prefactor::span(schema = "bench:lookup_async")]
+async fn prefactor_lookup_async(user_id: u64, query: &str) -> usize {
+    query.len() + (user_id & 7) as usize
+}
+
+#[inline(never)]
+#[tracing::instrument(ret)]
+async fn traced_lookup_async(user_id: u64, query: &str) -> usize {
+    query.len() + (user_id & 7) as usize
+}
+
+/// Runs a future that never waits to completion: one poll, no executor.
+fn poll_once<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    match future.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => panic!("the benchmarked body never waits"),
+    }
 }
 
 /// The fields a span recorded, kept until the span closes (the registry drops extensions then).
@@ -140,7 +166,7 @@ fn plain(c: &mut Criterion) {
 }
 
 fn prefactor_no_client(c: &mut Criterion) {
-    assert!(prefactor::global_client().is_none(), "no client may be installed yet");
+    assert!(prefactor::__private::global_client().is_none(), "no client may be installed yet");
     c.bench_function("prefactor_span/no_client", |b| {
         b.iter(|| prefactor_lookup(black_box(42), black_box("weather in Paris")))
     });
@@ -164,6 +190,15 @@ fn tracing_instrument(c: &mut Criterion) {
             thread_cpu_time() - start
         })
     });
+    c.bench_function("tracing_instrument/keep_fields_async_thread_cpu", |b| {
+        b.iter_custom(|iters| {
+            let start = thread_cpu_time();
+            for i in 0..iters {
+                black_box(poll_once(traced_lookup_async(black_box(i), black_box("weather in Paris"))));
+            }
+            thread_cpu_time() - start
+        })
+    });
 }
 
 /// CPU time of the calling thread: the call cost itself, without the time the thread spends
@@ -181,7 +216,7 @@ fn prefactor_client(c: &mut Criterion) {
         .expect("local server starts");
     let config = Config::builder().api_url(server.base_url()).api_token(server.token()).build().expect("valid config");
     let guard: InitGuard = prefactor::init_blocking(config).expect("client initializes");
-    let client = prefactor::global_client().expect("client installed");
+    let client = guard.client();
     let instance = client.create_agent_instance(CreateInstance::default()).expect("instance created");
     instance.start();
     let _context = instance.context().enter();
@@ -190,6 +225,7 @@ fn prefactor_client(c: &mut Criterion) {
     // connection); left in, criterion would plan a handful of iterations from them.
     for i in 0..CHUNK {
         black_box(prefactor_lookup(black_box(i), black_box("weather in Paris")));
+        black_box(poll_once(prefactor_lookup_async(black_box(i), black_box("weather in Paris"))));
     }
     client.flush_blocking(FLUSH_TIMEOUT).expect("warm-up delivered");
 
@@ -198,7 +234,9 @@ fn prefactor_client(c: &mut Criterion) {
     // Flushed only every CHUNK calls (not before each sample), so the measured calls see the
     // steady state of a stream of spans, as in an agent, and the queue never fills up.
     let since_flush = std::cell::Cell::new(0u64);
-    for (name, use_thread_cpu) in [("client", false), ("client_thread_cpu", true)] {
+    for (name, use_thread_cpu, is_async) in
+        [("client", false, false), ("client_thread_cpu", true, false), ("client_async_thread_cpu", true, true)]
+    {
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let mut timed = Duration::ZERO;
@@ -210,8 +248,15 @@ fn prefactor_client(c: &mut Criterion) {
                     }
                     let batch = (CHUNK - since_flush.get()).min(iters - done);
                     let (wall, cpu) = (Instant::now(), thread_cpu_time());
-                    for i in 0..batch {
-                        black_box(prefactor_lookup(black_box(i), black_box("weather in Paris")));
+                    if is_async {
+                        for i in 0..batch {
+                            let call = prefactor_lookup_async(black_box(i), black_box("weather in Paris"));
+                            black_box(poll_once(call));
+                        }
+                    } else {
+                        for i in 0..batch {
+                            black_box(prefactor_lookup(black_box(i), black_box("weather in Paris")));
+                        }
                     }
                     timed += if use_thread_cpu { thread_cpu_time() - cpu } else { wall.elapsed() };
                     since_flush.set(since_flush.get() + batch);

@@ -49,8 +49,8 @@ fn main() {
     let server = LocalServer::start(ServerConfig::default().with_record_capacity(0)).expect("local server starts");
     let config = Config::builder().api_url(server.base_url()).api_token(server.token()).build().expect("valid config");
     let capacity = config.queue_capacity();
-    let _guard = prefactor::init_blocking(config).expect("client initializes");
-    let client = prefactor::global_client().expect("client installed");
+    let guard = prefactor::init_blocking(config).expect("client initializes");
+    let client = guard.client();
     let instance = client.create_agent_instance(CreateInstance::default()).expect("instance created");
     instance.start();
     let context = instance.context().enter();

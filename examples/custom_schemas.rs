@@ -22,7 +22,7 @@ mod recorded_run;
 #[path = "support/schema_outline.rs"]
 mod schema_outline;
 
-use prefactor::{AgentSchemaVersion, InstanceId, Payload, SchemaRegistry};
+use prefactor::{AgentSchemaVersion, InstanceId, Payload, QualityType, SchemaRegistry};
 use recorded_run::RecordedRun;
 use serde::Serialize;
 use serde_json::Value;
@@ -118,24 +118,27 @@ fn support_desk(tickets: &[Ticket]) -> Option<InstanceId> {
     }
     let run = prefactor::current_instance()?;
     let survey = Satisfaction { score: 3 + replied.min(2), resolved_first_time: replied > 0 };
-    run.record_quality("csat", Payload::from_serialize(&survey).ok());
+    if let Ok(payload) = Payload::from_serialize(&survey) {
+        run.record_quality("csat", payload);
+    }
     Some(run.id())
 }
 
 /// The quality schema, described by the same derive as the span payloads: its title and
 /// description come from `Satisfaction`'s doc comment.
 fn schemas() -> Result<SchemaRegistry, prefactor::Error> {
-    let schema = serde_json::to_value(prefactor::schemars::schema_for!(Satisfaction))?;
+    let schema = prefactor::schema_for::<Satisfaction>();
     let text = |key: &str| schema.get(key).and_then(Value::as_str).map(str::to_owned);
-    let (title, description) = (text("title"), text("description"));
+    let mut quality = QualityType::new("csat", schema.clone())
+        .template("{{ score }}/5{% if firstContactResolution %}, solved at first contact{% endif %}");
+    if let Some(title) = text("title") {
+        quality = quality.title(title);
+    }
+    if let Some(description) = text("description") {
+        quality = quality.description(description);
+    }
     let mut registry = SchemaRegistry::new();
-    registry.register_quality_schema(
-        "csat",
-        schema.clone(),
-        title.as_deref(),
-        description.as_deref(),
-        Some("{{ score }}/5{% if firstContactResolution %}, solved at first contact{% endif %}"),
-    )?;
+    registry.register_quality_schema(quality)?;
     Ok(registry)
 }
 

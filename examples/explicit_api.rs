@@ -7,7 +7,7 @@
 //! A `Client` is created and initialized by hand, registers an agent instance with an explicit
 //! schema registry, starts it, records spans every way the API allows (a deferred span with an
 //! explicit `start`, spans ended with `complete` / `fail` / `cancel`, a parent entered as the
-//! context of its children, the low-level `create_span` / `finish_span` pair), finishes the
+//! context of its children, the low-level `create_span` / `finish_span` pair with explicit times), finishes the
 //! instance, closes the client and prints the run as the API stored it.
 //!
 //! With `PREFACTOR_API_URL` and `PREFACTOR_API_TOKEN` set it reports to that API; otherwise it
@@ -18,54 +18,54 @@ mod backend;
 #[path = "support/recorded_run.rs"]
 mod recorded_run;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use prefactor::{
-    AgentVersion, Client, CloseReport, CreateInstance, FinishStatus, InstanceId, InstancePurpose, Payload,
-    SchemaRegistry,
+    AgentVersion, Client, CloseReport, CreateInstance, DataRisk, FinishSpan, FinishStatus, Inclusion, InstanceId,
+    InstancePurpose, Payload, Permission, SchemaRegistry, SpanType,
 };
 use serde_json::{Value, json};
 
 /// The span types this agent records. The API rejects span types a schema version does not
 /// declare, so every name used below is registered here.
 fn schemas() -> Result<SchemaRegistry, prefactor::Error> {
+    // Results are not required to have every field: a failed call records its error.
+    let llm_result = json!({ "type": "object", "properties": { "response": { "type": "string" }, "tokens": { "type": "integer" } } });
     let mut registry = SchemaRegistry::new();
     registry
         .register_type(
-            "agent:llm",
-            object(&[("model", "string"), ("prompt", "string")]),
-            // Results are not required to have every field: a failed call records its error.
-            Some(json!({ "type": "object", "properties": { "response": { "type": "string" }, "tokens": { "type": "integer" } } })),
-            Some("LLM call"),
-            Some("One completion request"),
-            Some("{{ model }}: {{ prompt | truncate: 40 }}"),
+            SpanType::new("agent:llm", object(&[("model", "string"), ("prompt", "string")]))
+                .result_schema(llm_result)
+                .title("LLM call")
+                .description("One completion request")
+                .template("{{ model }}: {{ prompt | truncate: 40 }}"),
         )?
         .register_type(
-            "agent:step",
-            object(&[("step", "string")]),
-            None,
-            Some("Agent step"),
-            None,
-            Some("{{ step }}"),
+            SpanType::new("agent:step", object(&[("step", "string")])).title("Agent step").template("{{ step }}"),
         )?
         .register_type(
-            "agent:tool",
-            object(&[("tool", "string"), ("query", "string")]),
-            None,
-            Some("Tool call"),
-            None,
-            Some("{{ tool }}({{ query }})"),
+            SpanType::new("agent:tool", object(&[("tool", "string"), ("query", "string")]))
+                .title("Tool call")
+                .template("{{ tool }}({{ query }})")
+                .data_risk(search_risk()),
         )?
-        .register_type("agent:guardrail", object(&[("policy", "string")]), None, Some("Guardrail"), None, None)?
+        .register_type(SpanType::new("agent:guardrail", object(&[("policy", "string")])).title("Guardrail"))?
         .register_type(
-            "agent:retrieval",
-            object(&[("query", "string"), ("k", "integer")]),
-            Some(object(&[("hits", "integer")])),
-            Some("Retrieval"),
-            None,
-            Some("top {{ k }} for {{ query }}"),
+            SpanType::new("agent:retrieval", object(&[("query", "string"), ("k", "integer")]))
+                .result_schema(object(&[("hits", "integer")]))
+                .title("Retrieval")
+                .template("top {{ k }} for {{ query }}"),
         )?;
     Ok(registry)
+}
+
+/// The search tool talks to the outside world and never sees personal data.
+fn search_risk() -> DataRisk {
+    let mut risk = DataRisk::default();
+    risk.action_profile.external_communication = Permission::Allowed;
+    risk.action_profile.financial_transactions = Permission::Disallowed;
+    risk.params_data_categories.personal_identifiers = Inclusion::Excluded;
+    risk
 }
 
 /// A JSON schema of an object with these typed, required properties.
@@ -77,61 +77,61 @@ fn object(properties: &[(&str, &str)]) -> Value {
 }
 
 /// A payload from a JSON literal (objects stay objects).
-fn payload(value: Value) -> Option<Payload> {
-    Some(Payload::from(value))
+fn payload(value: Value) -> Payload {
+    Payload::from(value)
 }
 
 /// Records one agent run with explicit calls only and returns its id.
 fn record_run(client: &Client) -> Result<InstanceId, prefactor::Error> {
     // Register (queued: the id is generated here, nothing waits on the network) and start.
-    let instance = client.create_agent_instance(CreateInstance {
-        agent_version: AgentVersion {
-            name: Some("explicit-api-agent".to_owned()),
-            external_identifier: Some("1.0.0".to_owned()),
-            description: Some("Answers a question with explicit client calls".to_owned()),
-        },
-        purpose: Some(InstancePurpose::SmokeTest),
-        ..CreateInstance::default()
-    })?;
+    let version = AgentVersion {
+        name: Some("explicit-api-agent".to_owned()),
+        external_identifier: Some("1.0.0".to_owned()),
+        description: Some("Answers a question with explicit client calls".to_owned()),
+    };
+    let instance = client
+        .create_agent_instance(CreateInstance::default().agent_version(version).purpose(InstancePurpose::SmokeTest))?;
     instance.start();
 
     // 1. A deferred span: made first, its payload known later, then started explicitly.
-    let mut llm = instance.span_deferred("agent:llm", None);
-    llm.set_payload(Payload::from(json!({ "model": "sim-1", "prompt": "How tall is the Eiffel Tower?" })));
-    llm.start(None);
-    llm.complete(payload(json!({ "response": "330 m", "tokens": 12 })));
+    let mut llm = instance.span("agent:llm").deferred();
+    llm.set_payload(payload(json!({ "model": "sim-1", "prompt": "How tall is the Eiffel Tower?" })));
+    llm.start();
+    llm.finish(FinishSpan::complete().result(payload(json!({ "response": "330 m", "tokens": 12 }))));
 
     // 2. A parent entered as the current context: spans opened meanwhile nest under it.
-    let mut step = instance.span("agent:step", None, payload(json!({ "step": "verify" })));
+    let mut step = instance.span("agent:step").payload(payload(json!({ "step": "verify" }))).start();
     {
         let _entered = step.enter();
-        let first = instance.span("agent:tool", None, payload(json!({ "tool": "search", "query": "eiffel height" })));
-        first.fail(payload(json!({ "error": "search backend timed out" })));
-        let retry = instance.span("agent:tool", None, payload(json!({ "tool": "search", "query": "eiffel height" })));
-        retry.complete(payload(json!({ "hits": 3 })));
+        let search = || payload(json!({ "tool": "search", "query": "eiffel height" }));
+        let first = instance.span("agent:tool").payload(search()).start();
+        first.finish(FinishSpan::failed().result(payload(json!({ "error": "search backend timed out" }))));
+        let retry = instance.span("agent:tool").payload(search()).start();
+        retry.finish(FinishSpan::complete().result(payload(json!({ "hits": 3 }))));
         // Not needed after all: cancelled before it started (sent once, as `cancelled`).
-        let mut guardrail = instance.span_deferred("agent:guardrail", None);
-        guardrail.set_payload(Payload::from(json!({ "policy": "no-speculation" })));
+        let mut guardrail = instance.span("agent:guardrail").deferred();
+        guardrail.set_payload(payload(json!({ "policy": "no-speculation" })));
         guardrail.cancel();
     }
-    step.set_result(Payload::from(json!({ "verified": true })));
-    step.complete(None);
+    step.set_result(payload(json!({ "verified": true })));
+    step.complete();
 
-    // 3. The low-level pair: ids managed by the caller, parents and statuses explicit.
-    let retrieval = client.create_span(
-        instance.id(),
-        "agent:retrieval",
-        None,
-        payload(json!({ "query": "Eiffel Tower facts", "k": 2 })),
-    )?;
-    let rerank = client.create_span(
-        instance.id(),
-        "agent:llm",
-        Some(retrieval),
-        payload(json!({ "model": "sim-rerank", "prompt": "rank 2 passages" })),
-    )?;
-    client.finish_span_with_status(rerank, FinishStatus::Failed, payload(json!({ "error": "context too long" })))?;
-    client.finish_span(retrieval, payload(json!({ "hits": 2 })))?;
+    // 3. The low-level pair (the reference SDKs' `create_span` / `finish_span`): ids managed by
+    //    the caller, parents, statuses and times explicit. Here the retrieval ran 30 ms ago.
+    let began = SystemTime::now() - Duration::from_millis(30);
+    let retrieval = instance
+        .span("agent:retrieval")
+        .payload(payload(json!({ "query": "Eiffel Tower facts", "k": 2 })))
+        .started_at(began)
+        .create()?;
+    let rerank = instance
+        .span("agent:llm")
+        .parent(retrieval)
+        .payload(payload(json!({ "model": "sim-rerank", "prompt": "rank 2 passages" })))
+        .create()?;
+    instance.finish_span(rerank, FinishSpan::failed().result(payload(json!({ "error": "context too long" }))))?;
+    let ended = began + Duration::from_millis(20);
+    instance.finish_span(retrieval, FinishSpan::complete().result(payload(json!({ "hits": 2 }))).ended_at(ended))?;
 
     // Sent after everything else of this instance.
     instance.finish(FinishStatus::Complete);
@@ -222,6 +222,13 @@ mod tests {
         assert_eq!(rerank.len(), 1);
         assert_eq!(rerank[0].status.as_str(), "failed");
         assert_eq!(result_field(rerank[0], "error"), Some(&json!("context too long")));
+        // The caller's start and end times are kept, to the microsecond.
+        let at = |time: &Option<String>| {
+            let text = time.as_deref().expect("a time");
+            time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).expect(text)
+        };
+        let took = at(&retrieval.finished_at) - at(&retrieval.started_at);
+        assert_eq!(took, time::Duration::milliseconds(20));
 
         let counts = run.instance.span_counts.as_ref().expect("span counts");
         assert_eq!((counts.complete, counts.failed, counts.cancelled), (4, 2, 1));

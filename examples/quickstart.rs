@@ -16,7 +16,7 @@ mod recorded_run;
 
 use std::time::Duration;
 
-use prefactor::SchemaRegistry;
+use prefactor::{QualityType, SchemaRegistry};
 use serde::Serialize;
 
 /// The planner's output.
@@ -163,7 +163,9 @@ async fn trip_assistant(question: &str, budget_usd: f64) -> Result<Answer, RateE
         // Remembered so that `main` can fetch this run back and print it.
         *LAST_RUN.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(run.id());
         let quality = AnswerQuality { score: 0.87, cited_sources: answer.sources.len() as u32 };
-        run.record_quality("answer_quality", prefactor::Payload::from_serialize(&quality).ok());
+        if let Ok(payload) = prefactor::Payload::from_serialize(&quality) {
+            run.record_quality("answer_quality", payload);
+        }
     }
     Ok(answer)
 }
@@ -180,11 +182,10 @@ struct AnswerQuality {
 fn schemas() -> Result<SchemaRegistry, prefactor::Error> {
     let mut registry = SchemaRegistry::new();
     registry.register_quality_schema(
-        "answer_quality",
-        serde_json::to_value(prefactor::schemars::schema_for!(AnswerQuality)).unwrap_or_default(),
-        Some("Answer quality"),
-        Some("How good the final answer is"),
-        Some("score {{ score }}, {{ cited_sources }} sources"),
+        QualityType::new("answer_quality", prefactor::schema_for::<AnswerQuality>())
+            .title("Answer quality")
+            .description("How good the final answer is")
+            .template("score {{ score }}, {{ cited_sources }} sources"),
     )?;
     Ok(registry)
 }

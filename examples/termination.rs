@@ -30,7 +30,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use prefactor::{InstanceId, Terminated};
+use prefactor::{Client, InstanceId, Terminated};
 use recorded_run::RecordedRun;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -169,6 +169,7 @@ struct Stopped<T> {
 /// Runs `agent`, terminates it once it reported `STEPS_BEFORE_TERMINATION` steps, and waits
 /// (bounded) for it to return.
 async fn run_and_terminate<F, T>(
+    client: &Client,
     operator: &Operator,
     reason: &str,
     agent: impl FnOnce(mpsc::UnboundedSender<Progress>) -> F,
@@ -189,9 +190,7 @@ where
     let instance = last.ok_or("the agent stopped before it was terminated")?.instance;
     // The run is only milliseconds old: make sure the platform has its registration before an
     // operator can see (and stop) it.
-    if let Some(client) = prefactor::global_client() {
-        client.flush(Duration::from_secs(5)).await?;
-    }
+    client.flush(Duration::from_secs(5)).await?;
     let asked = Instant::now();
     operator.terminate(instance, reason).await?;
     let result = tokio::time::timeout(Duration::from_secs(5), task).await??;
@@ -226,8 +225,8 @@ async fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
     let guard = prefactor::init(config).await?;
     let operator = Operator::new(&backend);
 
-    let watcher = run_and_terminate(&operator, WATCHER_REASON, watch_queue).await?;
-    let writer = run_and_terminate(&operator, WRITER_REASON, write_report).await?;
+    let watcher = run_and_terminate(guard.client(), &operator, WATCHER_REASON, watch_queue).await?;
+    let writer = run_and_terminate(guard.client(), &operator, WRITER_REASON, write_report).await?;
 
     guard.close().await?;
     let watcher_run = fetch(&backend, watcher.instance).await?;

@@ -35,9 +35,62 @@
 //! Without an installed client, annotated functions simply run (one atomic load of extra
 //! work) and a single warning is logged.
 
+//!
+//! # Where things are
+//!
+//! * Starting: [`init`] (async) or [`init_blocking`] with a [`Config`] returns the
+//!   [`InitGuard`] that flushes and closes the client when dropped.
+//! * Inside a run: [`current_instance`], [`check_terminated`], [`terminated`], and
+//!   [`AgentInstanceHandle::on_terminated`] for the platform's stop signal.
+//! * Keeping the run's context across tasks and threads: [`spawn`], [`spawn_blocking`],
+//!   [`thread::spawn`], [`FutureExt`], [`StreamExt`], [`Context`].
+//! * The explicit API (no macros): [`Client`], [`CreateInstance`], [`AgentInstanceHandle`],
+//!   [`SpanBuilder`], [`SpanGuard`], [`FinishSpan`], [`Payload`](struct@Payload), [`SchemaRegistry`] with
+//!   [`SpanType`] / [`QualityType`] / [`DataRisk`].
+//! * Outcomes: [`Error`], [`Stats`], [`CloseReport`].
+//!
+//! # Schemas of your own types
+//!
+//! `#[derive(Payload)]` is all a payload type needs; you do not depend on `schemars`. To
+//! write a type's schema by hand instead, add `schemars = "1"` to your dependencies and
+//! implement `schemars::JsonSchema` for it: `#[span]` uses that implementation for arguments
+//! and return values of that type.
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
 pub use prefactor_macros::{Payload, agent, span};
-pub use prefactor_runtime::*;
-pub use schemars;
+
+/// The JSON Schema of a payload type (one with `#[derive(Payload)]`, or a hand-written
+/// `schemars::JsonSchema`), made as `#[span]` makes the schemas of arguments and results:
+/// JSON Schema 2020-12, subschemas inlined, no `additionalProperties: false`. Use it to
+/// register a quality schema, or a span type of the explicit API, from a Rust type.
+///
+/// ```
+/// /// A survey answer.
+/// #[derive(serde::Serialize, prefactor::Payload)]
+/// struct Satisfaction {
+///     score: u8,
+/// }
+///
+/// let schema = prefactor::schema_for::<Satisfaction>();
+/// assert_eq!(schema["title"], "A survey answer.");
+/// assert_eq!(schema["properties"]["score"]["type"], "integer");
+/// let quality = prefactor::QualityType::new("csat", schema);
+/// # let _ = quality;
+/// ```
+#[must_use]
+pub fn schema_for<T: ?Sized + schemars::JsonSchema>() -> serde_json::Value {
+    __private::schema_of::<T>()
+}
+pub use prefactor_runtime::{
+    ActionProfile, AgentInstanceHandle, AgentSchemaVersion, AgentVersion, Classification, Client, CloseReport, Config,
+    ConfigBuilder, Context, ContextGuard, CreateInstance, DEFAULT_DROP_TIMEOUT, DataCategories, DataRisk, Delivery,
+    Error, FinishSpan, FinishStatus, FutureExt, Inclusion, InitGuard, InstanceId, InstanceManager, InstancePurpose,
+    Instrumented, MAX_BULK_ITEMS, MAX_LINGER, Payload, Permission, Pfid, QualityType, SchemaRegistry, SpanBuilder,
+    SpanGuard, SpanId, SpanType, Stats, StreamExt, Terminated, TerminationSubscription, check_terminated,
+    current_instance, init, init_blocking, spawn, spawn_blocking, terminated, thread,
+};
 
 #[doc(hidden)]
 #[path = "private.rs"]

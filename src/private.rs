@@ -28,7 +28,7 @@ pub use capture::{
 };
 pub use schema::{
     ParamsSchema, SchemaFn, SchemaOf, SchemaViaFallback, SchemaViaJsonSchema, permissive_schema, result_result_schema,
-    value_result_schema,
+    schema_of, value_result_schema,
 };
 pub use span::{EnteredSpan, Started, call_once, complete, enter_span, fail, finish_sync, start_span};
 pub use span_future::{SpanFuture, instrument_span};
@@ -39,7 +39,10 @@ pub use ::schemars::SchemaGenerator;
 pub use ::serde;
 pub use ::serde_json;
 pub use ::std::borrow::Cow;
-pub use prefactor_runtime::{ContextGuard, FinishStatus, Payload, SpanGuard, StaticSpanType};
+pub use prefactor_runtime::{
+    Client, ContextGuard, DataRisk, EnteredInPlace, FinishStatus, Payload, SpanGuard, StaticSpanType, enter_in_place,
+    global_client, record_unattached_span,
+};
 
 /// Marks a type that derives `prefactor::Payload`.
 pub trait PayloadType {}

@@ -75,7 +75,15 @@ fn private_call(secret: &str) -> String {
     secret.chars().rev().collect()
 }
 
-#[prefactor::span(schema = "test:result")]
+/// The tool may call out; its results are internal.
+fn tool_risk() -> prefactor::DataRisk {
+    let mut risk = prefactor::DataRisk::default();
+    risk.action_profile.external_communication = prefactor::Permission::Allowed;
+    risk.result_data_categories.classification = prefactor::Classification::Internal;
+    risk
+}
+
+#[prefactor::span(schema = "test:result", data_risk = tool_risk)]
 fn tool(code: u16) -> Result<Step, ToolError> {
     if code == 0 { Ok(Step::Act { tool: "search".into() }) } else { Err(ToolError { code }) }
 }
@@ -394,20 +402,24 @@ fn every_span_schema_is_registered_with_its_location() {
     assert_eq!(result["description"], "What the model said");
     let tool = registry.span_types().find(|schema| schema.name == "test:result").expect("test:result");
     assert!(tool.result_schema.as_ref().is_some_and(|schema| schema.to_string().contains("\"error\"")));
+    let risk = tool.data_risk.as_ref().expect("the declared data risk");
+    assert_eq!(risk["action_profile"]["external_communication"], "allowed");
+    assert_eq!(risk["result_data_categories"]["classification"], "internal");
+    assert!(llm.data_risk.is_none(), "none declared");
     assert!(!params.to_string().contains("additionalProperties"));
 
     assert_eq!(lookup_user("ab") + lookup_team("ab"), 6);
     let lookups = registry.span_types().filter(|schema| schema.name == "test:lookup").count();
-    let declared = prefactor::__private::inventory::iter::<prefactor::StaticSpanType>
+    let declared = prefactor::__private::inventory::iter::<prefactor::__private::StaticSpanType>
         .into_iter()
         .filter(|declared| declared.name == "test:lookup")
         .count();
     assert_eq!((declared, lookups), (2, 1), "identical declarations merge into one span type");
 
-    let location = prefactor::__private::inventory::iter::<prefactor::StaticSpanType>
+    let location = prefactor::__private::inventory::iter::<prefactor::__private::StaticSpanType>
         .into_iter()
         .find(|declared| declared.name == "test:llm")
-        .map(prefactor::StaticSpanType::location)
+        .map(prefactor::__private::StaticSpanType::location)
         .expect("submitted through inventory");
     assert!(location.starts_with("tests/span_capture.rs:"), "{location}");
 }

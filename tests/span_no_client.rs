@@ -46,7 +46,7 @@ fn annotated_functions_run_unchanged_and_warn_once() {
     let writer = output.clone();
     let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
     tracing::subscriber::with_default(subscriber, || {
-        assert!(prefactor::global_client().is_none());
+        assert!(prefactor::__private::global_client().is_none());
         for i in 0..100 {
             assert_eq!(add(i, 1), i + 1);
         }

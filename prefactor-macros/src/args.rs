@@ -25,6 +25,8 @@ pub(crate) enum OptionKind {
     Fields,
     /// `key(Ident)` — one identifier among a fixed set
     Choice(&'static [&'static str]),
+    /// `key = path::to::item`
+    Path,
 }
 
 /// One accepted option of a macro.
@@ -47,6 +49,7 @@ pub(crate) enum OptionValue {
     Idents(Vec<Ident>),
     Fields(Vec<FieldEntry>),
     Choice(Ident),
+    Path(syn::Path),
 }
 
 /// An option as written by the user (key span kept for error reporting).
@@ -94,6 +97,13 @@ impl ParsedOptions {
         match self.get(name).map(|entry| &entry.value) {
             Some(OptionValue::Fields(fields)) => fields,
             _ => &[],
+        }
+    }
+
+    pub(crate) fn path(&self, name: &str) -> Option<syn::Path> {
+        match self.get(name).map(|entry| &entry.value) {
+            Some(OptionValue::Path(path)) => Some(path.clone()),
+            _ => None,
         }
     }
 
@@ -233,6 +243,17 @@ fn shape_value(spec: &OptionSpec, option: &RawOption, errors: &mut Errors) -> Op
         },
         (OptionKind::Choice(choices), _) => {
             errors.at(key_span, choice_message(name, choices));
+            None
+        }
+        (OptionKind::Path, RawValue::Eq(Expr::Path(path))) if path.qself.is_none() => {
+            Some(OptionValue::Path(path.path.clone()))
+        }
+        (OptionKind::Path, RawValue::Eq(other)) => {
+            errors.at_tokens(other, format!("`{name}` expects the path of a function: `{name} = path::to::function`"));
+            None
+        }
+        (OptionKind::Path, _) => {
+            errors.at(key_span, format!("`{name}` expects the path of a function: `{name} = path::to::function`"));
             None
         }
     }

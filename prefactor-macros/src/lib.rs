@@ -5,6 +5,7 @@
 //! Pipeline (one file each): option parsing (`args`, `span_options`, `agent_options`) → the
 //! function model (`model`, `types`) → validation (`valid`) → expansion (`expand_span`,
 //! `expand_agent`, `capture`, `register`, `body`), with `fallback` on any error.
+#![forbid(unsafe_code)]
 
 mod agent_options;
 mod args;
@@ -44,7 +45,9 @@ use proc_macro::TokenStream;
 ///
 /// Options: `schema = "ns:kind"` (required), `title`, `description`, `template`, `name`,
 /// `skip(a, b)`, `skip_all`, `fields(key = expr, ...)`, `skip_ret`, `err(Display)` (default) /
-/// `err(Debug)`.
+/// `err(Debug)`, and `data_risk = path::to::function`, a `fn() -> prefactor::DataRisk` that
+/// declares what the span type may do and which data it carries (called once, when the client
+/// starts).
 ///
 /// A call made outside any `#[agent]` function, or before a client is installed, runs
 /// unrecorded (one warning is logged, once).
@@ -120,10 +123,9 @@ pub fn agent(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// The schema follows serde's attributes (rename, skip, flatten, tagging). Its title and
 /// description come from `#[payload(title = "..", description = "..")]` or from the doc
 /// comment (first paragraph: title, the rest: description). Derive `Serialize` as well.
+/// [`prefactor::schema_for`](https://docs.rs/prefactor) returns the schema.
 ///
 /// ```
-/// use prefactor::schemars::{JsonSchema, SchemaGenerator};
-///
 /// /// A search request.
 /// ///
 /// /// Sent by the planner.
@@ -133,10 +135,10 @@ pub fn agent(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///     query: String,
 /// }
 ///
-/// let schema = Search::json_schema(&mut SchemaGenerator::default());
-/// assert_eq!(schema.get("title").unwrap(), "A search request.");
-/// assert_eq!(schema.get("description").unwrap(), "Sent by the planner.");
-/// assert!(schema.get("properties").unwrap().get("q").is_some());
+/// let schema = prefactor::schema_for::<Search>();
+/// assert_eq!(schema["title"], "A search request.");
+/// assert_eq!(schema["description"], "Sent by the planner.");
+/// assert!(schema["properties"].get("q").is_some());
 /// ```
 #[proc_macro_derive(Payload, attributes(payload))]
 pub fn derive_payload(input: TokenStream) -> TokenStream {

@@ -4,6 +4,7 @@ use crate::model::{FnModel, OutputShape};
 use crate::span_options::SpanOptions;
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{LitStr, Type};
 
 /// A `const _: () = { .. };` item submitting a `StaticSpanType` for this function.
@@ -14,6 +15,12 @@ pub(crate) fn registration(model: &FnModel, options: &SpanOptions) -> TokenStrea
     let title = optional_str(options.title.as_ref());
     let description = optional_str(options.description.as_ref());
     let template = optional_str(options.template.as_ref());
+    let data_risk = match &options.data_risk {
+        Some(path) => quote_spanned! {path.span()=>
+            ::core::option::Option::Some(#path as fn() -> ::prefactor::__private::DataRisk)
+        },
+        None => quote! { ::core::option::Option::None },
+    };
     let (result_field, result_item) = match result {
         Some(item) => (quote! { ::core::option::Option::Some(__pf_result_schema) }, item),
         None => (quote! { ::core::option::Option::None }, TokenStream::new()),
@@ -34,6 +41,7 @@ pub(crate) fn registration(model: &FnModel, options: &SpanOptions) -> TokenStrea
                     title: #title,
                     description: #description,
                     template: #template,
+                    data_risk: #data_risk,
                     #location
                 }
             }

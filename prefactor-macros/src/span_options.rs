@@ -17,6 +17,7 @@ const SPAN_OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "fields", kind: OptionKind::Fields },
     OptionSpec { name: "skip_ret", kind: OptionKind::Flag },
     OptionSpec { name: "err", kind: OptionKind::Choice(&["Display", "Debug"]) },
+    OptionSpec { name: "data_risk", kind: OptionKind::Path },
 ];
 
 /// How an `Err` value is rendered into the failed span's `error.message`.
@@ -38,6 +39,8 @@ pub(crate) struct SpanOptions {
     pub(crate) fields: Vec<FieldEntry>,
     pub(crate) skip_ret: bool,
     pub(crate) err: ErrorRendering,
+    /// `data_risk = path`: a `fn() -> prefactor::DataRisk` declaring the span type's risk.
+    pub(crate) data_risk: Option<syn::Path>,
 }
 
 impl SpanOptions {
@@ -79,6 +82,7 @@ impl SpanOptions {
             fields: take_fields(&parsed),
             skip_ret: parsed.flag("skip_ret").is_some(),
             err,
+            data_risk: parsed.path("data_risk"),
         })
     }
 }

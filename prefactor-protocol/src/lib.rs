@@ -16,10 +16,10 @@
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod agent;
 mod bulk;
-pub mod clock;
 mod envelope;
 mod instance;
 mod pfid;

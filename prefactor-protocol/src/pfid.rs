@@ -9,7 +9,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::clock;
+use std::cell::Cell;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 /// Marks bytes that are not base32 digits in [`DECODE`].
@@ -122,8 +123,8 @@ impl Pfid {
         Pfid(bytes)
     }
 
-    /// A new PFID for the current time ([`clock::unix_millis`], so the ids one thread
-    /// generates never go back in time) in `partition` (masked to its low 30 bits), with 80
+    /// A new PFID for the current time (`SystemTime`, never earlier than the last id this
+    /// thread generated, so its ids never go back in time) in `partition` (masked to its low 30 bits), with 80
     /// bits from a fast thread-local generator. Does not allocate or lock.
     ///
     /// ```
@@ -133,7 +134,7 @@ impl Pfid {
     /// assert_ne!(a, Pfid::generate(7));
     /// ```
     pub fn generate(partition: u32) -> Pfid {
-        Self::generate_at(clock::unix_millis(), partition)
+        Self::generate_at(unix_millis_never_backwards(), partition)
     }
 
     /// A new PFID for `timestamp_ms` (masked to 48 bits) in `partition` (masked to 30 bits),
@@ -312,4 +313,23 @@ impl fmt::Debug for PfidStr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_str(), f)
     }
+}
+
+thread_local! {
+    /// The last timestamp `Pfid::generate` used on this thread.
+    static LAST_MILLIS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Milliseconds since the Unix epoch from `SystemTime` (0 before it), never less than the last
+/// reading on this thread (a clock set back holds still until it catches up).
+fn unix_millis_never_backwards() -> u64 {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis());
+    let now = u64::try_from(now).unwrap_or(u64::MAX);
+    LAST_MILLIS
+        .try_with(|last| {
+            let kept = now.max(last.get());
+            last.set(kept);
+            kept
+        })
+        .unwrap_or(now)
 }

@@ -101,7 +101,7 @@ fn hot_path(c: &mut Criterion) {
         group.bench_function(format!("no_payload/{label}"), |b| {
             b.iter_custom(|iters| {
                 measure(&server, clock, iters, |instance| {
-                    let span = instance.span(black_box("bench:empty"), None, None);
+                    let span = instance.span(black_box("bench:empty")).start();
                     black_box(span.id());
                 })
             })
@@ -117,7 +117,7 @@ fn hot_path(c: &mut Criterion) {
                         stream: false,
                     };
                     let payload = Payload::from_serialize(black_box(&call)).expect("serializable");
-                    let span = instance.span(black_box("bench:llm"), None, Some(payload));
+                    let span = instance.span(black_box("bench:llm")).payload(payload).start();
                     black_box(span.id());
                 })
             })
@@ -131,7 +131,7 @@ fn hot_path(c: &mut Criterion) {
         let (client, instance) = fresh_instance(&server);
         b.iter(|| {
             for _ in 0..1000 {
-                drop(instance.span("bench:delivered", None, None));
+                drop(instance.span("bench:delivered").start());
             }
             client.flush_blocking(Duration::from_secs(60)).expect("delivered");
         });

@@ -27,9 +27,16 @@
 //! Deviations from the shared API contract, on purpose:
 //! * `close`/`shutdown` return `Err(Error::TelemetryLost(report))` when anything was lost
 //!   (instead of `Ok` with a non-empty report), so `?` cannot hide lost telemetry.
-//! * `span(...)` starts the span at once (its create is queued); `span_deferred(...)` makes a
-//!   guard that is sent on `start`, when used as a context, or at its end. `set_payload` only
-//!   affects a span not yet started.
+//! * `span(name).start()` starts the span at once (its create is queued);
+//!   `span(name).deferred()` makes a guard that is sent on `start`, when used as a context, or
+//!   at its end. `set_payload` only affects a span not yet started.
+//! * Keyword arguments are builders: [`SpanBuilder`] (parent, payload, start time),
+//!   [`FinishSpan`] (status, result, end time), [`CreateInstance`], [`SpanType`],
+//!   [`QualityType`]. `create_span`/`finish_span` live on the instance handle
+//!   ([`SpanBuilder::create`], [`AgentInstanceHandle::finish_span`]), which knows the instance,
+//!   so the client keeps no map of open spans. `finish_span` takes any status.
+//! * Termination callbacks ([`AgentInstanceHandle::on_terminated`]) get the reason, run once
+//!   even when registered after the signal, and a panicking one is logged, not propagated.
 //! * Extra items: `Context::with_current`, `SpanGuard::noop`, `Client::instance`,
 //!   `Config::close_timeout`, `ConfigBuilder::from_env_with`, `InitGuard::close`.
 //!
@@ -42,8 +49,8 @@
 //! client.initialize().await?;
 //! let instance = client.create_agent_instance(CreateInstance::default())?;
 //! instance.start();
-//! let span = instance.span("agent:llm", None, Some(Payload::from_serialize(&serde_json::json!({"model": "m"}))?));
-//! span.complete(None);
+//! let span = instance.span("agent:llm").payload(Payload::from_serialize(&serde_json::json!({"model": "m"}))?).start();
+//! span.complete();
 //! instance.finish(FinishStatus::Complete);
 //! client.flush(Duration::from_secs(5)).await?;
 //! client.close().await?;
@@ -51,66 +58,54 @@
 //! # }
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
-mod blocking;
-mod bulk_batch;
-mod bulk_outcome;
-mod client;
-mod close_report;
-mod config;
-mod context;
+// The way a span travels, one folder per stage; each imports only the stages after it (and the
+// data types below them): capture -> queue -> delivery -> report.
+mod capture;
 mod delivery;
-mod error;
-mod flush_epochs;
-mod global;
-mod ids;
-mod instance;
-mod instance_manager;
-mod instrument;
-mod op_queue;
-mod operation;
-mod payload;
-mod payload_arena;
-mod requests;
-mod retry;
-mod scheduler;
-mod schema_document;
-mod schema_name;
-mod schema_registry;
-mod span_guard;
-mod spool;
-mod static_schema;
-mod stats;
-mod termination;
-pub mod thread;
-mod thread_lease;
-mod ticket_queue;
-mod timestamp;
-mod token_check;
-mod transport;
-mod unattached;
-mod worker;
+mod queue;
+mod report;
+// What travels: the parts of a span, and the schemas of its types. Configuration.
+mod config;
+// Support.
+mod lock;
+mod record;
+mod schema;
 
-pub use client::{AgentVersion, Client, CreateInstance};
-pub use close_report::CloseReport;
-pub use config::{Config, ConfigBuilder, MAX_BULK_ITEMS, MAX_LINGER, SDK_HEADER_ENTRY};
-pub use context::{Context, ContextGuard};
-pub use delivery::Delivery;
-pub use error::Error;
-pub use global::{
-    DEFAULT_DROP_TIMEOUT, InitGuard, Terminated, check_terminated, current_instance, global_client, init,
-    init_blocking, install, set_global_client, terminated,
+pub use capture::client::global::{
+    DEFAULT_DROP_TIMEOUT, InitGuard, Terminated, check_terminated, current_instance, init, init_blocking, terminated,
 };
-pub use ids::{InstanceId, SpanId};
-pub use instance::AgentInstanceHandle;
-pub use instance_manager::InstanceManager;
-pub use instrument::{EnteredInPlace, FutureExt, Instrumented, StreamExt, enter_in_place, spawn, spawn_blocking};
-pub use payload::Payload;
+pub use capture::client::instance_manager::InstanceManager;
+pub use capture::client::{AgentVersion, Client, CreateInstance};
+pub use capture::context::{Context, ContextGuard};
+pub use capture::finish_span::FinishSpan;
+pub use capture::instance::{AgentInstanceHandle, TerminationSubscription};
+pub use capture::instrument::{FutureExt, Instrumented, StreamExt, spawn, spawn_blocking};
+pub use capture::span_builder::SpanBuilder;
+pub use capture::span_guard::SpanGuard;
+pub use capture::thread;
+pub use config::delivery::Delivery;
+pub use config::{Config, ConfigBuilder, MAX_BULK_ITEMS, MAX_LINGER, SDK_HEADER_ENTRY};
 pub use prefactor_protocol::{AgentSchemaVersion, AgentStatus, FinishStatus, InstancePurpose, Pfid};
-pub use schema_registry::SchemaRegistry;
-pub use span_guard::SpanGuard;
-pub use static_schema::StaticSpanType;
-pub use stats::Stats;
+pub use record::ids::{InstanceId, SpanId};
+pub use record::payload::Payload;
+pub use report::close_report::CloseReport;
+pub use report::error::Error;
+pub use report::stats::Stats;
+pub use schema::data_risk::{ActionProfile, Classification, DataCategories, DataRisk, Inclusion, Permission};
+pub use schema::registry::SchemaRegistry;
+pub use schema::span_type::{QualityType, SpanType};
 
+// Support for the `prefactor` crate's macros (reached through `prefactor::__private`), not a
+// public API.
+#[doc(hidden)]
+pub use capture::client::global::global_client;
+#[doc(hidden)]
+pub use capture::client::record_unattached_span;
+#[doc(hidden)]
+pub use capture::instrument::{EnteredInPlace, enter_in_place};
 #[doc(hidden)]
 pub use inventory;
+#[doc(hidden)]
+pub use schema::static_schema::StaticSpanType;

@@ -60,18 +60,15 @@ pub fn start_agent(site: &AgentSite) -> Option<AgentRun> {
         warn_no_client(site.name);
         return None;
     };
-    let options = CreateInstance {
-        agent_id: site.id.map(str::to_owned).or_else(|| set_value(std::env::var("PREFACTOR_AGENT_ID").ok())),
-        agent_version: AgentVersion {
-            name: Some(site.name.to_owned()),
-            external_identifier: Some(site.version.to_owned()),
-            description: site.description.map(str::to_owned),
-        },
-        // `None`: the client sends its registry (every `#[span]` schema, collected at start).
-        agent_schema_version: None,
-        purpose: site.purpose.and_then(purpose),
-        ..CreateInstance::default()
-    };
+    let mut options = CreateInstance::default().agent_version(AgentVersion {
+        name: Some(site.name.to_owned()),
+        external_identifier: Some(site.version.to_owned()),
+        description: site.description.map(str::to_owned),
+    });
+    // No schema document: the client sends its registry (every `#[span]` schema, collected
+    // at start).
+    options.agent_id = site.id.map(str::to_owned).or_else(|| set_value(std::env::var("PREFACTOR_AGENT_ID").ok()));
+    options.purpose = site.purpose.and_then(purpose);
     match client.create_agent_instance(options) {
         Ok(handle) => {
             handle.start();

@@ -101,6 +101,15 @@ impl ParamsSchema {
     }
 }
 
+/// The schema of one type, as `#[span]` makes the schemas of arguments (see
+/// `prefactor::schema_for`).
+#[must_use]
+pub fn schema_of<T: ?Sized + JsonSchema>() -> Value {
+    let mut generator = generator();
+    let schema = generator.root_schema_for::<T>().to_value();
+    finish_document(schema, &mut generator)
+}
+
 /// Result schema for a non-`Result` return value (object as is, else `{"output": value}`).
 #[must_use]
 pub fn value_result_schema(ok: SchemaFn) -> Value {

@@ -1,7 +1,7 @@
 //! Starting, scoping and finishing the span of one annotated call.
 
 use super::warn_once::warn_no_client;
-use prefactor_runtime::{Client, Context, ContextGuard, Error, Payload, SpanGuard, global_client};
+use prefactor_runtime::{Client, Context, ContextGuard, Error, FinishSpan, Payload, SpanGuard, global_client};
 
 /// The started span of an async call (`instrument_span` moves it into its boxed state).
 pub type Started = Option<SpanGuard>;
@@ -32,7 +32,7 @@ fn open_recorded_span(
     // and down per call).
     if !Context::with_current(|context| context.instance().is_some()) {
         // Counted, warned once per span type and reported by `close()`, with the fix.
-        client.record_unattached_span(schema);
+        prefactor_runtime::record_unattached_span(client, schema);
         return None;
     }
     // Serialized outside the context borrow: user `Serialize` code runs here.
@@ -41,7 +41,7 @@ fn open_recorded_span(
         Payload::empty()
     });
     // Sent at once as an `active` create (parent: the current context's span, if any).
-    Context::with_current(|context| context.instance().map(|instance| instance.span(schema, None, Some(payload))))
+    Context::with_current(|context| context.instance().map(|instance| instance.span(schema).payload(payload).start()))
 }
 
 /// A span made current on this thread for a synchronous body (the context is restored before
@@ -85,10 +85,16 @@ pub fn finish_sync<R: ?Sized, F: FnOnce(SpanGuard, &R)>(entered: Option<EnteredS
 
 /// Finishes as `complete` with an optional result payload.
 pub fn complete(span: SpanGuard, result: Option<Payload>) {
-    span.complete(result);
+    match result {
+        Some(result) => span.finish(FinishSpan::complete().result(result)),
+        None => span.complete(),
+    }
 }
 
 /// Finishes as `failed` with an optional result payload.
 pub fn fail(span: SpanGuard, result: Option<Payload>) {
-    span.fail(result);
+    match result {
+        Some(result) => span.finish(FinishSpan::failed().result(result)),
+        None => span.fail(),
+    }
 }

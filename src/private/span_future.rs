@@ -4,7 +4,6 @@ use super::span::Started;
 use pin_project_lite::pin_project;
 use prefactor_runtime::{Context, FinishStatus, SpanGuard, enter_in_place};
 use std::future::Future;
-use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
@@ -27,7 +26,7 @@ where
     Fin: FnOnce(SpanGuard, &F::Output),
 {
     let recorded = span.map(|span| record(span, finish));
-    SpanFuture { body: ManuallyDrop::new(future), recorded }
+    SpanFuture { body: Some(future), recorded }
 }
 
 /// The out-of-line part of a recorded call (kept out of the no-client path's code).
@@ -41,20 +40,19 @@ fn record<Fin>(mut span: SpanGuard, finish: Fin) -> Box<Recorded<Fin>> {
 pin_project! {
     /// The future of an instrumented async span (see [`instrument_span`]).
     pub struct SpanFuture<F, Fin> {
+        // `None` only once dropped (inside the span's context, in `drop`).
         #[pin]
-        body: ManuallyDrop<F>,
+        body: Option<F>,
         recorded: Option<Box<Recorded<Fin>>>,
     }
 
     impl<F, Fin> PinnedDrop for SpanFuture<F, Fin> {
         fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
+            let mut this = this.project();
             // The body is dropped inside the span's context (spans ending in its destructors
             // still find their parent), then the span ends as `cancelled` if it is still open.
             let _entered = this.recorded.as_deref_mut().map(|recorded| enter_in_place(&mut recorded.cx));
-            // SAFETY: the body is pinned and dropped in place exactly once, here; it is never
-            // touched again.
-            unsafe { ManuallyDrop::drop(this.body.get_unchecked_mut()) }
+            this.body.set(None);
         }
     }
 }
@@ -69,9 +67,8 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let this = self.project();
-        // SAFETY: projecting a pinned `ManuallyDrop<F>` to a pinned `F`; `ManuallyDrop` is
-        // `repr(transparent)` and the body is never moved out.
-        let body = unsafe { this.body.map_unchecked_mut(|body| &mut **body) };
+        // Only `drop` empties it: no poll can see that.
+        let Some(body) = this.body.as_pin_mut() else { return Poll::Pending };
         if this.recorded.is_none() {
             return body.poll(cx);
         }
@@ -101,7 +98,7 @@ impl<Fin> Drop for FailOnPanic<'_, Fin> {
             && std::thread::panicking()
             && let Some(recorded) = self.0.take()
         {
-            recorded.span.fail(None);
+            recorded.span.fail();
         }
     }
 }

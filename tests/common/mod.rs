@@ -70,23 +70,18 @@ pub fn spans_of(id: InstanceId) -> Vec<Value> {
     body["summaries"].as_array().cloned().unwrap_or_default()
 }
 
-/// The spans of an instance once `expected` of them are stored and none is still active.
-///
-/// Flushes first, then polls (bounded, 10 s): the client's flush counts settled operations,
-/// so with several tests sharing the client it can return while a child span of this
-/// instance still waits for its parent's create.
+/// The spans of an instance, read once after a flush: `flush` waits for every operation
+/// queued before it (by epoch, whatever else other tests queue meanwhile), so all `expected`
+/// spans must be stored and finished by then. No polling: a regression of `flush` fails here.
 pub fn finished_spans_of(id: InstanceId, expected: usize) -> Vec<Value> {
     flush();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let spans = spans_of(id);
-        let active = spans.iter().any(|span| span["status"] == "active" || span["status"] == "pending");
-        if spans.len() >= expected && !active {
-            return spans;
-        }
-        assert!(std::time::Instant::now() < deadline, "expected {expected} finished spans, the server has {spans:#?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let spans = spans_of(id);
+    let active = spans.iter().any(|span| span["status"] == "active" || span["status"] == "pending");
+    assert!(
+        spans.len() == expected && !active,
+        "expected {expected} finished spans after a flush, the server has {spans:#?}"
+    );
+    spans
 }
 
 /// The only span of `schema` in `spans`.

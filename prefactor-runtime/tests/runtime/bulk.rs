@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use prefactor_runtime::{Client, CreateInstance, Delivery, Error, FinishStatus, Payload, SchemaRegistry};
+use prefactor_runtime::{
+    Client, CreateInstance, Delivery, Error, FinishSpan, FinishStatus, Payload, SchemaRegistry, SpanType,
+};
 use prefactor_server::{FaultRule, LocalServer, RecordedRequest};
 use serde_json::{Value, json};
 
@@ -38,17 +40,17 @@ async fn a_whole_run_goes_out_in_one_bulk_request_with_parents_right() {
     let client = bulk_client(&server, Duration::from_millis(500)).await;
     let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
     instance.start();
-    let parent = instance.span("t:parent", None, Some(Payload::from(json!({"q": "plan"}))));
+    let parent = instance.span("t:parent").payload(Payload::from(json!({"q": "plan"}))).start();
     let children: Vec<_> = (0..3)
         .map(|i| {
-            let child = instance.span("t:child", Some(parent.id()), Some(Payload::from(json!({"i": i}))));
+            let child = instance.span("t:child").parent(parent.id()).payload(Payload::from(json!({"i": i}))).start();
             let id = child.id();
-            child.complete(Some(Payload::from(json!({"done": i}))));
+            child.finish(FinishSpan::complete().result(Payload::from(json!({"done": i}))));
             id
         })
         .collect();
     let parent_id = parent.id();
-    parent.complete(None);
+    parent.complete();
     instance.finish(FinishStatus::Complete);
     flush(&client).await;
 
@@ -85,15 +87,15 @@ async fn a_span_still_open_after_the_linger_is_created_active_and_finished_later
     let server = server();
     let client = bulk_client(&server, Duration::from_millis(20)).await;
     let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
-    let quick = instance.span("t:quick", None, None);
+    let quick = instance.span("t:quick").start();
     let quick_id = quick.id();
-    quick.complete(None);
-    let slow = instance.span("t:slow", None, None);
+    quick.complete();
+    let slow = instance.span("t:slow").start();
     let slow_id = slow.id();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let spans = spans_of(&server, instance.id()).await;
     assert_eq!(span_by_id(&spans, &slow_id.to_string())["status"], "active", "visible while it runs");
-    slow.complete(None);
+    slow.complete();
     flush(&client).await;
 
     let sent = items(&bulk_requests(&server));
@@ -114,17 +116,17 @@ async fn a_bad_item_fails_only_its_operation_and_the_items_after_it_are_sent_aga
     let server = server();
     let mut registry = SchemaRegistry::new();
     let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
-    registry.register_type("t:strict", schema, None, None, None, None).unwrap();
+    registry.register_type(SpanType::new("t:strict", schema)).unwrap();
     let config = config_for(&server, Delivery::Bulk).linger(Duration::from_millis(500)).schema_registry(registry);
     let client = Client::new(config.build().unwrap()).unwrap();
     client.initialize().await.unwrap();
     let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
     flush(&client).await;
     server.clear_requests();
-    let good_before = instance.span("t:strict", None, Some(Payload::from(json!({"n": 1})))).id();
-    let bad = instance.span("t:strict", None, Some(Payload::from(json!({"n": "not a number"})))).id();
+    let good_before = instance.span("t:strict").payload(Payload::from(json!({"n": 1}))).start().id();
+    let bad = instance.span("t:strict").payload(Payload::from(json!({"n": "not a number"}))).start().id();
     let good_after: Vec<_> =
-        (2..5).map(|n| instance.span("t:strict", None, Some(Payload::from(json!({"n": n})))).id()).collect();
+        (2..5).map(|n| instance.span("t:strict").payload(Payload::from(json!({"n": n}))).start().id()).collect();
     instance.finish(FinishStatus::Complete);
     flush(&client).await;
 
@@ -166,7 +168,8 @@ async fn a_failing_bulk_request_is_retried_whole_with_the_same_keys() {
     flush(&client).await;
     server.clear_requests();
     server.add_fault(FaultRule::status("/api/v1/bulk", 503).times(2));
-    let ids: Vec<_> = (0..20).map(|i| instance.span("t:x", None, Some(Payload::from(json!({"i": i})))).id()).collect();
+    let ids: Vec<_> =
+        (0..20).map(|i| instance.span("t:x").payload(Payload::from(json!({"i": i}))).start().id()).collect();
     instance.finish(FinishStatus::Complete);
     flush(&client).await;
 
@@ -200,7 +203,7 @@ async fn a_timed_out_bulk_request_is_sent_again_with_the_same_keys_and_duplicate
     // The server holds the next request for a second: the client gives up after 300 ms.
     server.add_fault(FaultRule::delay("/api/v1/bulk", 1_000).times(1));
     for i in 0..10 {
-        drop(instance.span("t:x", None, Some(Payload::from(json!({"i": i})))));
+        drop(instance.span("t:x").payload(Payload::from(json!({"i": i}))).start());
     }
     flush(&client).await;
     let answered: Vec<_> = bulk_requests(&server).into_iter().filter(|r| r.status == 200).collect();
@@ -221,11 +224,11 @@ async fn a_401_on_the_bulk_request_latches_the_client() {
     let client = bulk_client(&server, Duration::from_millis(2)).await;
     server.add_fault(FaultRule::status("/api/v1/bulk", 401));
     let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
-    drop(instance.span("t:x", None, None));
+    drop(instance.span("t:x").start());
     flush(&client).await;
     server.clear_faults();
     for _ in 0..5 {
-        drop(instance.span("t:after", None, None));
+        drop(instance.span("t:after").start());
     }
     flush(&client).await;
     assert_eq!(bulk_requests(&server).len(), 1, "nothing is sent after a 401");
@@ -253,14 +256,14 @@ async fn a_server_without_bulk_gets_one_request_per_operation_and_loses_nothing(
         let client = bulk_client(&server, Duration::from_millis(2)).await;
         let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
         instance.start();
-        let parent = instance.span("t:parent", None, None);
-        let child = instance.span("t:child", Some(parent.id()), None);
+        let parent = instance.span("t:parent").start();
+        let child = instance.span("t:child").parent(parent.id()).start();
         let (parent_id, child_id) = (parent.id(), child.id());
-        child.complete(None);
-        parent.complete(None);
+        child.complete();
+        parent.complete();
         flush(&client).await;
         for _ in 0..5 {
-            drop(instance.span("t:later", None, None));
+            drop(instance.span("t:later").start());
         }
         instance.finish(FinishStatus::Complete);
         flush(&client).await;
@@ -282,13 +285,13 @@ async fn a_server_without_bulk_gets_one_request_per_operation_and_loses_nothing(
 async fn run_with_children(client: &Client) -> (prefactor_runtime::InstanceId, String, String) {
     let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
     instance.start();
-    let parent = instance.span("t:parent", None, None);
-    let child = instance.span("t:child", Some(parent.id()), None);
+    let parent = instance.span("t:parent").start();
+    let child = instance.span("t:child").parent(parent.id()).start();
     let (parent_id, child_id) = (parent.id().to_string(), child.id().to_string());
-    child.complete(None);
-    parent.complete(None);
+    child.complete();
+    parent.complete();
     for _ in 0..5 {
-        drop(instance.span("t:later", None, None));
+        drop(instance.span("t:later").start());
     }
     instance.finish(FinishStatus::Complete);
     flush(client).await;
@@ -370,7 +373,7 @@ async fn many_instances_share_bulk_requests_and_flush_is_exact() {
         let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
         instance.start();
         for i in 0..10 {
-            drop(instance.span("t:x", None, Some(Payload::from(json!({"i": i})))));
+            drop(instance.span("t:x").payload(Payload::from(json!({"i": i}))).start());
         }
         instance.finish(FinishStatus::Complete);
         instances.push(instance);
@@ -396,7 +399,7 @@ async fn the_control_signal_of_a_bulk_item_terminates_the_instance() {
     let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
     flush(&client).await;
     server.terminate_instance(&instance.id().to_string(), Some("policy breach")).unwrap();
-    drop(instance.span("t:x", None, None));
+    drop(instance.span("t:x").start());
     flush(&client).await;
     assert!(instance.is_terminated());
     assert_eq!(instance.termination_reason().as_deref(), Some("policy breach"));
@@ -413,7 +416,7 @@ async fn bulk_requests_get_minimal_outputs_and_still_see_the_terminate_control()
     let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
     flush(&client).await;
     server.terminate_instance(&instance.id().to_string(), Some("minimal stop")).unwrap();
-    drop(instance.span("t:x", None, None));
+    drop(instance.span("t:x").start());
     flush(&client).await;
     assert!(instance.is_terminated());
     assert_eq!(instance.termination_reason().as_deref(), Some("minimal stop"));

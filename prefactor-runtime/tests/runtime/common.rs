@@ -26,7 +26,6 @@ pub fn config_for(server: &LocalServer, delivery: Delivery) -> ConfigBuilder {
         .api_token(server.token())
         .initial_retry_delay(Duration::from_millis(10))
         .max_retry_delay(Duration::from_millis(100))
-        .max_retries(3)
         .request_timeout(Duration::from_secs(5))
         .close_timeout(Duration::from_secs(20))
 }

@@ -20,7 +20,6 @@ fn defaults_follow_the_reference_clients() {
     let config = base().build().unwrap();
     assert_eq!(config.request_timeout(), Duration::from_secs(30));
     assert_eq!(config.connect_timeout(), Duration::from_secs(10));
-    assert_eq!(config.max_retries(), 3);
     assert_eq!(config.initial_retry_delay(), Duration::from_secs(1));
     assert_eq!(config.max_retry_delay(), Duration::from_secs(30));
     assert_eq!(config.retry_multiplier(), 2.0);
@@ -59,8 +58,6 @@ fn invalid_settings_name_the_field() {
         "termination_poll_interval"
     );
     assert_eq!(field_of(base().agent_id("").build().unwrap_err()), "agent_id");
-    // max_retries 0 is valid: one attempt.
-    assert_eq!(base().max_retries(0).build().unwrap().max_retries(), 0);
 }
 
 #[test]
@@ -82,37 +79,26 @@ fn the_token_never_appears_in_debug_output() {
 
 #[test]
 fn from_env_reads_the_prefactor_variables() {
-    // The only test of this binary that touches the process environment.
-    // SAFETY: no other test reads or writes these variables, and nothing else in this process
-    // reads the environment concurrently in a way that could observe a torn update.
-    unsafe {
-        std::env::set_var("PREFACTOR_API_URL", "http://127.0.0.1:7777");
-        std::env::set_var("PREFACTOR_API_TOKEN", "env-token");
-        std::env::set_var("PREFACTOR_AGENT_ID", "agent-1");
-        std::env::set_var("PREFACTOR_REQUEST_TIMEOUT", "2.5");
-        std::env::set_var("PREFACTOR_CONCURRENCY", "3");
-    }
-    let config = Config::from_env().unwrap().build().unwrap();
+    // Through `from_env_with`: the process environment is shared by the parallel tests.
+    let env = |vars: &'static [(&'static str, &'static str)]| {
+        move |key: &str| vars.iter().find(|(k, _)| *k == key).map(|(_, v)| (*v).to_owned())
+    };
+    let vars = &[
+        ("PREFACTOR_API_URL", "http://127.0.0.1:7777"),
+        ("PREFACTOR_API_TOKEN", "env-token"),
+        ("PREFACTOR_AGENT_ID", "agent-1"),
+        ("PREFACTOR_REQUEST_TIMEOUT", "2.5"),
+        ("PREFACTOR_CONCURRENCY", "3"),
+        // Retries have no count any more: ignored (with a warning), whatever its value.
+        ("PREFACTOR_MAX_RETRIES", "many"),
+    ];
+    let config = Config::builder().from_env_with(env(vars)).unwrap().build().unwrap();
     assert_eq!(config.api_url(), "http://127.0.0.1:7777");
     assert_eq!(config.agent_id(), Some("agent-1"));
     assert_eq!(config.request_timeout(), Duration::from_millis(2500));
     assert_eq!(config.concurrency(), 3);
-    // SAFETY: as above.
-    unsafe { std::env::set_var("PREFACTOR_MAX_RETRIES", "many") };
-    assert_eq!(field_of(Config::from_env().unwrap_err()), "max_retries");
-    // SAFETY: as above.
-    unsafe {
-        for key in [
-            "PREFACTOR_API_URL",
-            "PREFACTOR_API_TOKEN",
-            "PREFACTOR_AGENT_ID",
-            "PREFACTOR_REQUEST_TIMEOUT",
-            "PREFACTOR_CONCURRENCY",
-            "PREFACTOR_MAX_RETRIES",
-        ] {
-            std::env::remove_var(key);
-        }
-    }
+    let bad = &[("PREFACTOR_API_URL", "http://x"), ("PREFACTOR_API_TOKEN", "t"), ("PREFACTOR_CONCURRENCY", "many")];
+    assert_eq!(field_of(Config::builder().from_env_with(env(bad)).unwrap_err()), "concurrency");
 }
 
 #[test]

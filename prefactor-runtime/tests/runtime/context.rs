@@ -18,35 +18,35 @@ async fn parents_follow_the_context_across_await_and_nesting() {
         let server = server();
         let client = client_for(&server, delivery).await;
         let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
-        let root = instance.span("t:root", None, None);
+        let root = instance.span("t:root").start();
         let root_id = root.id();
         let (child_id, grandchild_id, after_id) = {
             let instance = instance.clone();
             async move {
                 tokio::time::sleep(Duration::from_millis(5)).await;
-                let child = instance.span("t:child", None, None);
+                let child = instance.span("t:child").start();
                 let child_id = child.id();
                 let grandchild_id = {
                     let instance = instance.clone();
                     async move {
                         tokio::task::yield_now().await;
-                        let grandchild = instance.span("t:grandchild", None, None);
+                        let grandchild = instance.span("t:grandchild").start();
                         tokio::task::yield_now().await;
                         grandchild.id()
                     }
                     .in_context(child.context())
                     .await
                 };
-                child.complete(None);
+                child.complete();
                 // Back in the root's scope after the nested future.
-                let after = instance.span("t:after", None, None);
+                let after = instance.span("t:after").start();
                 (child_id, grandchild_id, after.id())
             }
             .in_context(root.context())
             .await
         };
-        let outside = instance.span("t:outside", None, None).id();
-        root.complete(None);
+        let outside = instance.span("t:outside").start().id();
+        root.complete();
         flush(&client).await;
 
         let spans = spans_of(&server, instance.id()).await;
@@ -64,20 +64,20 @@ async fn a_thousand_concurrent_tasks_each_keep_their_own_tree() {
         let server = server();
         let client = client_for(&server, delivery).await;
         let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
-        let batch = instance.span("t:batch", None, None);
+        let batch = instance.span("t:batch").start();
         let batch_id = batch.id();
         let mut tasks = Vec::new();
         for i in 0..1000u32 {
             let instance = instance.clone();
             let task = async move {
-                let root = instance.span("t:task", None, None);
+                let root = instance.span("t:task").start();
                 let root_id = root.id();
                 let ids = async {
                     tokio::time::sleep(Duration::from_millis(u64::from(i % 7))).await;
-                    let child = instance.span("t:child", None, None);
+                    let child = instance.span("t:child").start();
                     let leaf_id = async {
                         tokio::task::yield_now().await;
-                        let leaf = instance.span("t:leaf", None, None);
+                        let leaf = instance.span("t:leaf").start();
                         tokio::time::sleep(Duration::from_millis(u64::from(i % 3))).await;
                         leaf.id()
                     }
@@ -98,7 +98,7 @@ async fn a_thousand_concurrent_tasks_each_keep_their_own_tree() {
             expected.insert(child, root);
             expected.insert(leaf, child);
         }
-        batch.complete(None);
+        batch.complete();
         flush(&client).await;
 
         let spans = spans_of(&server, instance.id()).await;
@@ -121,21 +121,21 @@ async fn spawn_carries_the_current_context_and_plain_tokio_spawn_does_not() {
         let server = server();
         let client = client_for(&server, delivery).await;
         let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
-        let root = instance.span("t:root", None, None);
+        let root = instance.span("t:root").start();
         let root_id = root.id();
         let (carried, plain) = {
             let instance = instance.clone();
             async move {
                 let a = instance.clone();
-                let carried = prefactor_runtime::spawn(async move { a.span("t:carried", None, None).id() });
+                let carried = prefactor_runtime::spawn(async move { a.span("t:carried").start().id() });
                 let b = instance.clone();
-                let plain = tokio::spawn(async move { b.span("t:plain", None, None).id() });
+                let plain = tokio::spawn(async move { b.span("t:plain").start().id() });
                 (carried.await.unwrap(), plain.await.unwrap())
             }
             .in_context(root.context())
             .await
         };
-        root.complete(None);
+        root.complete();
         flush(&client).await;
         let spans = spans_of(&server, instance.id()).await;
         assert_eq!(parent_of(&spans, carried), Some(root_id.to_string()));
@@ -149,17 +149,17 @@ async fn enter_scopes_the_parent_in_synchronous_code() {
         let server = server();
         let client = client_for(&server, delivery).await;
         let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
-        let outer = instance.span("t:outer", None, None);
+        let outer = instance.span("t:outer").start();
         let (inner_id, leaf_id, sibling_id) = {
             let _in_outer = outer.enter();
-            let inner = instance.span("t:inner", None, None);
+            let inner = instance.span("t:inner").start();
             let leaf_id = {
                 let _in_inner = inner.enter();
                 assert_eq!(Context::current().span_id(), Some(inner.id()));
-                instance.span("t:leaf", None, None).id()
+                instance.span("t:leaf").start().id()
             };
             assert_eq!(Context::current().span_id(), Some(outer.id()));
-            (inner.id(), leaf_id, instance.span("t:sibling", None, None).id())
+            (inner.id(), leaf_id, instance.span("t:sibling").start().id())
         };
         assert_eq!(Context::current().span_id(), None);
         let outer_id = outer.id();
@@ -179,10 +179,10 @@ async fn a_span_of_another_instance_is_not_used_as_parent() {
         let client = client_for(&server, delivery).await;
         let first = client.create_agent_instance(CreateInstance::default()).unwrap();
         let second = client.create_agent_instance(CreateInstance::default()).unwrap();
-        let span = first.span("t:first", None, None);
+        let span = first.span("t:first").start();
         let other = {
             let _entered = span.enter();
-            second.span("t:second", None, None).id()
+            second.span("t:second").start().id()
         };
         drop(span);
         flush(&client).await;

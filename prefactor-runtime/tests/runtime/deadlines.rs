@@ -22,7 +22,7 @@ async fn flush_and_shutdown_keep_their_deadlines_in(delivery: Delivery) {
     let span_requests = if delivery == Delivery::Bulk { "/api/v1/bulk" } else { "/api/v1/agent_spans" };
     server.add_fault(FaultRule::delay(span_requests, 3_000));
     for _ in 0..5 {
-        drop(instance.span("t:slow", None, None));
+        drop(instance.span("t:slow").start());
     }
     let started = Instant::now();
     assert!(matches!(client.flush(Duration::from_millis(200)).await, Err(Error::Timeout)));
@@ -44,7 +44,7 @@ async fn flush_and_shutdown_keep_their_deadlines_in(delivery: Delivery) {
         other => panic!("expected TelemetryLost, got {other:?}"),
     }
     // Closed: nothing more is accepted, and it is counted.
-    drop(instance.span("t:late", None, None));
+    drop(instance.span("t:late").start());
     assert_eq!(client.stats().dropped, 2);
     assert!(matches!(client.flush(Duration::from_secs(1)).await, Err(Error::Closed)));
 }

@@ -36,7 +36,7 @@ fn busy_agents(client: &Client, agents: usize, spans: usize) -> Vec<AgentInstanc
                 let instance = client.create_agent_instance(CreateInstance::default()).expect("instance");
                 instance.start();
                 for _ in 0..spans {
-                    drop(instance.span("t:work", None, None));
+                    drop(instance.span("t:work").start());
                 }
                 instance
             })

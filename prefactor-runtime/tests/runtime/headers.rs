@@ -18,7 +18,7 @@ async fn every_request_carries_the_auth_and_sdk_headers_in(delivery: Delivery) {
     client.initialize().await.unwrap();
     let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
     instance.start();
-    drop(instance.span("t:x", None, None));
+    drop(instance.span("t:x").start());
     instance.finish(FinishStatus::Complete);
     flush(&client).await;
 

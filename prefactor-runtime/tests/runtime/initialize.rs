@@ -37,14 +37,14 @@ async fn a_rejected_token_latches_the_client_without_touching_the_agent() {
     // is ever sent with a rejected token.
     let instance = client.create_agent_instance(CreateInstance::default()).expect("no answer yet");
     instance.start();
-    drop(instance.span("t:step", None, None));
+    drop(instance.span("t:step").start());
     match client.check_connection(Duration::from_secs(10)).await {
         Err(Error::Auth { status: 401, .. }) => {}
         other => panic!("expected the 401, got {other:?}"),
     }
     assert!(client.is_initialized(), "a latched client stays installed and usable");
     assert!(matches!(client.create_agent_instance(CreateInstance::default()), Err(Error::Auth { status: 401, .. })));
-    drop(instance.span("t:after", None, None)); // accepted and counted, never raised
+    drop(instance.span("t:after").start()); // accepted and counted, never raised
     instance.finish(FinishStatus::Complete);
     assert_eq!(requests(&server, "GET", "/api/v1/ping").len(), 1, "a 401 is not retried");
     assert_eq!(server.requests().len(), 1, "nothing but the token check was sent");
@@ -127,10 +127,10 @@ async fn api_down_then_back(delivery: Delivery, spool: Option<&std::path::Path>)
     for i in 0..10 {
         let instance = client.create_agent_instance(CreateInstance::default()).expect("the client works");
         instance.start();
-        let step = instance.span("t:step", None, None);
-        let child = instance.span("t:child", Some(step.id()), None);
-        child.complete(None);
-        step.complete(None);
+        let step = instance.span("t:step").start();
+        let child = instance.span("t:child").parent(step.id()).start();
+        child.complete();
+        step.complete();
         instance.finish(if i % 2 == 0 { FinishStatus::Complete } else { FinishStatus::Failed });
         runs.push(instance.id());
     }

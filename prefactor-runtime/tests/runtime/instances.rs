@@ -1,7 +1,8 @@
 //! Agent instances: register (queued, client id), start, finish, quality, the manager.
 
 use prefactor_runtime::{
-    AgentVersion, Client, CreateInstance, FinishStatus, InstanceId, InstancePurpose, Payload, Pfid, SchemaRegistry,
+    AgentVersion, Client, CreateInstance, FinishStatus, InstanceId, InstancePurpose, Payload, Pfid, QualityType,
+    SchemaRegistry, SpanType,
 };
 use serde_json::json;
 
@@ -12,19 +13,19 @@ async fn lifecycle_register_start_span_finish() {
     let server = server();
     let client = client(&server).await;
     let instance = client
-        .create_agent_instance(CreateInstance {
-            agent_version: AgentVersion {
-                name: Some("Test agent".into()),
-                external_identifier: Some("v1".into()),
-                description: None,
-            },
-            purpose: Some(InstancePurpose::Eval),
-            ..CreateInstance::default()
-        })
+        .create_agent_instance(
+            CreateInstance::default()
+                .agent_version(AgentVersion {
+                    name: Some("Test agent".into()),
+                    external_identifier: Some("v1".into()),
+                    description: None,
+                })
+                .purpose(InstancePurpose::Eval),
+        )
         .unwrap();
     instance.start();
     instance.start(); // only the first call counts
-    drop(instance.span("t:first", None, None));
+    drop(instance.span("t:first").start());
     instance.finish(FinishStatus::Failed);
     instance.finish(FinishStatus::Complete); // ignored
     flush(&client).await;
@@ -66,8 +67,7 @@ async fn caller_chosen_instance_id_is_used() {
     let server = server();
     let client = client(&server).await;
     let id = InstanceId::generate(client.partition());
-    let instance =
-        client.create_agent_instance(CreateInstance { instance_id: Some(id), ..Default::default() }).unwrap();
+    let instance = client.create_agent_instance(CreateInstance::default().instance_id(id)).unwrap();
     assert_eq!(instance.id(), id);
     flush(&client).await;
     assert_eq!(instance_details(&server, id).await["status"], "pending");
@@ -78,20 +78,17 @@ async fn record_quality_reaches_the_instance() {
     let server = server();
     let mut registry = SchemaRegistry::new();
     registry
-        .register_type("t:step", json!({"type": "object"}), None, None, None, None)
+        .register_type(SpanType::new("t:step", json!({"type": "object"})))
         .unwrap()
         .register_quality_schema(
-            "accuracy",
-            json!({"type": "object", "properties": {"score": {"type": "number"}}}),
-            Some("Accuracy"),
-            None,
-            None,
+            QualityType::new("accuracy", json!({"type": "object", "properties": {"score": {"type": "number"}}}))
+                .title("Accuracy"),
         )
         .unwrap();
     let client = Client::new(config(&server).schema_registry(registry).build().unwrap()).unwrap();
     client.initialize().await.unwrap();
     let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
-    instance.record_quality("accuracy", Some(Payload::from(json!({"score": 0.9}))));
+    instance.record_quality("accuracy", Payload::from(json!({"score": 0.9})));
     flush(&client).await;
     let details = instance_details(&server, instance.id()).await;
     assert_eq!(details["quality_payloads"]["accuracy"], json!({"score": 0.9}));

@@ -28,12 +28,12 @@ async fn each_instance_keeps_its_order_while_instances_run_concurrently() {
     let mut trees = Vec::new();
     for instance in [&slow, &fast] {
         instance.start();
-        let root = instance.span("t:root", None, None);
+        let root = instance.span("t:root").start();
         let (child, leaf) = async {
-            let child = instance.span("t:child", None, None);
+            let child = instance.span("t:child").start();
             let leaf = {
                 let _in_child = child.enter();
-                instance.span("t:leaf", None, None).id()
+                instance.span("t:leaf").start().id()
             };
             (child.id(), leaf)
         }

@@ -16,7 +16,7 @@ async fn a_full_queue_drops_and_counts_without_blocking() {
     let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
     let started = Instant::now();
     for _ in 0..200 {
-        drop(instance.span("t:x", None, None));
+        drop(instance.span("t:x").start());
     }
     // 200 spans against a server answering each request in 300 ms: a blocking client would
     // need about a minute here.

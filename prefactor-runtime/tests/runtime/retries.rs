@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use prefactor_runtime::{Client, CreateInstance, Delivery, Error, FinishStatus, Payload, SchemaRegistry};
+use prefactor_runtime::{
+    Client, CreateInstance, Delivery, Error, FinishSpan, FinishStatus, Payload, SchemaRegistry, SpanType,
+};
 use prefactor_server::FaultRule;
 use serde_json::json;
 
@@ -17,9 +19,9 @@ async fn transient_errors_are_retried_with_the_same_idempotency_key() {
     let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
     flush(&client).await;
     server.add_fault(FaultRule::status("/api/v1/agent_spans", 503).method("POST").times(2));
-    let span = instance.span("t:x", None, None);
+    let span = instance.span("t:x").start();
     let id = span.id();
-    span.complete(None);
+    span.complete();
     flush(&client).await;
 
     let attempts: Vec<_> = requests(&server, "POST", "/api/v1/agent_spans")
@@ -45,7 +47,7 @@ async fn retry_after_is_honoured() {
     flush(&client).await;
     server.add_fault(FaultRule::status("/api/v1/agent_spans", 429).method("POST").retry_after(1).times(1));
     let started = Instant::now();
-    drop(instance.span("t:x", None, None));
+    drop(instance.span("t:x").start());
     flush(&client).await;
     // The configured backoff is 10 ms; only Retry-After explains a second of waiting.
     assert!(started.elapsed() >= Duration::from_millis(950), "waited {:?}", started.elapsed());
@@ -53,18 +55,18 @@ async fn retry_after_is_honoured() {
 }
 
 #[tokio::test]
-async fn transient_failures_never_fail_an_operation_whatever_max_retries_says() {
+async fn transient_failures_never_fail_an_operation() {
     for delivery in BOTH_MODES {
         let server = server();
-        // max_retries bounds only the token check now: delivery retries until it succeeds.
-        let client = Client::new(config_for(&server, delivery).max_retries(1).build().unwrap()).unwrap();
+        // No retry count: delivery retries until it succeeds.
+        let client = Client::new(config_for(&server, delivery).build().unwrap()).unwrap();
         client.initialize().await.unwrap();
         let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
         flush(&client).await;
         server.clear_requests();
         let path = if delivery == Delivery::Bulk { "/api/v1/bulk" } else { "/api/v1/agent_spans" };
         server.add_fault(FaultRule::status(path, 500).method("POST").body("<html>oops</html>", "text/html").times(8));
-        let kept = client.create_span(instance.id(), "t:kept", None, None).unwrap();
+        let kept = instance.span("t:kept").create().unwrap();
         flush(&client).await;
         let statuses: Vec<_> = requests(&server, "POST", path).iter().map(|r| r.status).collect();
         assert_eq!(statuses, [vec![500; 8], vec![200]].concat(), "8 failures, then delivered");
@@ -82,21 +84,17 @@ async fn a_422_fails_only_that_span_with_the_servers_message() {
         let server = server();
         let mut registry = SchemaRegistry::new();
         registry
-            .register_type(
+            .register_type(SpanType::new(
                 "t:strict",
                 json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}),
-                None,
-                None,
-                None,
-                None,
-            )
+            ))
             .unwrap();
         let client = Client::new(config_for(&server, delivery).schema_registry(registry).build().unwrap()).unwrap();
         client.initialize().await.unwrap();
         let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
-        let good_before = instance.span("t:strict", None, Some(Payload::from(json!({"n": 1})))).id();
-        let bad = instance.span("t:strict", None, Some(Payload::from(json!({"n": "not a number"})))).id();
-        let good_after = instance.span("t:strict", None, Some(Payload::from(json!({"n": 2})))).id();
+        let good_before = instance.span("t:strict").payload(Payload::from(json!({"n": 1}))).start().id();
+        let bad = instance.span("t:strict").payload(Payload::from(json!({"n": "not a number"}))).start().id();
+        let good_after = instance.span("t:strict").payload(Payload::from(json!({"n": 2}))).start().id();
         instance.finish(FinishStatus::Complete);
         flush(&client).await;
 
@@ -128,11 +126,11 @@ async fn a_401_latches_the_client_and_close_reports_it() {
     let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
     flush(&client).await;
     server.add_fault(FaultRule::status("/api/v1/agent_spans", 401).method("POST"));
-    client.create_span(instance.id(), "t:x", None, None).unwrap();
+    instance.span("t:x").create().unwrap();
     flush(&client).await;
     server.clear_faults();
     for _ in 0..5 {
-        drop(instance.span("t:after", None, None));
+        drop(instance.span("t:after").start());
     }
     assert!(matches!(client.create_agent_instance(CreateInstance::default()), Err(Error::Auth { status: 401, .. })));
     flush(&client).await;
@@ -153,14 +151,14 @@ async fn a_409_on_finish_counts_as_done() {
     let server = server();
     let client = client(&server).await;
     let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
-    let span = client.create_span(instance.id(), "t:x", None, None).unwrap();
+    let span = instance.span("t:x").create().unwrap();
     flush(&client).await;
-    client.finish_span(span, None).unwrap();
+    instance.finish_span(span, FinishSpan::complete()).unwrap();
     flush(&client).await;
     // A second finish of the same span: the server answers 409 (or replays the first answer
     // for the repeated key); either way it is not a failure.
     server.add_fault(FaultRule::status(&format!("/api/v1/agent_spans/{span}/finish"), 409).times(1));
-    client.finish_span_with_status(span, FinishStatus::Failed, None).unwrap();
+    instance.finish_span(span, FinishSpan::failed()).unwrap();
     server.terminate_instance(&instance.id().to_string(), Some("stop")).unwrap();
     instance.finish(FinishStatus::Complete); // 409: already terminated
     flush(&client).await;
@@ -181,7 +179,7 @@ async fn a_timed_out_request_is_retried_and_a_create_that_already_exists_counts_
     flush(&client).await;
     // The first attempt times out on the client but is still handled by the server later.
     server.add_fault(FaultRule::delay("/api/v1/agent_spans", 1_000).method("POST").times(1));
-    let id = client.create_span(instance.id(), "t:slow", None, None).unwrap();
+    let id = instance.span("t:slow").create().unwrap();
     flush(&client).await;
     assert!(client.stats().retried >= 1);
     // Let the delayed first attempt finish on the server.
@@ -190,7 +188,7 @@ async fn a_timed_out_request_is_retried_and_a_create_that_already_exists_counts_
 
     // A create answered 409 (the span exists: an earlier attempt created it) is done.
     server.add_fault(FaultRule::status("/api/v1/agent_spans", 409).method("POST").times(1));
-    client.create_span(instance.id(), "t:conflict", None, None).unwrap();
+    instance.span("t:conflict").create().unwrap();
     flush(&client).await;
     assert_eq!(client.stats().failed, 0);
     assert!(client.close().await.unwrap().is_clean());
@@ -202,12 +200,12 @@ async fn a_child_of_a_refused_span_is_sent_as_a_root_span() {
         let server = server();
         let mut registry = SchemaRegistry::new();
         let strict = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
-        registry.register_type("t:strict", strict, None, None, None, None).unwrap();
+        registry.register_type(SpanType::new("t:strict", strict)).unwrap();
         let client = Client::new(config_for(&server, delivery).schema_registry(registry).build().unwrap()).unwrap();
         client.initialize().await.unwrap();
         let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
-        let parent = instance.span("t:strict", None, Some(Payload::from(json!({"n": "not a number"}))));
-        let child = instance.span("t:strict", Some(parent.id()), Some(Payload::from(json!({"n": 1}))));
+        let parent = instance.span("t:strict").payload(Payload::from(json!({"n": "not a number"}))).start();
+        let child = instance.span("t:strict").parent(parent.id()).payload(Payload::from(json!({"n": 1}))).start();
         let (parent_id, child_id) = (parent.id(), child.id());
         drop(child);
         drop(parent);
@@ -238,7 +236,7 @@ async fn a_refused_register_fails_its_run_precisely() {
     client.initialize().await.unwrap();
     let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
     instance.start();
-    drop(instance.span("t:x", None, None));
+    drop(instance.span("t:x").start());
     instance.finish(FinishStatus::Complete);
     flush(&client).await;
     match client.close().await {

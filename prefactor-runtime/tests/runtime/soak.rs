@@ -87,23 +87,23 @@ fn run_agents(client: &Client, instances: u64, pause: Duration, made: &mut Made)
     for run in 0..instances {
         let instance = client.create_agent_instance(CreateInstance::default()).expect("register queued");
         instance.start();
-        let root = instance.span("soak:root", None, None);
+        let root = instance.span("soak:root").start();
         made.spans.insert(root.id().to_string(), None);
         for child_index in 0..5 {
-            let child = instance.span("soak:child", Some(root.id()), None);
+            let child = instance.span("soak:child").parent(root.id()).start();
             made.spans.insert(child.id().to_string(), Some(root.id().to_string()));
             for _ in 0..4 {
-                let grandchild = instance.span("soak:leaf", Some(child.id()), None);
+                let grandchild = instance.span("soak:leaf").parent(child.id()).start();
                 made.spans.insert(grandchild.id().to_string(), Some(child.id().to_string()));
-                grandchild.complete(None);
+                grandchild.complete();
             }
             if (run + child_index) % 4 == 0 {
                 // Longer than the 2 ms linger: this create goes `active`, its finish later.
                 std::thread::sleep(Duration::from_millis(3));
             }
-            child.complete(None);
+            child.complete();
         }
-        root.complete(None);
+        root.complete();
         instance.finish(FinishStatus::Complete);
         made.instances.push(instance.id());
         std::thread::sleep(pause);

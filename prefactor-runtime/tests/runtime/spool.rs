@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use prefactor_runtime::{Client, Config, CreateInstance, Delivery, FinishStatus};
-use prefactor_server::{DbLocation, LocalServer, ServerConfig};
+use prefactor_server::{DbLocation, FaultRule, LocalServer, ServerConfig};
 
 const TOKEN: &str = "spool-token";
 const CHILD_ENV: &str = "PREFACTOR_SPOOL_TEST_CHILD";
@@ -58,14 +58,14 @@ fn run_agents(client: &Client, runs: usize) -> Vec<String> {
     for _ in 0..runs {
         let instance = client.create_agent_instance(CreateInstance::default()).expect("queued");
         instance.start();
-        let root = instance.span("spool:root", None, None);
+        let root = instance.span("spool:root").start();
         made.push(format!("s {} -", root.id()));
         for _ in 0..3 {
-            let child = instance.span("spool:child", Some(root.id()), None);
+            let child = instance.span("spool:child").parent(root.id()).start();
             made.push(format!("s {} {}", child.id(), root.id()));
-            child.complete(None);
+            child.complete();
         }
-        root.complete(None);
+        root.complete();
         instance.finish(FinishStatus::Complete);
         made.push(format!("i {}", instance.id()));
     }
@@ -218,4 +218,84 @@ fn a_client_sends_its_own_spool_when_the_api_comes_back() {
     assert_eq!(report.left_in_spool, 0);
     drop(server);
     assert_eq!(missing(&dir.path().join("api.db"), &made), (0, 0));
+}
+
+/// A slow API fills the queue: with the spool on, what waits goes to disk before the queue's
+/// capacity would drop anything, and is sent from there once the API keeps up again.
+#[test]
+fn a_nearly_full_queue_spills_to_the_spool_instead_of_dropping() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = start_server(dir.path(), SocketAddr::from(([127, 0, 0, 1], 0)));
+    let config = Config::builder()
+        .api_url(server.base_url())
+        .api_token(TOKEN)
+        .spool_dir(dir.path().join("spool"))
+        .queue_capacity(128)
+        .concurrency(1)
+        .bulk_max_items(8)
+        .close_timeout(Duration::from_secs(60))
+        .build()
+        .expect("valid config");
+    let agent = Client::new(config).expect("client");
+    agent.initialize_blocking().expect("initialize");
+    // Every write takes 300 ms: 8 operations per 300 ms at most, far below what the runs make
+    // (paced, so that the worker sees the queue fill: a burst faster than it wakes up is
+    // dropped at the capacity whatever it does).
+    server.add_fault(FaultRule::delay("/api/v1", 300).method("POST"));
+    let mut made = Vec::new();
+    for _ in 0..30 {
+        // A run (11 operations at once) fits in the eighth of the queue kept free.
+        made.extend(run_agents(&agent, 1));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stats = agent.stats();
+    assert_eq!(stats.dropped, 0, "nothing dropped for capacity: {stats:?}");
+    server.clear_faults();
+    let report = agent.close_blocking().expect("nothing lost");
+    // `replayed` counts requests (a create carrying its finish is one), `spooled` operations.
+    assert!(report.stats.spooled > 0 && report.stats.replayed > 0, "{report:?}");
+    assert_eq!(report.stats.spooled + report.stats.sent, report.stats.enqueued, "{report:?}");
+    assert_eq!((report.left_in_spool, report.dropped, report.unknown), (0, 0, 0), "{report:?}");
+    drop(server);
+    assert_eq!(missing(&dir.path().join("api.db"), &made), (0, 0));
+}
+
+/// Requests still in flight at `close()`'s deadline go to the spool (they are not reported
+/// `unknown`), and the next client with that spool delivers them, each stored once.
+#[test]
+fn requests_in_flight_at_the_close_deadline_go_to_the_spool() {
+    for delivery in [Delivery::Bulk, Delivery::PerRequest] {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let spool = dir.path().join("spool");
+        let server = start_server(dir.path(), SocketAddr::from(([127, 0, 0, 1], 0)));
+        let config = Config::builder()
+            .api_url(server.base_url())
+            .api_token(TOKEN)
+            .delivery(delivery)
+            .spool_dir(&spool)
+            .close_timeout(Duration::from_millis(500))
+            .build()
+            .expect("valid config");
+        let agent = Client::new(config).expect("client");
+        agent.initialize_blocking().expect("initialize");
+        // Answers only after 1.5 s.
+        server.add_fault(FaultRule::delay("/api/v1", 1_500).method("POST"));
+        let made = run_agents(&agent, 5);
+        let report = agent.close_blocking().expect("nothing lost: what was in flight is spooled");
+        assert!(report.timed_out, "{report:?}");
+        assert_eq!(report.unknown, 0, "{delivery}: {report:?}");
+        assert!(report.left_in_spool > 0 && report.stats.spooled > 0, "{delivery}: {report:?}");
+        assert_eq!(report.stats.spooled + report.stats.sent, report.stats.enqueued, "{delivery}: {report:?}");
+        server.clear_faults();
+        // The delayed requests the first client gave up on are still being handled by the
+        // server (an idempotency key in progress answers 409, which counts as done): let them
+        // end before the next client replays them, as they would on a server that stays up.
+        std::thread::sleep(Duration::from_millis(1_600));
+        let next = client(server.base_url(), &spool, delivery);
+        next.initialize_blocking().expect("initialize");
+        let report = next.close_blocking().expect("nothing lost");
+        assert_eq!(report.left_in_spool, 0, "{report:?}");
+        drop(server);
+        assert_eq!(missing(&dir.path().join("api.db"), &made), (0, 0), "{delivery}: {report:?}");
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use prefactor_runtime::{Client, CreateInstance, FinishStatus, Payload};
+use prefactor_runtime::{Client, CreateInstance, FinishSpan, FinishStatus, Payload};
 use serde_json::json;
 
 use crate::common::{config, requests, server};
@@ -15,12 +15,12 @@ fn a_synchronous_program_records_a_span_tree() {
     client.initialize_blocking().unwrap();
     let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
     instance.start();
-    let root = instance.span("t:root", None, Some(Payload::from(json!({"q": "hello"}))));
+    let root = instance.span("t:root").payload(Payload::from(json!({"q": "hello"}))).start();
     let child = {
         let _entered = root.enter();
-        let child = instance.span("t:child", None, None);
+        let child = instance.span("t:child").start();
         let id = child.id();
-        child.complete(Some(Payload::from(json!({"ok": true}))));
+        child.finish(FinishSpan::complete().result(Payload::from(json!({"ok": true}))));
         id
     };
     let root_id = root.id();

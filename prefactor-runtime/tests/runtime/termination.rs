@@ -1,5 +1,6 @@
 //! Termination through the control signal and through the poll.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prefactor_runtime::{Client, CreateInstance, FinishStatus};
@@ -16,7 +17,7 @@ async fn the_control_signal_of_a_span_response_terminates_the_instance() {
         flush(&client).await;
         assert!(!instance.is_terminated());
         server.terminate_instance(&instance.id().to_string(), Some("policy breach")).unwrap();
-        drop(instance.span("t:x", None, None));
+        drop(instance.span("t:x").start());
         flush(&client).await;
         assert!(instance.is_terminated());
         assert_eq!(instance.termination_reason().as_deref(), Some("policy breach"));
@@ -63,4 +64,37 @@ async fn instances_not_started_or_finished_are_not_polled() {
     let polled = server.requests().iter().filter(|r| r.method == "GET").count();
     assert_eq!(polled, 0, "only started, unfinished instances are polled");
     assert!(!registered.is_terminated());
+}
+
+#[tokio::test]
+async fn termination_callbacks_get_the_reason_once_in_order() {
+    let server = server();
+    let client =
+        Client::new(config(&server).termination_poll_interval(Duration::from_millis(50)).build().unwrap()).unwrap();
+    client.initialize().await.unwrap();
+    let instance = client.create_agent_instance(CreateInstance::default()).unwrap();
+    instance.start();
+    let (called, notified) = (Arc::new(Mutex::new(Vec::new())), Arc::new(tokio::sync::Notify::new()));
+    let record = |tag: &'static str| {
+        let (called, notified) = (called.clone(), notified.clone());
+        move |reason: Option<&str>| {
+            called.lock().unwrap().push(format!("{tag}: {}", reason.unwrap_or("-")));
+            notified.notify_one();
+        }
+    };
+    instance.on_terminated(record("first"));
+    let removed = instance.on_terminated(record("removed"));
+    instance.on_terminated(record("second"));
+    assert!(removed.unsubscribe());
+    flush(&client).await;
+    server.terminate_instance(&instance.id().to_string(), Some("over budget")).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while called.lock().unwrap().len() < 2 {
+        tokio::time::timeout_at(deadline, notified.notified()).await.expect("the callbacks ran");
+    }
+    assert_eq!(*called.lock().unwrap(), ["first: over budget", "second: over budget"]);
+    // Registered after the signal: runs at once, here.
+    let late = instance.on_terminated(record("late"));
+    assert_eq!(called.lock().unwrap().last().map(String::as_str), Some("late: over budget"));
+    assert!(!late.unsubscribe(), "it already ran");
 }

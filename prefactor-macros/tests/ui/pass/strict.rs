@@ -18,7 +18,15 @@ fn sync_value(prompt: &str, question: &Question) -> String {
     format!("{prompt}{}", question.text)
 }
 
-#[prefactor::span(schema = "agent:tool", err(Debug), fields(kind = "lookup", size = key.len()))]
+/// The lookup tool reads data and talks to no one.
+fn lookup_risk() -> prefactor::DataRisk {
+    let mut risk = prefactor::DataRisk::default();
+    risk.action_profile.read_data = prefactor::Permission::Allowed;
+    risk.action_profile.external_communication = prefactor::Permission::Disallowed;
+    risk
+}
+
+#[prefactor::span(schema = "agent:tool", err(Debug), fields(kind = "lookup", size = key.len()), data_risk = lookup_risk)]
 fn sync_result(key: &str) -> Result<u32, std::io::Error> {
     key.parse::<u32>().map_err(std::io::Error::other)
 }

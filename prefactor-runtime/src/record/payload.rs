@@ -1,0 +1,238 @@
+//! `Payload`: a JSON object serialized once, on the caller's thread, and then moved cheaply.
+
+use std::cell::Cell;
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::report::error::Error;
+
+/// A span payload or result: a JSON **object**, already serialized.
+///
+/// Serializing happens once, where the data lives; the queue and the worker only move the
+/// bytes. Values that are not objects are wrapped as `{"value": v}` because the API requires
+/// objects for `payload` and `result_payload`.
+///
+/// ```
+/// use prefactor_runtime::Payload;
+/// use serde_json::json;
+///
+/// let p = Payload::from_serialize(&json!({"model": "m", "tokens": 3})).unwrap();
+/// assert_eq!(p.to_value(), json!({"model": "m", "tokens": 3}));
+///
+/// let wrapped = Payload::from(json!(42));
+/// assert_eq!(wrapped.to_value(), json!({"value": 42}));
+/// assert_eq!(Payload::empty().as_json(), "{}");
+/// ```
+///
+/// The text is one allocation of its exact size (serialized into a reused per-thread buffer
+/// first, so it never grows or shrinks).
+#[derive(Clone, PartialEq)]
+pub struct Payload {
+    /// The UTF-8 JSON text, written by serde_json (or taken from a `RawValue`).
+    text: Box<str>,
+}
+
+/// Scratch buffers above this capacity are not kept for the next payload.
+const SCRATCH_KEPT: usize = 16 * 1024;
+
+thread_local! {
+    /// Where payloads are serialized before being copied into an allocation of their exact
+    /// size: no growth reallocations, no shrink at the end, and the buffer is reused.
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+impl Payload {
+    /// Serializes `value`; non-object values are wrapped as `{"value": v}`.
+    pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Payload, Error> {
+        Self::from_serde_json_writer(|out| serde_json::to_writer(out, value))
+    }
+
+    /// Builds a payload from JSON that `write` appends to an empty buffer **with serde_json**
+    /// (`serde_json::to_writer`, or hand-written punctuation around such values, as the
+    /// `#[prefactor::span]` argument capture does); a non-object value is wrapped as
+    /// `{"value": v}`. The text is not parsed again: serde_json's output is valid JSON by
+    /// construction, so validating it would only cost time on the caller's thread. (Debug
+    /// builds still check it.) Text that is not valid JSON is not a memory-safety issue; it is
+    /// sent as is and rejected by the server.
+    ///
+    /// ```
+    /// use prefactor_runtime::Payload;
+    /// let p = Payload::from_serde_json_writer(|out| {
+    ///     out.extend_from_slice(b"{\"n\":");
+    ///     serde_json::to_writer(&mut *out, &3)?;
+    ///     out.push(b'}');
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// assert_eq!(p.as_json(), r#"{"n":3}"#);
+    /// ```
+    pub fn from_serde_json_writer(
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+    ) -> Result<Payload, Error> {
+        // Taken out of the thread-local (not borrowed), so a `Serialize` impl that builds a
+        // payload itself simply gets an empty buffer of its own.
+        let mut buffer = SCRATCH.try_with(Cell::take).unwrap_or_default();
+        buffer.clear();
+        let payload = Self::write_into(&mut buffer, write);
+        if buffer.capacity() <= SCRATCH_KEPT {
+            let _ = SCRATCH.try_with(|scratch| scratch.set(buffer));
+        }
+        payload
+    }
+
+    fn write_into(
+        buffer: &mut Vec<u8>,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+    ) -> Result<Payload, Error> {
+        write(buffer)?;
+        if buffer.first() != Some(&b'{') {
+            // `{"value":<v>}` around the value already written: still serde_json's output.
+            buffer.splice(0..0, *br#"{"value":"#);
+            buffer.push(b'}');
+        }
+        Ok(Payload::adopt(buffer))
+    }
+
+    /// Copies serde_json's output (valid JSON) into an allocation of its exact size.
+    fn adopt(json: &[u8]) -> Payload {
+        // serde_json writes only UTF-8; the fallback keeps this panic-free regardless.
+        let Ok(text) = std::str::from_utf8(json) else { return Payload::empty() };
+        debug_assert!(serde_json::from_str::<&RawValue>(text).is_ok(), "not JSON: {text}");
+        Payload { text: text.into() }
+    }
+
+    /// Adopts JSON text that is already serialized, without serializing it again; a non-object
+    /// value is wrapped as `{"value": v}`, like [`from_serialize`](Payload::from_serialize).
+    ///
+    /// ```
+    /// use prefactor_runtime::Payload;
+    /// let raw = serde_json::value::RawValue::from_string(r#"{"a":1}"#.to_owned()).unwrap();
+    /// assert_eq!(Payload::from_raw(raw).unwrap().as_json(), r#"{"a":1}"#);
+    /// ```
+    pub fn from_raw(raw: Box<RawValue>) -> Result<Payload, Error> {
+        if !raw.get().starts_with('{') {
+            return Self::from_serialize(&*raw);
+        }
+        Ok(Payload { text: raw.into() })
+    }
+
+    /// The empty object `{}`.
+    pub fn empty() -> Payload {
+        Payload { text: "{}".into() }
+    }
+
+    /// The payload as a `serde_json::Value` (parses the stored text).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.as_json()).unwrap_or_else(|_| Value::Object(Map::new()))
+    }
+
+    /// The serialized JSON text.
+    pub fn as_json(&self) -> &str {
+        &self.text
+    }
+
+    /// The raw JSON, for writing into a request as it is. The text is checked here, on the
+    /// worker (serde_json borrows it after one validating pass), not on the caller's thread:
+    /// text that is not JSON fails its operation instead of reaching the server.
+    pub(crate) fn raw(&self) -> Result<&RawValue, serde_json::Error> {
+        serde_json::from_str(&self.text)
+    }
+
+    /// Whether this is the empty object.
+    pub fn is_empty_object(&self) -> bool {
+        self.as_json() == "{}"
+    }
+
+    /// Merges the keys of `other` into `self` (keys of `other` win).
+    pub(crate) fn merge(&mut self, other: &Payload) {
+        if self.is_empty_object() {
+            *self = other.clone();
+            return;
+        }
+        let (Value::Object(mut base), Value::Object(extra)) = (self.to_value(), other.to_value()) else {
+            return;
+        };
+        base.extend(extra);
+        if let Ok(merged) = Payload::from_serialize(&base) {
+            *self = merged;
+        }
+    }
+}
+
+impl From<Value> for Payload {
+    /// Objects are kept; any other value is wrapped as `{"value": v}`.
+    fn from(value: Value) -> Payload {
+        Payload::from_serialize(&value).unwrap_or_else(|_| Payload::empty())
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Payload({})", self.as_json())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_overwrites_and_adds_keys() {
+        let mut a = Payload::from(json!({"a": 1, "b": 2}));
+        a.merge(&Payload::from(json!({"b": 3, "c": 4})));
+        assert_eq!(a.to_value(), json!({"a": 1, "b": 3, "c": 4}));
+    }
+
+    /// A value whose serialization builds another payload (the scratch buffer is in use).
+    struct Nested;
+
+    impl Serialize for Nested {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let inner = Payload::from_serialize(&json!({"inner": [1, 2]})).map_err(serde::ser::Error::custom)?;
+            serializer.serialize_str(inner.as_json())
+        }
+    }
+
+    #[test]
+    fn a_payload_built_while_serializing_another_gets_its_own_buffer() {
+        let outer = Payload::from_serialize(&json!({"a": "x"})).unwrap();
+        let nested = Payload::from_serialize(&Nested).unwrap();
+        assert_eq!(nested.to_value(), json!({"value": r#"{"inner":[1,2]}"#}));
+        assert_eq!(outer.as_json(), r#"{"a":"x"}"#);
+    }
+
+    #[test]
+    fn a_failed_serialization_leaves_the_next_payload_intact() {
+        let bad = std::collections::HashMap::from([((1, 2), 3)]);
+        assert!(Payload::from_serialize(&bad).is_err(), "tuple keys are not JSON object keys");
+        assert_eq!(Payload::from_serialize(&json!({"k": true})).unwrap().as_json(), r#"{"k":true}"#);
+    }
+
+    #[test]
+    fn raw_values_are_kept_and_any_payload_moves_between_threads() {
+        let raw = Payload::from_raw(RawValue::from_string(r#"{"a":1}"#.to_owned()).unwrap()).unwrap();
+        let short = Payload::from(json!({"short": true}));
+        let copy = short.clone();
+        let moved = std::thread::spawn(move || {
+            let texts = [raw.as_json().len(), short.clone().as_json().len()];
+            drop((raw, short));
+            texts
+        })
+        .join()
+        .unwrap();
+        assert_eq!(moved, [7, 14]);
+        assert_eq!(copy.raw().unwrap().get(), r#"{"short":true}"#);
+    }
+
+    #[test]
+    fn strings_and_arrays_are_wrapped() {
+        assert_eq!(Payload::from_serialize("hi").unwrap().to_value(), json!({"value": "hi"}));
+        assert_eq!(Payload::from(json!([1, 2])).to_value(), json!({"value": [1, 2]}));
+        assert_eq!(Payload::from_serialize(&7).unwrap().as_json(), r#"{"value":7}"#);
+        assert_eq!(Payload::from_serialize(&None::<u8>).unwrap().as_json(), r#"{"value":null}"#);
+    }
+}
