@@ -110,8 +110,12 @@ impl Worker {
         report.unknown = unknown.min(report.undelivered);
         report.undelivered -= report.unknown;
         report.failure_reasons = std::mem::take(&mut self.failure_reasons);
-        if let Some(spool) = self.spool.as_mut() {
+        if let Some(mut spool) = self.spool.take() {
             report.left_in_spool = spool.read_from(0).map_or(0, |records| records.len() as u64);
+            // Its lock is released before `close` returns: a client started right after (the
+            // next run of a job, a test, a restart in the same process) must find the spool
+            // free, not run without it and leave these records unsent.
+            drop(spool);
         }
         if timed_out {
             tracing::warn!(undelivered = report.undelivered, "prefactor: close deadline passed");
@@ -150,6 +154,32 @@ mod tests {
         worker.on_command(Command::Flush { deadline: std::time::Instant::now() + within, reply });
         worker.answer_flushes();
         answer
+    }
+
+    /// `close` answering while the worker still held the spool's lock made a client started
+    /// right after it run without the spool, leaving its records unsent (the wait the spool
+    /// tests once needed before their second client).
+    #[test]
+    fn close_is_answered_after_the_spool_is_released() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = crate::config::Config::builder()
+            .api_url("http://127.0.0.1:9")
+            .api_token("t")
+            .spool_dir(dir.path())
+            .build()
+            .expect("valid config");
+        let (mut worker, _ops) = super::super::test_worker::worker_with(config);
+        worker.spool = super::super::spooling::open_spool(&worker.shared.config);
+        assert!(worker.spool.is_some(), "this worker holds the spool");
+        let (reply, mut answer) = oneshot::channel();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        worker.on_command(Command::Shutdown { deadline, reply });
+        assert!(worker.finish_close_if_due(), "nothing to deliver: it closes at once");
+        assert!(answer.try_recv().is_ok(), "close is answered");
+        // The worker is not dropped yet (its thread ends a moment after answering).
+        let next = crate::delivery::spool::Spool::open(dir.path(), 1 << 20).expect("the spool opens");
+        assert!(next.is_some(), "the next client gets the spool as soon as close returned");
+        drop(worker);
     }
 
     #[test]

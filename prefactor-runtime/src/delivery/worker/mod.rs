@@ -368,7 +368,11 @@ pub(super) mod test_worker {
     use crate::queue::op_queue::OpQueue;
 
     pub(crate) fn worker() -> (Worker, Arc<OpQueue>) {
-        let config = Config::builder().api_url("http://127.0.0.1:9").api_token("t").build().expect("valid config");
+        worker_with(Config::builder().api_url("http://127.0.0.1:9").api_token("t").build().expect("valid config"))
+    }
+
+    /// [`worker`] with this config.
+    pub(crate) fn worker_with(config: Config) -> (Worker, Arc<OpQueue>) {
         let transport = Transport::new(&config).expect("a transport");
         let shared = Arc::new(Shared::new(config));
         let ops = Arc::new(OpQueue::default());
