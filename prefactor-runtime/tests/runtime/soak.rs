@@ -5,7 +5,7 @@
 //! file itself: every span stored once with the right parent and status, every instance
 //! finished, and a close report that says nothing was lost.
 //!
-//! Sizes and outage length come from `PREFACTOR_SOAK_*` variables so that `bench/delivery-soak.sh`
+//! Sizes and outage length come from `PREFACTOR_SOAK_*` variables so that `bench/delivery/soak.sh`
 //! runs the larger soak with the same code; the defaults keep CI short.
 
 use std::collections::HashMap;

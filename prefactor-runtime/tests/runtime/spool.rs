@@ -16,6 +16,12 @@ const CHILD_ENV: &str = "PREFACTOR_SPOOL_TEST_CHILD";
 const SPOOLED: &str = "SPOOLED";
 const READY: &str = "READY";
 
+/// Agent runs the killed process makes: `PREFACTOR_SOAK_SPOOL_INSTANCES` (so that
+/// `bench/delivery/soak.sh` runs a larger one with the same code), 20 by default.
+fn killed_runs() -> usize {
+    std::env::var("PREFACTOR_SOAK_SPOOL_INSTANCES").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(20)
+}
+
 /// Waits (bounded) until nothing listens at `address` any more: the API is down.
 fn wait_until_down(address: SocketAddr) {
     let started = Instant::now();
@@ -80,7 +86,7 @@ fn child(spool: &Path, url: &str, delivery: Delivery) {
     client.initialize_blocking().expect("initialize while the API is up");
     println!("{READY}");
     wait_until_down(url.trim_start_matches("http://").parse().expect("an address"));
-    let made = run_agents(&client, 20);
+    let made = run_agents(&client, killed_runs());
     for line in &made {
         println!("{line}");
     }
@@ -90,7 +96,7 @@ fn child(spool: &Path, url: &str, delivery: Delivery) {
     }
     let stats = client.stats();
     assert_eq!(stats.spooled, stats.enqueued, "everything reached the spool: {stats:?}");
-    println!("{SPOOLED}");
+    println!("{SPOOLED} {}", stats.spooled);
     std::thread::sleep(Duration::from_secs(120));
 }
 
@@ -144,7 +150,7 @@ fn killed_during_an_outage_then_restarted(delivery: Delivery, test_name: &str) {
         .spawn()
         .expect("the agent process starts");
     let mut made = Vec::new();
-    let mut spooled = false;
+    let mut spooled = None;
     for line in BufReader::new(agent.stdout.take().expect("stdout")).lines() {
         let line = line.expect("a line");
         if line.ends_with(READY) {
@@ -153,8 +159,8 @@ fn killed_during_an_outage_then_restarted(delivery: Delivery, test_name: &str) {
                 server.shutdown();
             }
         }
-        if line.ends_with(SPOOLED) {
-            spooled = true;
+        if let Some((_, count)) = line.split_once(&format!("{SPOOLED} ")) {
+            spooled = count.parse::<u64>().ok();
             break;
         }
         if line.starts_with("s ") || line.starts_with("i ") {
@@ -163,20 +169,34 @@ fn killed_during_an_outage_then_restarted(delivery: Delivery, test_name: &str) {
     }
     agent.kill().expect("SIGKILL");
     agent.wait().expect("reaped");
-    assert!(spooled, "the agent reported everything spooled");
-    assert_eq!(made.len(), 20 * 5);
+    let runs = killed_runs();
+    let spooled = spooled.expect("the agent reported everything spooled");
+    assert_eq!(made.len(), runs * 5);
+    // Per run: register, start, finish, and a create and a finish per span.
+    assert_eq!(spooled, runs as u64 * 11, "every operation reached the spool");
 
     // The API comes back; the next agent process starts with the same spool.
     let server = start_server(dir.path(), address);
+    let started = Instant::now();
     let next = client(&url, &spool, delivery);
     next.initialize_blocking().expect("initialize");
     let report = next.close_blocking().expect("nothing lost");
-    // One request per instance operation and per span (or two, create and finish, when a
+    let took = started.elapsed();
+    // One record per instance operation and per span (or two, create and finish, when a
     // span outlived the linger).
-    assert!((20 * 7..=20 * 11).contains(&report.stats.replayed), "{report:?}");
-    assert_eq!(report.left_in_spool, 0, "{report:?}");
+    assert!((runs as u64 * 7..=runs as u64 * 11).contains(&report.stats.replayed), "{report:?}");
+    assert_eq!((report.left_in_spool, report.failed, report.unknown), (0, 0, 0), "{report:?}");
     drop(server);
-    assert_eq!(missing(&dir.path().join("api.db"), &made), (0, 0), "{delivery}");
+    let (lost, unfinished) = missing(&dir.path().join("api.db"), &made);
+    println!(
+        "killed {delivery}: spans {} lost {lost} instances {runs} unfinished {unfinished} | spooled {spooled} replayed {} left_in_spool {} failed {} | replay {:.1} s",
+        runs * 4,
+        report.stats.replayed,
+        report.left_in_spool,
+        report.failed,
+        took.as_secs_f64()
+    );
+    assert_eq!((lost, unfinished), (0, 0), "{delivery}");
 }
 
 #[test]
