@@ -32,8 +32,9 @@
 //! }
 //! ```
 //!
-//! Without an installed client, annotated functions simply run (one atomic load of extra
-//! work) and a single warning is logged.
+//! Without an installed client, annotated functions simply run (two atomic loads of extra
+//! work: the installed client, and whether a test capture is alive) and a single warning is
+//! logged.
 
 //!
 //! # Where things are
@@ -84,13 +85,53 @@ pub fn schema_for<T: ?Sized + schemars::JsonSchema>() -> serde_json::Value {
     __private::schema_of::<T>()
 }
 pub use prefactor_runtime::{
-    ActionProfile, AgentInstanceHandle, AgentSchemaVersion, AgentVersion, Classification, Client, CloseReport, Config,
-    ConfigBuilder, Context, ContextGuard, CreateInstance, DEFAULT_DROP_TIMEOUT, DataCategories, DataRisk, Delivery,
-    Error, FinishSpan, FinishStatus, FutureExt, Inclusion, InitGuard, InstanceId, InstanceManager, InstancePurpose,
-    Instrumented, MAX_BULK_ITEMS, MAX_LINGER, Payload, Permission, Pfid, QualityType, SchemaRegistry, SpanBuilder,
-    SpanGuard, SpanId, SpanType, Stats, StreamExt, Terminated, TerminationSubscription, check_terminated,
+    ActionProfile, AgentInstanceHandle, AgentSchemaVersion, AgentStatus, AgentVersion, Classification, Client,
+    CloseReport, Config, ConfigBuilder, Context, ContextGuard, CreateInstance, DEFAULT_DROP_TIMEOUT, DataCategories,
+    DataRisk, Delivery, Error, FinishSpan, FinishStatus, FutureExt, Inclusion, InitGuard, InstanceId, InstanceManager,
+    InstancePurpose, Instrumented, MAX_BULK_ITEMS, MAX_LINGER, Payload, Permission, Pfid, QualityType, SchemaRegistry,
+    SpanBuilder, SpanGuard, SpanId, SpanType, Stats, StreamExt, Terminated, TerminationSubscription, check_terminated,
     current_instance, init, init_blocking, spawn, spawn_blocking, terminated, thread,
 };
+
+/// Testing your instrumentation the way Logfire's `capfire` does: run code under a
+/// [`Capture`](testing::Capture) (a client that records instead of sending: no server, no
+/// thread) and get back the runs and spans it would have sent, as typed values to assert on
+/// or as a stable text tree for snapshot tests.
+///
+/// ```
+/// use prefactor::testing::Capture;
+/// use prefactor::{AgentStatus, agent, span};
+///
+/// #[span(schema = "agent:tool")]
+/// fn lookup(city: &str) -> Result<u32, String> {
+///     if city == "Atlantis" { Err(format!("no such city: {city}")) } else { Ok(21) }
+/// }
+///
+/// #[agent(name = "weather")]
+/// fn forecast(city: &str) -> Result<u32, String> {
+///     lookup(city)
+/// }
+///
+/// let capture = Capture::new()?;
+/// let _ = capture.run(|| forecast("Atlantis"));
+///
+/// let run = capture.last_run_of("weather").expect("the run was recorded");
+/// assert_eq!(run.status, AgentStatus::Failed);
+/// let tool = run.span("agent:tool").expect("the tool span");
+/// assert_eq!(tool.payload["city"], "Atlantis");
+/// assert_eq!(tool.result_at("/error/message").and_then(|m| m.as_str()), Some("no such city: Atlantis"));
+/// assert_eq!(
+///     run.tree(),
+///     "run weather [failed]\n\
+///      └─ agent:tool [failed] {\"city\":\"Atlantis\"} -> {\"error\":{\"message\":\"no such city: Atlantis\",\"type\":\"alloc::string::String\"}}\n"
+/// );
+/// # Ok::<(), prefactor::Error>(())
+/// ```
+///
+/// With [`insta`](https://docs.rs/insta): `insta::assert_snapshot!(run.tree())`.
+pub mod testing {
+    pub use prefactor_runtime::testing::{Capture, CapturedRun, CapturedSpan, TreeOptions};
+}
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -97,6 +97,14 @@ pub use schema::data_risk::{ActionProfile, Classification, DataCategories, DataR
 pub use schema::registry::SchemaRegistry;
 pub use schema::span_type::{QualityType, SpanType};
 
+/// Testing your instrumentation: run code under a [`Capture`](testing::Capture) (no server)
+/// and assert on the runs and spans it would have sent, or snapshot them as text trees.
+pub mod testing {
+    pub use crate::capture::testing::Capture;
+    pub use crate::report::captured_run::{CapturedRun, CapturedSpan};
+    pub use crate::report::trace_tree::TreeOptions;
+}
+
 // Support for the `prefactor` crate's macros (reached through `prefactor::__private`), not a
 // public API.
 #[doc(hidden)]
@@ -105,6 +113,8 @@ pub use capture::client::global::global_client;
 pub use capture::client::record_unattached_span;
 #[doc(hidden)]
 pub use capture::instrument::{EnteredInPlace, enter_in_place};
+#[doc(hidden)]
+pub use capture::testing::capturing_client;
 #[doc(hidden)]
 pub use inventory;
 #[doc(hidden)]

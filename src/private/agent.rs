@@ -56,7 +56,9 @@ fn set_value(value: Option<String>) -> Option<String> {
 /// Registers and starts an instance with the client's schemas; `None` without a client (the
 /// function then runs unrecorded) or when registration cannot even be queued.
 pub fn start_agent(site: &AgentSite) -> Option<AgentRun> {
-    let Some(client) = global_client() else {
+    // A test capture current here wins over the installed client (`prefactor::testing`).
+    let captured = prefactor_runtime::capturing_client();
+    let Some(client) = captured.as_ref().or_else(|| global_client()) else {
         warn_no_client(site.name);
         return None;
     };

@@ -8,7 +8,7 @@ pub type Started = Option<SpanGuard>;
 
 /// Starts the span of a call: `None` (and nothing serialized) when no client is installed or
 /// no agent instance is current. The no-client path is one atomic load (plus the relaxed
-/// load of the warn-once flag).
+/// loads of the live-captures count and the warn-once flag).
 #[inline]
 pub fn start_span(
     schema: &'static str,
@@ -16,10 +16,27 @@ pub fn start_span(
     payload: impl FnOnce() -> Result<Payload, Error>,
 ) -> Started {
     let Some(client) = global_client() else {
-        warn_no_client(name);
-        return None;
+        return start_captured_span(schema, name, payload);
     };
     open_recorded_span(client, schema, name, payload)
+}
+
+/// Without an installed client: the span of a test capture's run (`prefactor::testing`),
+/// else nothing (warned once).
+#[cold]
+#[inline(never)]
+fn start_captured_span(
+    schema: &'static str,
+    name: &'static str,
+    payload: impl FnOnce() -> Result<Payload, Error>,
+) -> Started {
+    match prefactor_runtime::capturing_client() {
+        Some(client) => open_recorded_span(&client, schema, name, payload),
+        None => {
+            warn_no_client(name);
+            None
+        }
+    }
 }
 
 fn open_recorded_span(
@@ -32,7 +49,9 @@ fn open_recorded_span(
     // and down per call).
     if !Context::with_current(|context| context.instance().is_some()) {
         // Counted, warned once per span type and reported by `close()`, with the fix.
-        prefactor_runtime::record_unattached_span(client, schema);
+        // Inside a test capture's `run`, the capture counts it (not the installed client).
+        let capture = prefactor_runtime::capturing_client();
+        prefactor_runtime::record_unattached_span(capture.as_ref().unwrap_or(client), schema);
         return None;
     }
     // Serialized outside the context borrow: user `Serialize` code runs here.
@@ -60,11 +79,11 @@ pub fn enter_span(
     name: &'static str,
     payload: impl FnOnce() -> Result<Payload, Error>,
 ) -> Option<EnteredSpan> {
-    let Some(client) = global_client() else {
-        warn_no_client(name);
-        return None;
+    let span = match global_client() {
+        Some(client) => open_recorded_span(client, schema, name, payload),
+        None => start_captured_span(schema, name, payload),
     };
-    open_recorded_span(client, schema, name, payload).map(|span| EnteredSpan { entered: span.enter(), span })
+    span.map(|span| EnteredSpan { entered: span.enter(), span })
 }
 
 /// Calls `body` once (an `FnOnce` expectation lets the body move out of and return borrows of

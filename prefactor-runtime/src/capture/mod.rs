@@ -9,4 +9,5 @@ pub(crate) mod instance;
 pub(crate) mod instrument;
 pub(crate) mod span_builder;
 pub(crate) mod span_guard;
+pub(crate) mod testing;
 pub mod thread;

@@ -29,6 +29,11 @@ impl Timestamp {
         Timestamp(micros)
     }
 
+    /// Microseconds since the Unix epoch.
+    pub(crate) const fn unix_micros(self) -> u64 {
+        self.0
+    }
+
     /// Milliseconds since the Unix epoch (a PFID's timestamp).
     pub(crate) const fn unix_millis(self) -> u64 {
         self.0 / 1_000

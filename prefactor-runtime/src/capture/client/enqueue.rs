@@ -8,6 +8,7 @@ use prefactor_protocol::Pfid;
 use tokio::sync::mpsc;
 
 use super::Client;
+use crate::delivery::recorder::Recorder;
 use crate::delivery::worker::Command;
 use crate::queue::op_queue::{OpQueue, Refused};
 use crate::queue::operation::{Op, SpanCreate};
@@ -23,7 +24,15 @@ pub(super) struct WorkerLink {
     /// Unbounded queue: the bound is enforced by the pending count in `enqueue`, which also
     /// covers what the worker holds. Wakes the worker only when it is parked.
     pub(super) ops: Arc<OpQueue>,
-    pub(super) commands: mpsc::UnboundedSender<Command>,
+    pub(super) drain: Drain,
+}
+
+/// Who takes the operations out of the queue.
+pub(super) enum Drain {
+    /// The worker thread (sends them), commanded through this channel.
+    Worker(mpsc::UnboundedSender<Command>),
+    /// A test capture (`prefactor::testing`): records them when read; nothing is sent.
+    Recorder(Arc<Recorder>),
 }
 
 impl Client {

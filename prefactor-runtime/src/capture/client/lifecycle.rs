@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Client;
 use super::blocking::block_on;
-use super::enqueue::WorkerLink;
+use super::enqueue::{Drain, WorkerLink};
 use crate::delivery::token_check;
 use crate::delivery::transport::Transport;
 use crate::delivery::worker::{self, Command, Worker};
@@ -71,7 +71,7 @@ impl Client {
         worker::spawn(Worker::new(self.inner.shared.clone(), transport, ops.clone(), commands_rx))?;
         tracing::debug!(schemas = registry.len(), "prefactor: client initialized");
         let _ = self.inner.registry.set(registry);
-        let _ = self.inner.link.set(WorkerLink { ops, commands: commands_tx });
+        let _ = self.inner.link.set(WorkerLink { ops, drain: Drain::Worker(commands_tx) });
         Ok(())
     }
 
@@ -103,6 +103,10 @@ impl Client {
     /// ```
     pub async fn check_connection(&self, timeout: Duration) -> Result<(), Error> {
         let link = self.ready_link()?;
+        let Drain::Worker(commands) = &link.drain else {
+            // A capture answers for the server: always there, every token accepted.
+            return Ok(());
+        };
         let last_error = match token_check::outcome_of(&self.inner.shared.token_check.current()) {
             Ok(answered) => return answered,
             Err(last_error) => last_error,
@@ -113,7 +117,7 @@ impl Client {
         let (reply, answer) = oneshot::channel();
         let deadline = Instant::now() + timeout;
         let command = Command::CheckConnection { waited: timeout, deadline, reply };
-        link.commands.send(command).map_err(|_| Error::WorkerGone)?;
+        commands.send(command).map_err(|_| Error::WorkerGone)?;
         answer.await.map_err(|_| Error::WorkerGone)?
     }
 
@@ -127,12 +131,19 @@ impl Client {
     /// say) do not delay it.
     pub async fn flush(&self, timeout: Duration) -> Result<(), Error> {
         let link = self.ready_link()?;
+        let commands = match &link.drain {
+            Drain::Worker(commands) => commands,
+            Drain::Recorder(recorder) => {
+                recorder.drain();
+                return Ok(());
+            }
+        };
         let (reply, answer) = oneshot::channel();
         let deadline = Instant::now() + timeout;
         // Sent after this thread's pushes, so the worker (which drains the queue on receiving
         // it) sees every one of them; operations settle out of order, so it answers by epoch,
         // not by count (see `flush_epochs`).
-        link.commands.send(Command::Flush { deadline, reply }).map_err(|_| Error::WorkerGone)?;
+        commands.send(Command::Flush { deadline, reply }).map_err(|_| Error::WorkerGone)?;
         answer.await.map_err(|_| Error::WorkerGone)?
     }
 
@@ -171,14 +182,19 @@ impl Client {
             }
         }
         self.inner.shared.closed.store(true, Ordering::Release);
-        let report = match self.inner.link.get() {
-            Some(link) => {
+        let report = match self.inner.link.get().map(|link| &link.drain) {
+            Some(Drain::Worker(commands)) => {
                 let (reply, answer) = oneshot::channel();
                 let deadline = Instant::now() + timeout;
-                match link.commands.send(Command::Shutdown { deadline, reply }) {
+                match commands.send(Command::Shutdown { deadline, reply }) {
                     Ok(()) => answer.await.ok(),
                     Err(_) => None,
                 }
+            }
+            Some(Drain::Recorder(recorder)) => {
+                recorder.drain();
+                let settled = self.inner.shared.counters.settled.load(Ordering::Acquire);
+                Some(self.inner.shared.report(self.enqueued(), settled, false))
             }
             None => None,
         };

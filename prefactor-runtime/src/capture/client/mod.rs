@@ -2,6 +2,7 @@
 //! handles onto it.
 
 pub(crate) mod blocking;
+mod capturing;
 mod create_instance;
 mod enqueue;
 pub(crate) mod global;
