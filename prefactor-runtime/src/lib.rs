@@ -86,10 +86,15 @@ pub use capture::span_builder::SpanBuilder;
 pub use capture::span_guard::SpanGuard;
 pub use capture::thread;
 pub use config::delivery::Delivery;
-pub use config::{Config, ConfigBuilder, MAX_BULK_ITEMS, MAX_LINGER, SDK_HEADER_ENTRY};
+pub use config::{
+    Config, ConfigBuilder, MAX_BULK_ITEMS, MAX_LINGER, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES, SDK_HEADER_ENTRY,
+};
 pub use prefactor_protocol::{AgentSchemaVersion, AgentStatus, FinishStatus, InstancePurpose, Pfid};
 pub use record::ids::{InstanceId, SpanId};
 pub use record::payload::Payload;
+pub use record::redaction::{PathStep, Redaction};
+pub use record::secret::{REDACTED, Secret};
+pub use record::sensitive::Sensitive;
 pub use report::close_report::CloseReport;
 pub use report::error::Error;
 pub use report::stats::Stats;

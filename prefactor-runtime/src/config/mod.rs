@@ -4,9 +4,12 @@ pub(crate) mod delivery;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::delivery::Delivery;
+use crate::record::scrub::Scrubber;
+use crate::record::truncate::MIN_LIMIT;
 use crate::report::error::Error;
 use crate::schema::registry::SchemaRegistry;
 
@@ -16,6 +19,13 @@ pub const MAX_BULK_ITEMS: usize = 1000;
 
 /// The longest accepted linger: a span create never waits longer than this for its finish.
 pub const MAX_LINGER: Duration = Duration::from_secs(1);
+
+/// The largest [`ConfigBuilder::max_payload_bytes`]: a span's payload and result at this size
+/// still fit in one request under the local server's 2 MiB body limit.
+pub const MAX_PAYLOAD_BYTES: usize = 960 * 1024;
+
+/// The smallest [`ConfigBuilder::max_payload_bytes`].
+pub const MIN_PAYLOAD_BYTES: usize = MIN_LIMIT;
 
 /// The `X-Prefactor-SDK` entry of this crate.
 pub const SDK_HEADER_ENTRY: &str = concat!("prefactor-rs@", env!("CARGO_PKG_VERSION"));
@@ -59,6 +69,11 @@ pub struct Config {
     sdk_header_entries: Vec<String>,
     spool_dir: Option<PathBuf>,
     spool_max_bytes: u64,
+    scrub_secrets: bool,
+    scrub_patterns: Vec<String>,
+    /// Compiled from `scrub_secrets` and `scrub_patterns` by `build()`.
+    scrubber: Option<Arc<Scrubber>>,
+    max_payload_bytes: usize,
 }
 
 impl Config {
@@ -156,6 +171,23 @@ impl Config {
     pub fn spool_max_bytes(&self) -> u64 {
         self.spool_max_bytes
     }
+    /// Whether secret-looking values are scrubbed from payloads (see
+    /// [`ConfigBuilder::scrub_secrets`]).
+    pub fn scrub_secrets(&self) -> bool {
+        self.scrub_secrets
+    }
+    /// The custom scrubbing patterns (see [`ConfigBuilder::scrub_pattern`]).
+    pub fn scrub_patterns(&self) -> &[String] {
+        &self.scrub_patterns
+    }
+    pub(crate) fn scrubber(&self) -> Option<&Scrubber> {
+        self.scrubber.as_deref()
+    }
+    /// The most bytes of JSON a span payload or result keeps (see
+    /// [`ConfigBuilder::max_payload_bytes`]).
+    pub fn max_payload_bytes(&self) -> usize {
+        self.max_payload_bytes
+    }
     /// The explicit schema registry, if any.
     pub fn schema_registry(&self) -> Option<&SchemaRegistry> {
         self.schema_registry.as_ref()
@@ -193,6 +225,9 @@ impl fmt::Debug for Config {
             .field("linger", &self.linger)
             .field("spool_dir", &self.spool_dir)
             .field("spool_max_bytes", &self.spool_max_bytes)
+            .field("scrub_secrets", &self.scrub_secrets)
+            .field("scrub_patterns", &self.scrub_patterns.len())
+            .field("max_payload_bytes", &self.max_payload_bytes)
             .field("schema_registry", &self.schema_registry.as_ref().map(|r| r.len()))
             .field("sdk_header", &self.sdk_header())
             .finish()
@@ -236,6 +271,10 @@ impl Default for ConfigBuilder {
                 sdk_header_entries: Vec::new(),
                 spool_dir: None,
                 spool_max_bytes: 64 << 20,
+                scrub_secrets: true,
+                scrub_patterns: Vec::new(),
+                scrubber: None,
+                max_payload_bytes: 256 * 1024,
             },
         }
     }
@@ -357,6 +396,71 @@ impl ConfigBuilder {
         /// dropped and counted.
         spool_max_bytes: u64
     );
+    setter!(
+        /// Scrubbing of secret-looking values (on by default): before a payload or result is
+        /// spooled or sent, the client's worker thread (never the agent's) replaces by
+        /// `"[REDACTED]"` API keys (`sk-…`, `sk-ant-…`, AWS, GitHub, Google, Slack, Stripe,
+        /// Hugging Face, Prefactor), JSON Web Tokens, `Bearer`/`Basic` credentials, passwords in
+        /// URLs, PEM private keys, and any value under a password-like key (`password`,
+        /// `api_key`, `client_secret`, `token`, `authorization`, `cookie`, …; not `max_tokens`
+        /// or other token counts). Counted in [`Stats::scrubbed`](crate::Stats::scrubbed).
+        /// `false` turns the built-in rules off; patterns added with
+        /// [`scrub_pattern`](ConfigBuilder::scrub_pattern) still apply.
+        ///
+        /// ```
+        /// let config = prefactor_runtime::Config::builder()
+        ///     .api_url("http://127.0.0.1:9")
+        ///     .api_token("t")
+        ///     .scrub_secrets(false)
+        ///     .build()
+        ///     .unwrap();
+        /// assert!(!config.scrub_secrets());
+        /// ```
+        scrub_secrets: bool
+    );
+    /// Adds a pattern (regex syntax, matched in every string of a payload) whose matches are
+    /// replaced by `"[REDACTED]"`, in addition to the built-in rules; with a group named
+    /// `secret`, only that group is replaced. An invalid pattern fails `build()` with
+    /// [`Error::InvalidConfig`] naming `scrub_patterns`.
+    ///
+    /// ```
+    /// use prefactor_runtime::{Config, Error};
+    ///
+    /// let config = Config::builder()
+    ///     .api_url("http://127.0.0.1:9")
+    ///     .api_token("t")
+    ///     .scrub_pattern(r"\bACME-[0-9]{8}\b")
+    ///     .scrub_pattern(r"patient=(?P<secret>\d+)")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.scrub_patterns().len(), 2);
+    ///
+    /// let err = Config::builder().api_url("http://127.0.0.1:9").api_token("t").scrub_pattern("(").build();
+    /// assert!(matches!(err, Err(Error::InvalidConfig { field: "scrub_patterns", .. })));
+    /// ```
+    pub fn scrub_pattern(mut self, pattern: impl Into<String>) -> Self {
+        self.config.scrub_patterns.push(pattern.into());
+        self
+    }
+    setter!(
+        /// The most bytes of JSON a span payload or result keeps
+        /// ([`MIN_PAYLOAD_BYTES`]–[`MAX_PAYLOAD_BYTES`]; default 256 KiB). A larger one is cut
+        /// down on the worker thread, keeping its shape and the span: long strings are
+        /// shortened, each ending with `…[truncated N bytes]`, then the largest arrays lose
+        /// their last elements, and a `"$truncated"` key says what was cut. Counted in
+        /// [`Stats::truncated`](crate::Stats::truncated).
+        ///
+        /// ```
+        /// let config = prefactor_runtime::Config::builder()
+        ///     .api_url("http://127.0.0.1:9")
+        ///     .api_token("t")
+        ///     .max_payload_bytes(64 * 1024)
+        ///     .build()
+        ///     .unwrap();
+        /// assert_eq!(config.max_payload_bytes(), 65_536);
+        /// ```
+        max_payload_bytes: usize
+    );
     /// An explicit schema registry, merged with the statically declared span types.
     pub fn schema_registry(mut self, registry: crate::schema::registry::SchemaRegistry) -> Self {
         self.config.schema_registry = Some(registry);
@@ -379,7 +483,8 @@ impl ConfigBuilder {
     /// (seconds, decimals allowed), `PREFACTOR_RETRY_MULTIPLIER`,
     /// `PREFACTOR_QUEUE_CAPACITY`, `PREFACTOR_CONCURRENCY`, `PREFACTOR_DELIVERY` (`bulk` or
     /// `per_request`), `PREFACTOR_BULK_MAX_ITEMS`, `PREFACTOR_LINGER` (seconds),
-    /// `PREFACTOR_SPOOL_DIR`, `PREFACTOR_SPOOL_MAX_BYTES`. An empty variable counts as unset. A
+    /// `PREFACTOR_SPOOL_DIR`, `PREFACTOR_SPOOL_MAX_BYTES`, `PREFACTOR_SCRUB_SECRETS` (`true`
+    /// or `false`), `PREFACTOR_MAX_PAYLOAD_BYTES`. An empty variable counts as unset. A
     /// value that does not parse is an [`Error::InvalidConfig`]. `PREFACTOR_MAX_RETRIES` is
     /// ignored with a warning (once per process): retries have no count any more (see
     /// [`Config::max_retry_delay`]).
@@ -459,6 +564,16 @@ impl ConfigBuilder {
         if let Some(v) = get("PREFACTOR_SPOOL_MAX_BYTES") {
             self.config.spool_max_bytes = parse_number("spool_max_bytes", &v)?;
         }
+        if let Some(v) = get("PREFACTOR_SCRUB_SECRETS") {
+            self.config.scrub_secrets = match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" => false,
+                _ => return Err(invalid("scrub_secrets", format!("`{v}` is not true or false"))),
+            };
+        }
+        if let Some(v) = get("PREFACTOR_MAX_PAYLOAD_BYTES") {
+            self.config.max_payload_bytes = parse_number("max_payload_bytes", &v)?;
+        }
         Ok(self)
     }
 
@@ -509,6 +624,15 @@ impl ConfigBuilder {
         if c.linger > MAX_LINGER {
             return Err(invalid("linger", format!("must be at most {MAX_LINGER:?}, got {:?}", c.linger)));
         }
+        if !(MIN_PAYLOAD_BYTES..=MAX_PAYLOAD_BYTES).contains(&c.max_payload_bytes) {
+            return Err(invalid(
+                "max_payload_bytes",
+                format!("must be between {MIN_PAYLOAD_BYTES} and {MAX_PAYLOAD_BYTES}, got {}", c.max_payload_bytes),
+            ));
+        }
+        c.scrubber = Scrubber::new(c.scrub_secrets, &c.scrub_patterns)
+            .map_err(|(pattern, reason)| invalid("scrub_patterns", format!("`{pattern}`: {reason}")))?
+            .map(Arc::new);
         for (field, value) in [("agent_id", &c.agent_id), ("environment_id", &c.environment_id)] {
             if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
                 return Err(invalid(field, "must not be empty when set".into()));

@@ -8,6 +8,7 @@ use serde_json::value::RawValue;
 
 use crate::queue::operation::{Op, SpanCreate, SpanFinish};
 use crate::record::payload::Payload;
+use crate::record::sensitive::has_sensitive_values;
 use crate::record::timestamp::rfc3339;
 
 /// One HTTP request of an operation. Built again for each attempt from the same operation,
@@ -41,6 +42,9 @@ struct CreateSpanDetails<'a> {
     started_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     finished_at: Option<String>,
+    /// `true` when a payload carries `Sensitive` values (`{"$sensitive": ..}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sensitive_encoding: Option<bool>,
     idempotency_key: &'a str,
 }
 
@@ -50,7 +54,16 @@ struct FinishSpanBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     result_payload: Option<&'a RawValue>,
     timestamp: String,
+    /// `true` when the result carries `Sensitive` values; left out otherwise, so the create's
+    /// flag stays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sensitive_encoding: Option<bool>,
     idempotency_key: &'a str,
+}
+
+/// `Some(true)` when any of `payloads` carries a sensitive-value envelope.
+fn sensitive(payloads: &[Option<&RawValue>]) -> Option<bool> {
+    payloads.iter().flatten().any(|payload| has_sensitive_values(payload.get())).then_some(true)
 }
 
 /// Same shape as `prefactor_protocol::RecordQualityRequest`, borrowing the pre-serialized payload
@@ -153,16 +166,19 @@ fn create_span(create: &SpanCreate, key: &str) -> Result<Request, serde_json::Er
     let parent = create.parent.map(|p| p.pfid().encode());
     let status = create.end.as_ref().map_or(AgentStatus::Active, |end| end.status.into());
     EMPTY_OBJECT.with(|empty| {
+        let payload = create.payload.as_ref().map_or(Ok(&**empty), Payload::raw)?;
+        let result_payload = create.end.as_ref().and_then(|end| end.result.as_ref()).map(Payload::raw).transpose()?;
         let details = CreateSpanDetails {
             id: &id,
             agent_instance_id: &instance,
             schema_name: &create.schema,
             status,
-            payload: create.payload.as_ref().map_or(Ok(&**empty), Payload::raw)?,
-            result_payload: create.end.as_ref().and_then(|end| end.result.as_ref()).map(Payload::raw).transpose()?,
+            payload,
+            result_payload,
             parent_span_id: parent.as_deref(),
             started_at: rfc3339(create.started_at),
             finished_at: create.end.as_ref().map(|end| rfc3339(end.at)),
+            sensitive_encoding: sensitive(&[Some(payload), result_payload]),
             idempotency_key: key,
         };
         let capacity = SPAN_BODY_OVERHEAD + details.payload.get().len() + raw_len(details.result_payload);
@@ -172,10 +188,12 @@ fn create_span(create: &SpanCreate, key: &str) -> Result<Request, serde_json::Er
 }
 
 fn finish_span(finish: &SpanFinish, key: &str) -> Result<Request, serde_json::Error> {
+    let result_payload = finish.end.result.as_ref().map(Payload::raw).transpose()?;
     let body = FinishSpanBody {
         status: finish.end.status,
-        result_payload: finish.end.result.as_ref().map(Payload::raw).transpose()?,
+        result_payload,
         timestamp: rfc3339(finish.end.at),
+        sensitive_encoding: sensitive(&[result_payload]),
         idempotency_key: key,
     };
     let capacity = SPAN_BODY_OVERHEAD + raw_len(body.result_payload);

@@ -33,8 +33,9 @@ pub(crate) struct SpanCreate {
     /// Boxed: rarely set when queued (merges happen in the worker), and keeping it out of line
     /// makes every queued operation smaller.
     pub(crate) end: Option<Box<SpanEnd>>,
-    /// Queue operations this request stands for (2 once a separate finish merged in).
-    pub(crate) weight: u64,
+    /// Queue operations this request stands for (2 once a separate finish merged in). A
+    /// `u8` keeps `Op` within 128 bytes now that payloads carry their redaction.
+    pub(crate) weight: u8,
 }
 
 /// A span finish sent on its own.
@@ -149,7 +150,7 @@ impl Op {
     /// Number of queue operations this one stands for.
     pub(crate) fn weight(&self) -> u64 {
         match self {
-            Op::CreateSpan(c) => c.weight,
+            Op::CreateSpan(c) => u64::from(c.weight),
             _ => 1,
         }
     }

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::record::redaction::Redaction;
 use crate::report::error::Error;
 
 /// A span payload or result: a JSON **object**, already serialized.
@@ -33,6 +34,8 @@ use crate::report::error::Error;
 pub struct Payload {
     /// The UTF-8 JSON text, written by serde_json (or taken from a `RawValue`).
     text: Box<str>,
+    /// Paths redacted by the worker before the payload is spooled or sent.
+    redaction: Option<&'static Redaction>,
 }
 
 /// Scratch buffers above this capacity are not kept for the next payload.
@@ -101,7 +104,7 @@ impl Payload {
         // serde_json writes only UTF-8; the fallback keeps this panic-free regardless.
         let Ok(text) = std::str::from_utf8(json) else { return Payload::empty() };
         debug_assert!(serde_json::from_str::<&RawValue>(text).is_ok(), "not JSON: {text}");
-        Payload { text: text.into() }
+        Payload { text: text.into(), redaction: None }
     }
 
     /// Adopts JSON text that is already serialized, without serializing it again; a non-object
@@ -116,12 +119,42 @@ impl Payload {
         if !raw.get().starts_with('{') {
             return Self::from_serialize(&*raw);
         }
-        Ok(Payload { text: raw.into() })
+        Ok(Payload { text: raw.into(), redaction: None })
     }
 
     /// The empty object `{}`.
     pub fn empty() -> Payload {
-        Payload { text: "{}".into() }
+        Payload { text: "{}".into(), redaction: None }
+    }
+
+    /// Redacts `redaction`'s paths from this payload: done on the client's worker thread,
+    /// before the payload is written to the spool or sent (the agent's thread pays nothing).
+    ///
+    /// ```
+    /// use std::sync::LazyLock;
+    /// use prefactor_runtime::{Payload, Redaction};
+    /// use serde_json::json;
+    ///
+    /// static REDACT: LazyLock<Redaction> = LazyLock::new(|| Redaction::new(["messages[*].content"]).expect("valid paths"));
+    ///
+    /// let payload = Payload::from(json!({"messages": [{"role": "user", "content": "my card is 4242"}]}))
+    ///     .with_redaction(&REDACT);
+    /// assert_eq!(payload.redaction(), Some(&*REDACT));
+    /// ```
+    #[must_use]
+    pub fn with_redaction(mut self, redaction: &'static Redaction) -> Payload {
+        self.redaction = Some(redaction);
+        self
+    }
+
+    /// The paths the worker will redact, if any.
+    pub fn redaction(&self) -> Option<&'static Redaction> {
+        self.redaction
+    }
+
+    /// The payload with `value` as its JSON (on the worker, after redaction and limits).
+    pub(crate) fn replaced_by(value: &Value) -> Payload {
+        Payload::from_serialize(value).unwrap_or_else(|_| Payload::empty())
     }
 
     /// The payload as a `serde_json::Value` (parses the stored text).
@@ -157,7 +190,9 @@ impl Payload {
         };
         base.extend(extra);
         if let Ok(merged) = Payload::from_serialize(&base) {
+            let redaction = self.redaction.or(other.redaction);
             *self = merged;
+            self.redaction = redaction;
         }
     }
 }

@@ -64,6 +64,14 @@ pub enum Error {
         /// Where the conflicting one came from (`file:line`).
         second: String,
     },
+    /// A [`Redaction`](crate::Redaction) path is malformed.
+    #[error("invalid redaction path `{path}`: {reason}")]
+    InvalidRedactPath {
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The client was closed.
     #[error("the client is closed")]
     Closed,

@@ -18,6 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 ///   operations wait and are sent again.
 /// * `spooled`: operations written to the disk spool (`Config::spool_dir`), not lost: sent
 ///   again by this client or the next; `replayed`: spooled requests delivered.
+/// * `scrubbed`: secret-looking values replaced by `"[REDACTED]"` before sending
+///   (`Config::scrub_secrets`, `Config::scrub_patterns`); `truncated`: payloads and results
+///   cut down to `Config::max_payload_bytes` (their spans were kept).
 /// * `unattached`: `#[span]` calls made outside any agent run (not recorded; not operations):
 ///   usually work moved to another task or thread without its context.
 ///
@@ -52,6 +55,11 @@ pub struct Stats {
     /// usually work moved to another task or thread without its context; see
     /// [`CloseReport::unattached`](crate::CloseReport::unattached) for the span types).
     pub unattached: u64,
+    /// Secret-looking values replaced by `"[REDACTED]"` by the default scrubbing or custom
+    /// patterns (explicit redactions and `Secret` values are not counted).
+    pub scrubbed: u64,
+    /// Payloads and results over `max_payload_bytes`, cut down and sent (never dropped).
+    pub truncated: u64,
 }
 
 impl Stats {
@@ -78,6 +86,8 @@ pub(crate) struct Counters {
     pub(crate) spooled: Padded,
     pub(crate) replayed: Padded,
     pub(crate) settled: Padded,
+    pub(crate) scrubbed: Padded,
+    pub(crate) truncated: Padded,
 }
 
 /// An atomic counter alone on its cache line (128 bytes covers adjacent-line prefetching).
@@ -105,6 +115,8 @@ impl Counters {
             replayed: self.replayed.load(Ordering::Relaxed),
             // Filled in by the client (`unattached.rs` keeps them by span type).
             unattached: 0,
+            scrubbed: self.scrubbed.load(Ordering::Relaxed),
+            truncated: self.truncated.load(Ordering::Relaxed),
         }
     }
 

@@ -25,6 +25,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::config::delivery::Delivery;
 use crate::delivery::flush_epochs::{Epochs, FlushLedger};
 use crate::delivery::instance_state::InstanceState;
+use crate::delivery::payload_policy;
 use crate::delivery::requests;
 use crate::delivery::retry::RetryQueue;
 use crate::delivery::scheduler::Scheduler;
@@ -342,6 +343,8 @@ impl Worker {
             self.discard(op, epochs);
             return;
         }
+        // Redactions, scrubbing and the size limit, before the operation can be spooled or sent.
+        payload_policy::apply(&self.shared.config, &mut op).count_into(&self.shared.counters);
         if self.failures_in_a_row >= FAILURES_MEANING_OUTAGE {
             // It will wait for the API: free the agent thread's memory now (`Op::rehome`).
             op.rehome();

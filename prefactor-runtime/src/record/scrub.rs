@@ -1,0 +1,257 @@
+//! `Scrubber`: finds secret-looking values in payloads (API keys, bearer tokens, passwords
+//! under password-like keys, private keys, …) and replaces them by `"[REDACTED]"`. Run by the
+//! worker thread, never the agent's.
+//!
+//! Cost: a payload is first matched as JSON text against every pattern at once (one pass of a
+//! `RegexSet`, which finds the patterns' literal prefixes with SIMD); only when something may
+//! match is it parsed, walked and written again. Typical payloads hold no secret and pay only
+//! the pass (see `BENCHMARKS.md`).
+
+use regex::{Regex, RegexSet};
+use serde_json::Value;
+
+use crate::record::secret::REDACTED;
+
+/// Built-in value patterns: what a secret looks like wherever it appears in a string. A
+/// pattern with a group named `secret` replaces only that group (keeping `Bearer `, a URL's
+/// user and host), others the whole match.
+const SECRET_PATTERNS: &[&str] = &[
+    // OpenAI (`sk-`, `sk-proj-`), Anthropic (`sk-ant-`), DeepSeek and most `sk-` keys.
+    r"\bsk-[A-Za-z0-9_\-]{20,}",
+    // Stripe secret and restricted keys.
+    r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}",
+    // AWS access key ids.
+    r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b",
+    // GitHub tokens.
+    r"\bgh[pousr]_[A-Za-z0-9]{36,}",
+    r"\bgithub_pat_[A-Za-z0-9_]{22,}",
+    // Google API keys.
+    r"\bAIza[0-9A-Za-z_\-]{35}",
+    // Slack tokens.
+    r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",
+    // Hugging Face tokens.
+    r"\bhf_[A-Za-z0-9]{30,}",
+    // Prefactor ingestion keys.
+    r"\bpf_[A-Za-z0-9_\-]{24,}",
+    // JSON Web Tokens (Prefactor session tokens among them).
+    r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
+    // `Authorization: Bearer …` / `Basic …`.
+    r"(?i)\b(?:bearer|basic)\s+(?P<secret>[A-Za-z0-9._~+/=\-]{16,})",
+    // Credentials in URLs: `scheme://user:password@host`.
+    r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s/:@]+:(?P<secret>[^\s/@]+)@",
+    // PEM private keys, to their end line (or the end of the string).
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)",
+];
+
+/// Keys whose values are secrets whatever they look like (matched on the whole key, case
+/// insensitive): `password`, `db_password`, `apiKey`, `client_secret`, `Authorization`, …
+/// Not `tokens`, `max_tokens` or `input_tokens`, which count LLM usage.
+const SECRET_KEYS: &str = r"(?i:[a-z0-9_\-]*(?:password|passwd|passphrase|secret|api[_\-]?key|access[_\-]?token|refresh[_\-]?token|auth[_\-]?token|id[_\-]?token|session[_\-]?token|bearer[_\-]?token|private[_\-]?key|client[_\-]?secret)|token|pwd|authorization|proxy[_\-]authorization|cookie|set[_\-]cookie|credentials?)";
+
+/// Compiled scrubbing rules of one client: the built-in patterns (unless turned off) and the
+/// user's own.
+#[derive(Clone, Debug)]
+pub(crate) struct Scrubber {
+    /// The value patterns as they may appear in JSON text, for the first pass.
+    in_text: RegexSet,
+    /// Built-in and custom value patterns, matched per string.
+    set: RegexSet,
+    /// The same patterns one by one, to replace what matched.
+    patterns: Vec<Regex>,
+    /// Keys whose values are redacted (`None` when the built-in rules are off).
+    keys: Option<Regex>,
+    /// `"key":` of such a key in JSON text, for the first pass.
+    keys_in_text: Option<Regex>,
+    /// Custom patterns may match across what JSON escapes (`\n`, `\"`): text with escapes is
+    /// always walked.
+    has_custom: bool,
+}
+
+impl Scrubber {
+    /// The rules: the built-in ones when `defaults`, plus `custom` patterns (regex syntax);
+    /// the first invalid custom pattern is returned with the compiler's message.
+    pub(crate) fn new(defaults: bool, custom: &[String]) -> Result<Option<Scrubber>, (String, String)> {
+        for pattern in custom {
+            Regex::new(pattern).map_err(|err| (pattern.clone(), err.to_string()))?;
+        }
+        if !defaults && custom.is_empty() {
+            return Ok(None);
+        }
+        let builtin: &[&str] = if defaults { SECRET_PATTERNS } else { &[] };
+        let all: Vec<&str> = builtin.iter().copied().chain(custom.iter().map(String::as_str)).collect();
+        let compile_error = |err: regex::Error| (all.join(" | "), err.to_string());
+        let set = RegexSet::new(&all).map_err(compile_error)?;
+        let in_text = builtin.iter().map(|p| as_in_json_text(p)).chain(custom.iter().cloned());
+        let in_text = RegexSet::new(in_text).map_err(compile_error)?;
+        let patterns = all.iter().map(|p| Regex::new(p)).collect::<Result<Vec<_>, _>>().map_err(compile_error)?;
+        let (keys, keys_in_text) = if defaults {
+            (
+                Some(Regex::new(&format!("^{SECRET_KEYS}$")).map_err(compile_error)?),
+                Some(Regex::new(&format!(r#""{SECRET_KEYS}"\s*:"#)).map_err(compile_error)?),
+            )
+        } else {
+            (None, None)
+        };
+        Ok(Some(Scrubber { in_text, set, patterns, keys, keys_in_text, has_custom: !custom.is_empty() }))
+    }
+
+    /// Whether the JSON text `json` may hold something to scrub (no false negatives: text
+    /// with `\u` escapes, or any escape when custom patterns are set, is always walked).
+    pub(crate) fn may_match(&self, json: &str) -> bool {
+        if self.in_text.is_match(json) || self.keys_in_text.as_ref().is_some_and(|keys| keys.is_match(json)) {
+            return true;
+        }
+        if self.has_custom { json.contains('\\') } else { json.contains("\\u") }
+    }
+
+    /// Scrubs `value` in place; the number of values replaced.
+    pub(crate) fn scrub(&self, value: &mut Value) -> u64 {
+        match value {
+            Value::String(text) => self.scrub_string(text),
+            Value::Array(items) => items.iter_mut().map(|item| self.scrub(item)).sum(),
+            Value::Object(map) => {
+                let mut count = 0;
+                for (key, inner) in map.iter_mut() {
+                    let secret_key = self.keys.as_ref().is_some_and(|keys| keys.is_match(key));
+                    count += if secret_key && is_redactable(inner) {
+                        *inner = Value::String(REDACTED.to_owned());
+                        1
+                    } else {
+                        self.scrub(inner)
+                    };
+                }
+                count
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        }
+    }
+
+    fn scrub_string(&self, text: &mut String) -> u64 {
+        let matched = self.set.matches(text);
+        if !matched.matched_any() {
+            return 0;
+        }
+        let mut count = 0;
+        for index in matched.iter() {
+            let pattern = &self.patterns[index];
+            let group = pattern.capture_names().position(|name| name == Some("secret"));
+            let mut out = String::with_capacity(text.len());
+            let mut last = 0;
+            for captures in pattern.captures_iter(text) {
+                let Some(whole) = captures.get(0) else { continue };
+                let cut = group.and_then(|g| captures.get(g)).unwrap_or(whole);
+                out.push_str(&text[last..cut.start()]);
+                out.push_str(REDACTED);
+                last = cut.end();
+                count += 1;
+            }
+            out.push_str(&text[last..]);
+            *text = out;
+        }
+        count
+    }
+}
+
+/// A built-in pattern widened to match wherever it would match a string once the JSON text is
+/// decoded: JSON writes a newline as `\n`, so before `sk-…` there is no word boundary in the
+/// text, and whitespace between `Bearer` and its token may be an escape.
+fn as_in_json_text(pattern: &str) -> String {
+    pattern.replace(r"\b", "").replace(r"\s+", r"(?:\s|\\[nrtfb])+")
+}
+
+/// Values under a secret-looking key that are replaced: everything but `null`, booleans and
+/// empty strings (a `"password": ""` or `"is_secret": true` reveals nothing).
+fn is_redactable(value: &Value) -> bool {
+    match value {
+        Value::Null | Value::Bool(_) => false,
+        Value::String(text) => !text.is_empty() && text != REDACTED,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn defaults() -> Scrubber {
+        Scrubber::new(true, &[]).unwrap().unwrap()
+    }
+
+    fn scrubbed(mut value: Value) -> (Value, u64) {
+        let scrubber = defaults();
+        assert!(scrubber.may_match(&value.to_string()), "the first pass must see {value}");
+        let count = scrubber.scrub(&mut value);
+        (value, count)
+    }
+
+    #[test]
+    fn secret_looking_values_are_replaced_where_they_appear() {
+        let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----\nafter";
+        let (value, count) = scrubbed(json!({
+            "prompt": "use key sk-proj-abcdefghijklmnopqrstuvwx please",
+            "headers": ["Authorization: Bearer abcdefghijklmnop.qrs"],
+            "db": "postgres://app:hunter2@db.internal:5432/x",
+            "pem": pem,
+            "aws": "AKIAABCDEFGHIJKLMNOP",
+            "jwt": "eyJhbGciOiJI.eyJzdWIiOiIx.c2lnbmF0dXJl",
+            "gh": "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        }));
+        assert_eq!(count, 7);
+        assert_eq!(value["prompt"], "use key [REDACTED] please");
+        assert_eq!(value["headers"][0], "Authorization: Bearer [REDACTED]");
+        assert_eq!(value["db"], "postgres://app:[REDACTED]@db.internal:5432/x");
+        assert_eq!(value["pem"], "[REDACTED]\nafter");
+        assert_eq!(value["aws"], "[REDACTED]");
+        assert_eq!(value["jwt"], "[REDACTED]");
+        assert_eq!(value["gh"], "[REDACTED]");
+    }
+
+    #[test]
+    fn values_under_password_like_keys_are_replaced_but_usage_counts_are_not() {
+        let (value, count) = scrubbed(json!({
+            "user": "ana", "password": "hunter2", "DB_PASSWORD": 1234, "apiKey": "k", "client_secret": {"a": 1},
+            "Authorization": "Basic x", "token": "t", "is_secret": true, "pwd": null,
+            "usage": {"input_tokens": 10, "max_tokens": 100, "tokens": 3}, "tokenizer": "bpe",
+        }));
+        assert_eq!(count, 6);
+        for key in ["password", "DB_PASSWORD", "apiKey", "client_secret", "Authorization", "token"] {
+            assert_eq!(value[key], "[REDACTED]", "{key}");
+        }
+        assert_eq!(value["user"], "ana");
+        assert_eq!(value["is_secret"], true);
+        assert_eq!(value["pwd"], Value::Null);
+        assert_eq!(value["usage"], json!({"input_tokens": 10, "max_tokens": 100, "tokens": 3}));
+        assert_eq!(value["tokenizer"], "bpe");
+    }
+
+    #[test]
+    fn ordinary_payloads_are_not_walked() {
+        let scrubber = defaults();
+        let text = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Summarise:\nskiing is fun"}],
+                          "usage": {"input_tokens": 3}, "sk": "sk-short"})
+        .to_string();
+        assert!(!scrubber.may_match(&text), "{text}");
+        // `\u` escapes could hide a pattern from the first pass: walked.
+        assert!(scrubber.may_match(r#"{"a":"\u0073k-proj-abcdefghijklmnopqrstuvwx"}"#));
+        // No word boundary before `sk-` in the text `\nsk-…`, nor whitespace after `Bearer`.
+        assert!(scrubber.may_match(r#"{"a":"line\nsk-proj-abcdefghijklmnopqrstuvwx"}"#));
+        assert!(scrubber.may_match(r#"{"a":"Bearer\tabcdefghijklmnopqrstuvwx"}"#));
+        let mut escaped: Value = serde_json::from_str(r#"{"a":"\u0073k-proj-abcdefghijklmnopqrstuvwx"}"#).unwrap();
+        assert_eq!(scrubber.scrub(&mut escaped), 1);
+    }
+
+    #[test]
+    fn custom_patterns_add_to_or_replace_the_defaults() {
+        let custom = vec![r"\bACME-[0-9]{6}\b".to_owned(), r"card=(?P<secret>\d{4})".to_owned()];
+        let only_custom = Scrubber::new(false, &custom).unwrap().unwrap();
+        let mut value = json!({"note": "id ACME-123456, card=4242", "password": "kept", "k": "sk-proj-abcdefghijklmnopqrstuvwx"});
+        assert_eq!(only_custom.scrub(&mut value), 2);
+        assert_eq!(value["note"], "id [REDACTED], card=[REDACTED]");
+        assert_eq!(value["password"], "kept", "the built-in key rule is off");
+        assert!(only_custom.may_match(r#"{"a":"line\nnext"}"#), "escapes are walked with custom patterns");
+        assert!(Scrubber::new(false, &[]).unwrap().is_none());
+        let (pattern, _) = Scrubber::new(true, &["(unclosed".to_owned()]).unwrap_err();
+        assert_eq!(pattern, "(unclosed");
+    }
+}
