@@ -14,6 +14,7 @@ mod initialize;
 mod instances;
 mod ordering;
 mod queue;
+mod redaction;
 mod retries;
 mod schema;
 mod soak;
