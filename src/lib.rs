@@ -48,6 +48,9 @@
 //! * The explicit API (no macros): [`Client`], [`CreateInstance`], [`AgentInstanceHandle`],
 //!   [`SpanBuilder`], [`SpanGuard`], [`FinishSpan`], [`Payload`](struct@Payload), [`SchemaRegistry`] with
 //!   [`SpanType`] / [`QualityType`] / [`DataRisk`].
+//! * Keeping secrets out: [`Secret`], [`Sensitive`], `#[span(redact(...))]`, [`Redaction`],
+//!   and the default scrubbing and size limit of [`ConfigBuilder::scrub_secrets`] and
+//!   [`ConfigBuilder::max_payload_bytes`].
 //! * Outcomes: [`Error`], [`Stats`], [`CloseReport`].
 //!
 //! # Schemas of your own types
@@ -88,9 +91,10 @@ pub use prefactor_runtime::{
     ActionProfile, AgentInstanceHandle, AgentSchemaVersion, AgentStatus, AgentVersion, Classification, Client,
     CloseReport, Config, ConfigBuilder, Context, ContextGuard, CreateInstance, DEFAULT_DROP_TIMEOUT, DataCategories,
     DataRisk, Delivery, Error, FinishSpan, FinishStatus, FutureExt, Inclusion, InitGuard, InstanceId, InstanceManager,
-    InstancePurpose, Instrumented, MAX_BULK_ITEMS, MAX_LINGER, Payload, Permission, Pfid, QualityType, SchemaRegistry,
-    SpanBuilder, SpanGuard, SpanId, SpanType, Stats, StreamExt, Terminated, TerminationSubscription, check_terminated,
-    current_instance, init, init_blocking, spawn, spawn_blocking, terminated, thread,
+    InstancePurpose, Instrumented, MAX_BULK_ITEMS, MAX_LINGER, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES, Payload,
+    Permission, Pfid, QualityType, REDACTED, Redaction, SchemaRegistry, Secret, Sensitive, SpanBuilder, SpanGuard,
+    SpanId, SpanType, Stats, StreamExt, Terminated, TerminationSubscription, check_terminated, current_instance, init,
+    init_blocking, spawn, spawn_blocking, terminated, thread,
 };
 
 /// Testing your instrumentation the way Logfire's `capfire` does: run code under a

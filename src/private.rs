@@ -24,11 +24,11 @@ pub use agent::{
 };
 pub use capture::{
     Arg, ErasedArg, SpanArg, SpanErrorDisplay, SpanField, SpanResult, arg, error_debug, error_display, field,
-    payload_of, result_value,
+    payload_of, redacted, result_value,
 };
 pub use schema::{
-    ParamsSchema, SchemaFn, SchemaOf, SchemaViaFallback, SchemaViaJsonSchema, permissive_schema, result_result_schema,
-    schema_of, value_result_schema,
+    ParamsSchema, SchemaFn, SchemaOf, SchemaViaFallback, SchemaViaJsonSchema, permissive_schema, redacted_schema,
+    result_result_schema, schema_of, value_result_schema,
 };
 pub use span::{EnteredSpan, Started, call_once, complete, enter_span, fail, finish_sync, start_span};
 pub use span_future::{SpanFuture, instrument_span};
@@ -40,8 +40,8 @@ pub use ::serde;
 pub use ::serde_json;
 pub use ::std::borrow::Cow;
 pub use prefactor_runtime::{
-    Client, ContextGuard, DataRisk, EnteredInPlace, FinishStatus, Payload, SpanGuard, StaticSpanType, enter_in_place,
-    global_client, record_unattached_span,
+    Client, ContextGuard, DataRisk, EnteredInPlace, FinishStatus, PathStep, Payload, Redaction, SpanGuard,
+    StaticSpanType, enter_in_place, global_client, record_unattached_span,
 };
 
 /// Marks a type that derives `prefactor::Payload`.

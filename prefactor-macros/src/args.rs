@@ -5,6 +5,7 @@
 //! every option (no per-option copy-paste checks).
 
 use crate::errors::Errors;
+use crate::redact::RedactTarget;
 use crate::suggest::closest;
 use proc_macro2::{Span, TokenStream};
 use syn::ext::IdentExt;
@@ -27,6 +28,8 @@ pub(crate) enum OptionKind {
     Choice(&'static [&'static str]),
     /// `key = path::to::item`
     Path,
+    /// `key(ident, "path", ...)`
+    Redact,
 }
 
 /// One accepted option of a macro.
@@ -50,6 +53,7 @@ pub(crate) enum OptionValue {
     Fields(Vec<FieldEntry>),
     Choice(Ident),
     Path(syn::Path),
+    Redact(Vec<RedactTarget>),
 }
 
 /// An option as written by the user (key span kept for error reporting).
@@ -104,6 +108,13 @@ impl ParsedOptions {
         match self.get(name).map(|entry| &entry.value) {
             Some(OptionValue::Path(path)) => Some(path.clone()),
             _ => None,
+        }
+    }
+
+    pub(crate) fn redact_targets(&self, name: &str) -> Vec<RedactTarget> {
+        match self.get(name).map(|entry| &entry.value) {
+            Some(OptionValue::Redact(targets)) => targets.clone(),
+            _ => Vec::new(),
         }
     }
 
@@ -254,6 +265,22 @@ fn shape_value(spec: &OptionSpec, option: &RawOption, errors: &mut Errors) -> Op
         }
         (OptionKind::Path, _) => {
             errors.at(key_span, format!("`{name}` expects the path of a function: `{name} = path::to::function`"));
+            None
+        }
+        (OptionKind::Redact, RawValue::Paren(tokens, _)) => {
+            match Punctuated::<RedactTarget, Token![,]>::parse_terminated.parse2(tokens.clone()) {
+                Ok(targets) => Some(OptionValue::Redact(targets.into_iter().collect())),
+                Err(error) => {
+                    errors.push(error);
+                    None
+                }
+            }
+        }
+        (OptionKind::Redact, _) => {
+            errors.at(
+                key_span,
+                format!("`{name}` expects arguments or paths: `{name}(api_key, \"messages[*].content\")`"),
+            );
             None
         }
     }

@@ -2,14 +2,25 @@
 //! result (return value, error, status).
 
 use crate::model::{FnModel, OutputShape};
+use crate::redact::{Redacted, redaction_static};
 use crate::span_options::{ErrorRendering, SpanOptions};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::LitStr;
 
+/// The `redact(...)` entries (checked by `valid.rs`): whole arguments and deep paths.
+pub(crate) fn redactions(options: &SpanOptions) -> (Vec<String>, Vec<Redacted>) {
+    let (whole, deep): (Vec<Redacted>, Vec<Redacted>) =
+        options.redact.iter().filter_map(|target| target.resolve().ok()).partition(|r| r.steps.is_empty());
+    (whole.into_iter().map(|r| r.arg).collect(), deep)
+}
+
 /// A closure `|| -> Result<Payload, Error>` serializing the captured arguments and fields.
+/// A redacted argument is written as `"[REDACTED]"` without being read; deep paths are
+/// attached to the payload and redacted by the client's worker thread.
 pub(crate) fn payload_closure(model: &FnModel, options: &SpanOptions) -> TokenStream {
     let field_names: Vec<&str> = options.fields.iter().map(|field| field.key.as_str()).collect();
+    let (whole, deep) = redactions(options);
     let mut entries = Vec::new();
     let mut bindings = Vec::new();
     if options.skip_all.is_none() {
@@ -20,6 +31,10 @@ pub(crate) fn payload_closure(model: &FnModel, options: &SpanOptions) -> TokenSt
             }
             let key = LitStr::new(&arg.name, arg.span);
             let ident = &arg.ident;
+            if whole.contains(&arg.name) {
+                entries.push(quote! { ::prefactor::__private::redacted(#key) });
+                continue;
+            }
             entries.push(quote_spanned! {arg.span=> ::prefactor::__private::arg(#key, &#ident) });
         }
     }
@@ -30,10 +45,21 @@ pub(crate) fn payload_closure(model: &FnModel, options: &SpanOptions) -> TokenSt
         bindings.push(quote! { let #binding = #value; });
         entries.push(quote_spanned! {field.key_span=> ::prefactor::__private::field(#key, &#binding) });
     }
+    let deep: Vec<&Redacted> = deep.iter().collect();
+    let payload = quote! { ::prefactor::__private::payload_of(&[#(#entries),*]) };
+    let payload = match redaction_static(&deep) {
+        Some(statics) => quote! {
+            {
+                #statics
+                #payload.map(|__pf_payload| __pf_payload.with_redaction(&__PF_REDACTION))
+            }
+        },
+        None => payload,
+    };
     quote! {
         || {
             #(#bindings)*
-            ::prefactor::__private::payload_of(&[#(#entries),*])
+            #payload
         }
     }
 }

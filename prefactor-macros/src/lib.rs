@@ -17,6 +17,7 @@ mod expand_span;
 mod fallback;
 mod model;
 mod payload_derive;
+mod redact;
 mod register;
 mod schema_name;
 mod span_options;
@@ -49,6 +50,14 @@ use proc_macro::TokenStream;
 /// declares what the span type may do and which data it carries (called once, when the client
 /// starts).
 ///
+/// `redact(api_key, "messages[*].content", "headers[\"x-api-key\"]")` records values as
+/// `"[REDACTED]"`: a bare argument name is never read at all; a path (an argument name, then
+/// `.key`, `[*]`, `[index]` or `["quoted key"]`) is redacted by the client's worker thread,
+/// before the payload is spooled or sent, and the registered schema accepts `"[REDACTED]"`
+/// there. An unknown argument or a malformed path is a compile error on it. Secret-looking
+/// values (API keys, bearer tokens, passwords, private keys) are also scrubbed by default,
+/// redacted or not (see `prefactor::ConfigBuilder::scrub_secrets`).
+///
 /// A call made outside any `#[agent]` function, or before a client is installed, runs
 /// unrecorded (one warning is logged, once).
 ///
@@ -60,7 +69,7 @@ use proc_macro::TokenStream;
 /// #[derive(serde::Serialize)]
 /// struct Message { role: String, text: String }
 ///
-/// #[prefactor::span(schema = "agent:llm", title = "LLM call", skip(api_key), fields(model = "m-1"))]
+/// #[prefactor::span(schema = "agent:llm", title = "LLM call", redact(api_key, "messages[*].text"), fields(model = "m-1"))]
 /// fn complete(messages: &[Message], temperature: f32, api_key: &str) -> Result<String, std::io::Error> {
 ///     let _ = (temperature, api_key);
 ///     Ok(format!("{} messages", messages.len()))

@@ -1,6 +1,8 @@
 //! Code generation for the compile-time registration of a span's schemas through `inventory`.
 
+use crate::capture::redactions;
 use crate::model::{FnModel, OutputShape};
+use crate::redact::Step;
 use crate::span_options::SpanOptions;
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -59,6 +61,7 @@ fn optional_str(lit: Option<&LitStr>) -> TokenStream {
 /// `fn __pf_params_schema() -> Value`: an object with one property per captured argument/field.
 fn params_schema_fn(model: &FnModel, options: &SpanOptions) -> TokenStream {
     let field_names: Vec<&str> = options.fields.iter().map(|field| field.key.as_str()).collect();
+    let (whole, deep) = redactions(options);
     let mut properties = Vec::new();
     if options.skip_all.is_none() {
         for arg in &model.args {
@@ -67,9 +70,22 @@ fn params_schema_fn(model: &FnModel, options: &SpanOptions) -> TokenStream {
                 continue;
             }
             let key = LitStr::new(&arg.name, Span::call_site());
-            let schema = schema_fn_expr(arg.schema_type.as_ref());
+            let schema = if whole.contains(&arg.name) {
+                quote! { ::prefactor::__private::redacted_schema as ::prefactor::__private::SchemaFn }
+            } else {
+                schema_fn_expr(arg.schema_type.as_ref())
+            };
             properties.push(quote! { __pf_params.property(#key, #schema); });
         }
+    }
+    // A redacted path may hold `"[REDACTED]"` where its type said otherwise.
+    for path in &deep {
+        let arg = &path.arg;
+        let steps = path.steps.iter().map(|step| match step {
+            Step::Key(key) => quote! { ::core::option::Option::Some(#key) },
+            Step::Each | Step::Index(_) => quote! { ::core::option::Option::None },
+        });
+        properties.push(quote! { __pf_params.redacted_at(#arg, &[#(#steps),*]); });
     }
     for field in &options.fields {
         let key = LitStr::new(&field.key, Span::call_site());

@@ -2,6 +2,7 @@
 
 use crate::args::{FieldEntry, OptionKind, OptionSpec, parse_options};
 use crate::errors::Errors;
+use crate::redact::RedactTarget;
 use crate::schema_name::schema_name_problem;
 use proc_macro2::{Span, TokenStream};
 use syn::{Ident, LitStr};
@@ -18,6 +19,7 @@ const SPAN_OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "skip_ret", kind: OptionKind::Flag },
     OptionSpec { name: "err", kind: OptionKind::Choice(&["Display", "Debug"]) },
     OptionSpec { name: "data_risk", kind: OptionKind::Path },
+    OptionSpec { name: "redact", kind: OptionKind::Redact },
 ];
 
 /// How an `Err` value is rendered into the failed span's `error.message`.
@@ -41,6 +43,8 @@ pub(crate) struct SpanOptions {
     pub(crate) err: ErrorRendering,
     /// `data_risk = path`: a `fn() -> prefactor::DataRisk` declaring the span type's risk.
     pub(crate) data_risk: Option<syn::Path>,
+    /// `redact(arg, "arg.path[*].key")`: recorded as `"[REDACTED]"` (checked in `valid.rs`).
+    pub(crate) redact: Vec<RedactTarget>,
 }
 
 impl SpanOptions {
@@ -83,6 +87,7 @@ impl SpanOptions {
             skip_ret: parsed.flag("skip_ret").is_some(),
             err,
             data_risk: parsed.path("data_risk"),
+            redact: parsed.redact_targets("redact"),
         })
     }
 }

@@ -47,4 +47,41 @@ pub(crate) fn check_span_options(model: &FnModel, options: &SpanOptions, errors:
             errors.at(field.key_span, format!("duplicate field `{}`", field.key));
         }
     }
+    check_redact(options, &arg_names, errors);
+}
+
+/// Checks `redact(...)`: well-formed paths, each starting at a recorded argument.
+fn check_redact(options: &SpanOptions, arg_names: &[&str], errors: &mut Errors) {
+    let mut whole = BTreeSet::new();
+    for target in &options.redact {
+        let redacted = match target.resolve() {
+            Ok(redacted) => redacted,
+            Err(message) => {
+                errors.at(target.span(), message);
+                continue;
+            }
+        };
+        let name = redacted.arg.as_str();
+        let is_field = options.fields.iter().any(|field| field.key == name);
+        let problem = if !arg_names.contains(&name) || is_field {
+            let mut message = format!("cannot redact `{name}`: the function has no argument with that name");
+            if is_field {
+                message = format!(
+                    "cannot redact `{name}`: it is a `fields(...)` entry; wrap its value in `prefactor::Secret` instead"
+                );
+            } else if let Some(hint) = closest(name, arg_names) {
+                message.push_str(&format!("; did you mean `{hint}`?"));
+            }
+            Some(message)
+        } else if options.skip_all.is_some() || options.skip.iter().any(|ident| *ident == name) {
+            Some(format!("`{name}` is skipped, so it is never recorded: nothing to redact"))
+        } else if redacted.steps.is_empty() && !whole.insert(name.to_owned()) {
+            Some(format!("`{name}` is listed twice in `redact`"))
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            errors.at(redacted.span, message);
+        }
+    }
 }

@@ -98,6 +98,15 @@ pub fn field<'a, T: SpanField>(name: &'static str, value: &'a T) -> Arg<'a> {
     Arg { name, value: value.erased() }
 }
 
+/// The value every `redact(argument)` entry records, never reading the argument.
+static REDACTED_VALUE: &str = prefactor_runtime::REDACTED;
+
+/// A `redact(argument)` entry: `"[REDACTED]"`, the argument itself never read.
+#[inline]
+pub fn redacted(name: &'static str) -> Arg<'static> {
+    Arg { name, value: &REDACTED_VALUE }
+}
+
 /// The payload object `{"name": value, ...}` of the given entries.
 ///
 /// # Errors

@@ -93,6 +93,15 @@ impl ParamsSchema {
         self.required.push(Value::String(name.to_owned()));
     }
 
+    /// Lets the value at `path` under property `name` (object keys as `Some`, array elements
+    /// as `None`) also be `"[REDACTED]"`: the schema there becomes
+    /// `{"anyOf": [<its schema>, {"const": "[REDACTED]"}]}`, keeping what it documents.
+    pub fn redacted_at(&mut self, name: &str, path: &[Option<&str>]) {
+        if let Some(property) = self.properties.get_mut(name) {
+            allow_redacted_at(property, path);
+        }
+    }
+
     /// The finished schema document.
     #[must_use]
     pub fn finish(mut self) -> Value {
@@ -108,6 +117,51 @@ pub fn schema_of<T: ?Sized + JsonSchema>() -> Value {
     let mut generator = generator();
     let schema = generator.root_schema_for::<T>().to_value();
     finish_document(schema, &mut generator)
+}
+
+/// The schema of a `redact(argument)` property: the string `"[REDACTED]"`.
+pub fn redacted_schema(_: &mut SchemaGenerator) -> Schema {
+    schemars::json_schema!({ "const": prefactor_runtime::REDACTED })
+}
+
+/// Walks `schema` along `path` (through `anyOf`/`oneOf`/`allOf` branches, `properties`,
+/// `items`, `prefixItems` and `additionalProperties`) and lets each schema found accept
+/// `"[REDACTED]"`.
+fn allow_redacted_at(schema: &mut Value, path: &[Option<&str>]) {
+    if !schema.is_object() {
+        // `true` (or a missing schema) accepts anything already.
+        return;
+    }
+    let Some((step, rest)) = path.split_first() else {
+        let inner = std::mem::take(schema);
+        *schema = json!({ "anyOf": [inner, { "const": prefactor_runtime::REDACTED }] });
+        return;
+    };
+    let Value::Object(object) = schema else { return };
+    for branches in ["anyOf", "oneOf", "allOf"] {
+        if let Some(Value::Array(branches)) = object.get_mut(branches) {
+            branches.iter_mut().for_each(|branch| allow_redacted_at(branch, path));
+        }
+    }
+    match step {
+        Some(key) => {
+            if let Some(Value::Object(properties)) = object.get_mut("properties")
+                && let Some(property) = properties.get_mut(*key)
+            {
+                allow_redacted_at(property, rest);
+            }
+        }
+        None => {
+            for each in ["items", "additionalProperties"] {
+                if let Some(inner) = object.get_mut(each) {
+                    allow_redacted_at(inner, rest);
+                }
+            }
+            if let Some(Value::Array(items)) = object.get_mut("prefixItems") {
+                items.iter_mut().for_each(|item| allow_redacted_at(item, rest));
+            }
+        }
+    }
 }
 
 /// Result schema for a non-`Result` return value (object as is, else `{"output": value}`).

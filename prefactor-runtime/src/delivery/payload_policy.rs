@@ -137,7 +137,8 @@ mod tests {
     #[test]
     fn scrubbing_can_be_turned_off_and_redactions_still_apply() {
         let config = config(|b| b.scrub_secrets(false));
-        let payload = Payload::from(json!({"messages": [{"content": "x"}], "password": "hunter2"})).with_redaction(&PATHS);
+        let payload =
+            Payload::from(json!({"messages": [{"content": "x"}], "password": "hunter2"})).with_redaction(&PATHS);
         let (value, applied) = applied(&config, payload);
         assert_eq!(value, json!({"messages": [{"content": "[REDACTED]"}], "password": "hunter2"}));
         assert_eq!(applied, Applied::default());

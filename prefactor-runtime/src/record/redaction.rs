@@ -121,7 +121,9 @@ fn redact_at(value: &mut Value, path: &[PathStep]) -> u64 {
     };
     match (step, value) {
         (PathStep::Key(key), Value::Object(map)) => map.get_mut(&**key).map_or(0, |inner| redact_at(inner, rest)),
-        (PathStep::Index(index), Value::Array(items)) => items.get_mut(*index).map_or(0, |inner| redact_at(inner, rest)),
+        (PathStep::Index(index), Value::Array(items)) => {
+            items.get_mut(*index).map_or(0, |inner| redact_at(inner, rest))
+        }
         (PathStep::Each, Value::Array(items)) => items.iter_mut().map(|inner| redact_at(inner, rest)).sum(),
         (PathStep::Each, Value::Object(map)) => map.values_mut().map(|inner| redact_at(inner, rest)).sum(),
         _ => 0,
@@ -168,7 +170,9 @@ pub(crate) fn parse_path(path: &str) -> Result<Vec<PathStep>, &'static str> {
                 let end = path[at..].find(['.', '[']).map_or(path.len(), |offset| at + offset);
                 let key = &path[at..end];
                 if !is_plain_key(key) {
-                    return Err("a key is letters, digits and `_` (not starting with a digit); quote others: `[\"key\"]`");
+                    return Err(
+                        "a key is letters, digits and `_` (not starting with a digit); quote others: `[\"key\"]`",
+                    );
                 }
                 steps.push(PathStep::Key(Cow::Owned(key.to_owned())));
                 at = end;
@@ -206,7 +210,10 @@ mod tests {
                 "headers": {"x-api-key": "[REDACTED]", "accept": "json"}, "history": ["a", "[REDACTED]", "c"]
             })
         );
-        assert_eq!(redaction.to_string(), r#"api_key, messages[*].content, headers["x-api-key"], history[1], missing.x"#);
+        assert_eq!(
+            redaction.to_string(),
+            r#"api_key, messages[*].content, headers["x-api-key"], history[1], missing.x"#
+        );
     }
 
     #[test]

@@ -39,6 +39,10 @@ const SECRET_PATTERNS: &[&str] = &[
     r"(?i)\b(?:bearer|basic)\s+(?P<secret>[A-Za-z0-9._~+/=\-]{16,})",
     // Credentials in URLs: `scheme://user:password@host`.
     r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s/:@]+:(?P<secret>[^\s/@]+)@",
+    // `password=…`, `api_key: …`, `token=…` in free text (logs, query strings, config dumps),
+    // to the next space or quote: a password may hold `&`, `,` or `;`, so what follows a
+    // secret in a query string is redacted with it rather than risking a partial leak.
+    r"(?i)(?:\b[a-z0-9_\-]*(?:password|passwd|secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token)|\btoken|\bpwd)\s*[=:]\s*(?P<secret>[^\s'\x22]{4,})",
     // PEM private keys, to their end line (or the end of the string).
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)",
 ];
@@ -196,8 +200,12 @@ mod tests {
             "aws": "AKIAABCDEFGHIJKLMNOP",
             "jwt": "eyJhbGciOiJI.eyJzdWIiOiIx.c2lnbmF0dXJl",
             "gh": "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+            "log": "login user=ana password=hunter22 ok; api_key: k-123456&x=1 client_secret=abcd",
+            "usage": "max_tokens: 100, tokens=5",
         }));
-        assert_eq!(count, 7);
+        assert_eq!(count, 10);
+        assert_eq!(value["log"], "login user=ana password=[REDACTED] ok; api_key: [REDACTED] client_secret=[REDACTED]");
+        assert_eq!(value["usage"], "max_tokens: 100, tokens=5");
         assert_eq!(value["prompt"], "use key [REDACTED] please");
         assert_eq!(value["headers"][0], "Authorization: Bearer [REDACTED]");
         assert_eq!(value["db"], "postgres://app:[REDACTED]@db.internal:5432/x");
@@ -245,7 +253,8 @@ mod tests {
     fn custom_patterns_add_to_or_replace_the_defaults() {
         let custom = vec![r"\bACME-[0-9]{6}\b".to_owned(), r"card=(?P<secret>\d{4})".to_owned()];
         let only_custom = Scrubber::new(false, &custom).unwrap().unwrap();
-        let mut value = json!({"note": "id ACME-123456, card=4242", "password": "kept", "k": "sk-proj-abcdefghijklmnopqrstuvwx"});
+        let mut value =
+            json!({"note": "id ACME-123456, card=4242", "password": "kept", "k": "sk-proj-abcdefghijklmnopqrstuvwx"});
         assert_eq!(only_custom.scrub(&mut value), 2);
         assert_eq!(value["note"], "id [REDACTED], card=[REDACTED]");
         assert_eq!(value["password"], "kept", "the built-in key rule is off");

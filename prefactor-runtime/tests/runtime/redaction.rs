@@ -206,7 +206,8 @@ fn oversized_payloads_are_cut_down_and_their_spans_kept() {
         instance.start();
         // 3 MiB of text: over the server's 2 MiB body limit, so without the limit the span is lost.
         let document = "lorem ipsum ".repeat(3 << 18);
-        let huge = Payload::from(json!({"model": "m", "document": document, "ids": (0..200_000).collect::<Vec<u32>>()}));
+        let huge =
+            Payload::from(json!({"model": "m", "document": document, "ids": (0..200_000).collect::<Vec<u32>>()}));
         let span = instance.span("agent:retrieval").payload(huge).start();
         let span_id = span.id();
         span.finish(FinishSpan::complete().result(Payload::from(json!({"summary": document}))));
