@@ -182,3 +182,15 @@ fn the_registered_schema_accepts_redacted_values_and_still_documents_the_type() 
     assert_eq!((&content[0]["type"], &content[1]["const"]), (&json!("string"), &json!("[REDACTED]")));
     assert_eq!(properties["temperature"]["type"], "number", "what is not redacted is unchanged");
 }
+
+#[test]
+fn a_test_capture_records_what_would_be_sent() {
+    let capture = prefactor::testing::Capture::new().expect("a capture");
+    let _ = capture.run(sync_agent);
+    let run = capture.last_run_of("redaction-sync").expect("the run was recorded");
+    let llm = run.span("redact:llm").expect("the LLM span");
+    assert_eq!(llm.payload["api_key"], "[REDACTED]");
+    assert_eq!(llm.payload["messages"][1], json!({"role": "user", "content": "[REDACTED]"}));
+    let tool = run.span("redact:tool").expect("the tool span");
+    assert_eq!(tool.payload["query"], "look up with [REDACTED]", "scrubbed as the client would");
+}

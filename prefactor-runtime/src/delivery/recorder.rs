@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use prefactor_protocol::{AgentStatus, FinishStatus};
 use serde_json::Value;
 
+use crate::delivery::payload_policy;
 use crate::delivery::shared::Shared;
 use crate::lock::lock;
 use crate::queue::op_queue::OpQueue;
@@ -35,8 +36,10 @@ impl Recorder {
     /// so the client's stats and close report read as after a clean delivery).
     pub(crate) fn drain(&self) {
         let mut runs = lock(&self.runs);
-        while let Some(op) = self.ops.pop() {
+        while let Some(mut op) = self.ops.pop() {
             let weight = op.weight();
+            // What the worker would send: redacted, scrubbed and cut to size.
+            payload_policy::apply(&self.shared.config, &mut op).count_into(&self.shared.counters);
             apply(&mut runs, op);
             Counters::add(&self.shared.counters.sent, weight);
             self.shared.counters.settled.fetch_add(weight, Ordering::Release);
