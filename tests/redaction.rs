@@ -1,6 +1,6 @@
 //! Secrets passed to instrumented functions never reach the server: `redact(...)` paths and
 //! arguments, `Secret` values, and the default scrubbing (on, as a client is configured by
-//! default). The server's SQLite files and its request log are searched byte for byte, not only
+//! default). The server's database files and its request log are searched byte for byte, not only
 //! its API; sync and async functions alike.
 #![deny(clippy::pedantic)]
 
@@ -100,7 +100,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|window| window == needle.as_bytes())
 }
 
-/// The server's database files (the SQLite file, its WAL and shared memory), byte for byte.
+/// The server's database files (the database file, its WAL and shared memory), byte for byte.
 fn database_bytes() -> Vec<u8> {
     let db = harness().server.db_path().expect("the test server keeps its database in a file");
     let mut bytes = Vec::new();
