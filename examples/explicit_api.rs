@@ -88,6 +88,7 @@ fn record_run(client: &Client) -> Result<InstanceId, prefactor::Error> {
         name: Some("explicit-api-agent".to_owned()),
         external_identifier: Some("1.0.0".to_owned()),
         description: Some("Answers a question with explicit client calls".to_owned()),
+        ..AgentVersion::default()
     };
     let instance = client
         .create_agent_instance(CreateInstance::default().agent_version(version).purpose(InstancePurpose::SmokeTest))?;

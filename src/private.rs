@@ -7,6 +7,8 @@
 mod agent;
 #[path = "private/capture.rs"]
 mod capture;
+#[path = "private/external_id.rs"]
+mod external_id;
 #[path = "private/schema.rs"]
 mod schema;
 #[path = "private/shape.rs"]
@@ -26,6 +28,7 @@ pub use capture::{
     Arg, ErasedArg, SpanArg, SpanErrorDisplay, SpanField, SpanResult, arg, error_debug, error_display, field,
     payload_of, redacted, result_value,
 };
+pub use external_id::{ExternalId, external_id};
 pub use schema::{
     ParamsSchema, SchemaFn, SchemaOf, SchemaViaFallback, SchemaViaJsonSchema, permissive_schema, redacted_schema,
     result_result_schema, schema_of, value_result_schema,

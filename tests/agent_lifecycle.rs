@@ -111,6 +111,47 @@ fn an_async_agent_finishes_complete_failed_or_cancelled() {
     wait_for_status(cancelled, "cancelled");
 }
 
+/// A job from a queue, whose id names the run.
+struct Job {
+    id: String,
+    ticket: Option<u64>,
+}
+
+#[prefactor::agent(external_id = job.id)]
+fn run_job(job: Job, id: &mpsc::Sender<InstanceId>) -> String {
+    id.send(current_instance_id()).expect("receiver alive");
+    job.id
+}
+
+#[prefactor::agent(external_id = job.ticket)]
+async fn run_ticket(job: &Job, id: mpsc::Sender<InstanceId>) -> Option<u64> {
+    id.send(current_instance_id()).expect("receiver alive");
+    job.ticket
+}
+
+#[test]
+fn an_agent_run_carries_its_external_id_when_it_has_one() {
+    harness();
+    // External ids are unique per agent and the harness's server lives as long as this binary.
+    let job = format!("job-{}", prefactor::Pfid::generate(0));
+    let (tx, rx) = mpsc::channel();
+    assert_eq!(run_job(Job { id: job.clone(), ticket: None }, &tx), job, "the body still owns the job");
+    let by_job = rx.recv().expect("id sent");
+    let ticket = u64::from(std::process::id()) * 1_000 + 7;
+    let runtime = runtime();
+    assert_eq!(
+        runtime.block_on(run_ticket(&Job { id: String::new(), ticket: Some(ticket) }, tx.clone())),
+        Some(ticket)
+    );
+    let by_ticket = rx.recv().expect("id sent");
+    assert_eq!(runtime.block_on(run_ticket(&Job { id: String::new(), ticket: None }, tx)), None);
+    let without = rx.recv().expect("id sent");
+
+    assert_eq!(wait_for_status(by_job, "complete")["external_identifier"], job.as_str());
+    assert_eq!(wait_for_status(by_ticket, "complete")["external_identifier"], ticket.to_string());
+    assert!(wait_for_status(without, "complete")["external_identifier"].is_null(), "`None`: no id sent");
+}
+
 #[derive(Debug, PartialEq)]
 enum AgentError {
     Stopped(Option<String>),

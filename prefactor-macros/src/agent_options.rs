@@ -3,7 +3,7 @@
 use crate::args::{OptionKind, OptionSpec, parse_options};
 use crate::errors::Errors;
 use proc_macro2::{Span, TokenStream};
-use syn::LitStr;
+use syn::{Expr, ExprLit, Lit, LitStr};
 
 const AGENT_OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "id", kind: OptionKind::Str },
@@ -12,6 +12,7 @@ const AGENT_OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "description", kind: OptionKind::Str },
     OptionSpec { name: "purpose", kind: OptionKind::Str },
     OptionSpec { name: "stop_on_terminate", kind: OptionKind::Flag },
+    OptionSpec { name: "external_id", kind: OptionKind::Expr },
 ];
 
 /// The instance purposes the API knows (wire names).
@@ -25,6 +26,8 @@ pub(crate) struct AgentOptions {
     pub(crate) description: Option<LitStr>,
     pub(crate) purpose: Option<LitStr>,
     pub(crate) stop_on_terminate: Option<Span>,
+    /// `external_id = expr`: evaluated at each call, with the arguments in scope.
+    pub(crate) external_id: Option<Expr>,
 }
 
 impl AgentOptions {
@@ -40,7 +43,14 @@ impl AgentOptions {
                 errors.at(lit.span(), format!("`{name}` must not be empty"));
             }
         }
+        let external_id = parsed.expr("external_id");
+        if let Some(Expr::Lit(ExprLit { lit: Lit::Str(lit), .. })) = &external_id
+            && lit.value().trim().is_empty()
+        {
+            errors.at(lit.span(), "`external_id` must not be empty");
+        }
         AgentOptions {
+            external_id,
             id: parsed.string("id"),
             name: parsed.string("name"),
             version: parsed.string("version"),

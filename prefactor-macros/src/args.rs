@@ -30,6 +30,8 @@ pub(crate) enum OptionKind {
     Path,
     /// `key(ident, "path", ...)`
     Redact,
+    /// `key = expression`
+    Expr,
 }
 
 /// One accepted option of a macro.
@@ -54,6 +56,7 @@ pub(crate) enum OptionValue {
     Choice(Ident),
     Path(syn::Path),
     Redact(Vec<RedactTarget>),
+    Expr(Expr),
 }
 
 /// An option as written by the user (key span kept for error reporting).
@@ -115,6 +118,13 @@ impl ParsedOptions {
         match self.get(name).map(|entry| &entry.value) {
             Some(OptionValue::Redact(targets)) => targets.clone(),
             _ => Vec::new(),
+        }
+    }
+
+    pub(crate) fn expr(&self, name: &str) -> Option<Expr> {
+        match self.get(name).map(|entry| &entry.value) {
+            Some(OptionValue::Expr(expr)) => Some(expr.clone()),
+            _ => None,
         }
     }
 
@@ -281,6 +291,11 @@ fn shape_value(spec: &OptionSpec, option: &RawOption, errors: &mut Errors) -> Op
                 key_span,
                 format!("`{name}` expects arguments or paths: `{name}(api_key, \"messages[*].content\")`"),
             );
+            None
+        }
+        (OptionKind::Expr, RawValue::Eq(expr)) => Some(OptionValue::Expr(expr.clone())),
+        (OptionKind::Expr, _) => {
+            errors.at(key_span, format!("`{name}` expects a value: `{name} = expression`"));
             None
         }
     }

@@ -5,9 +5,10 @@ use crate::body::{allow_lints, async_block, body_closure};
 use crate::errors::Errors;
 use crate::expand_span::rebuild;
 use crate::model::{Execution, FnModel, OutputShape};
-use proc_macro2::TokenStream;
-use quote::{ToTokens, quote};
+use proc_macro2::{Delimiter, Group, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::LitStr;
+use syn::spanned::Spanned;
 
 /// Checks that need both the options and the function.
 pub(crate) fn check_agent(model: &FnModel, options: &AgentOptions, errors: &mut Errors) {
@@ -27,7 +28,11 @@ pub(crate) fn expand_agent(model: &FnModel, options: &AgentOptions) -> TokenStre
     let site = agent_site(model, options);
     let status = status_closure(model);
     let lints = allow_lints();
-    let start = quote! { let __pf_agent = ::prefactor::__private::start_agent(&#site); };
+    let external_id = match &options.external_id {
+        Some(expr) => external_id_of(expr),
+        None => quote! { ::core::option::Option::None },
+    };
+    let start = quote! { let __pf_agent = ::prefactor::__private::start_agent(&#site, #external_id); };
     let body = match &model.execution {
         Execution::Sync => {
             let closure = body_closure(model, &model.item.body);
@@ -123,4 +128,12 @@ fn optional(lit: Option<&LitStr>) -> TokenStream {
         Some(lit) => quote! { ::core::option::Option::Some(#lit) },
         None => quote! { ::core::option::Option::None },
     }
+}
+
+/// `external_id(&expr)`: by reference, as the expression may name an argument the body uses
+/// afterwards. The expression goes in an invisible group (its precedence kept, no parentheses
+/// of the macro's), so that a type error spans the whole expression the user wrote.
+fn external_id_of(expr: &syn::Expr) -> TokenStream {
+    let group = Group::new(Delimiter::None, expr.to_token_stream());
+    quote_spanned! {expr.span()=> ::prefactor::__private::external_id(&#group) }
 }

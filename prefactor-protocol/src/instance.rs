@@ -89,6 +89,52 @@ pub struct AgentVersionSpec {
     /// Description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Where the code runs (prefactor-core 0.5.2+). Read leniently: a value of another shape
+    /// reads as `None` rather than failing the request (every key is optional upstream).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_environment")]
+    pub runtime_environment: Option<RuntimeEnvironment>,
+}
+
+/// `agent_version.runtime_environment`: the SDKs, OS and language runtime of a run, as
+/// prefactor-core 0.5.3 sends them (`{"agent_sdk": [..], "os": "linux", "prefactor_sdk":
+/// ["prefactor-core@0.5.3"], "runtime": "cpython@3.12"}`); every key optional.
+///
+/// ```
+/// use prefactor_protocol::RuntimeEnvironment;
+/// let environment = RuntimeEnvironment {
+///     prefactor_sdk: vec!["prefactor-rs@0.1.0".into()],
+///     os: Some("linux".into()),
+///     runtime: Some("rustc@1.91.0".into()),
+///     ..RuntimeEnvironment::default()
+/// };
+/// assert_eq!(
+///     serde_json::to_string(&environment).unwrap(),
+///     r#"{"os":"linux","prefactor_sdk":["prefactor-rs@0.1.0"],"runtime":"rustc@1.91.0"}"#
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RuntimeEnvironment {
+    /// Agent frameworks the run uses (`name@version`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agent_sdk: Vec<String>,
+    /// Operating system (`linux`, `macos`, `windows`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    /// Prefactor SDK packages (`name@version`), integrations first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefactor_sdk: Vec<String>,
+    /// Language runtime (`rustc@1.91.0`, `cpython@3.12`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+}
+
+/// A `runtime_environment` of the expected shape, else `None` (see
+/// [`AgentVersionSpec::runtime_environment`]).
+fn lenient_environment<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<RuntimeEnvironment>, D::Error> {
+    let value = Option::<Value>::deserialize(deserializer)?;
+    Ok(value.and_then(|value| RuntimeEnvironment::deserialize(value).ok()))
 }
 
 /// Body of `POST /api/v1/agent_instance/register`.

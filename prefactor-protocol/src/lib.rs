@@ -31,8 +31,9 @@ pub use agent::{Agent, AvailableActions, CreateAgentDetails, CreateAgentRequest,
 pub use bulk::{BULK_KEY_MAX_LEN, BULK_KEY_MIN_LEN, BulkAction, BulkItem, BulkOutput, BulkRequest, BulkResponse};
 pub use envelope::{Control, ErrorResponse, ListResponse, Pagination, PingDetails, Sorting, SuccessResponse};
 pub use instance::{
-    AgentInstance, AgentVersionSpec, FinishInstanceRequest, RecordQualityRequest, RegisterInstanceRequest, SpanCounts,
-    StartInstanceRequest, TerminateInstanceRequest, UpdateInstanceDetails, UpdateInstanceRequest,
+    AgentInstance, AgentVersionSpec, FinishInstanceRequest, RecordQualityRequest, RegisterInstanceRequest,
+    RuntimeEnvironment, SpanCounts, StartInstanceRequest, TerminateInstanceRequest, UpdateInstanceDetails,
+    UpdateInstanceRequest,
 };
 pub use pfid::{PFID_LEN, Pfid, PfidError, PfidStr};
 pub use schema::{AgentSchemaVersion, QualitySchema, SingleQualitySchema, SpanTypeSchema};

@@ -87,9 +87,11 @@ pub use capture::span_guard::SpanGuard;
 pub use capture::thread;
 pub use config::delivery::Delivery;
 pub use config::{
-    Config, ConfigBuilder, MAX_BULK_ITEMS, MAX_LINGER, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES, SDK_HEADER_ENTRY,
+    Config, ConfigBuilder, MAX_BULK_ITEMS, MAX_LINGER, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES, RUNTIME, SDK_HEADER_ENTRY,
 };
-pub use prefactor_protocol::{AgentSchemaVersion, AgentStatus, FinishStatus, InstancePurpose, Pfid};
+pub use prefactor_protocol::{
+    AgentSchemaVersion, AgentStatus, FinishStatus, InstancePurpose, Pfid, RuntimeEnvironment,
+};
 pub use record::ids::{InstanceId, SpanId};
 pub use record::payload::Payload;
 pub use record::redaction::{PathStep, Redaction};

@@ -289,7 +289,9 @@ async fn register_accepts_what_prefactor_core_0_5_3_sends() {
     assert_eq!(fetched["details"]["external_identifier"], "job-42");
 
     let (status, duplicate) = api.post("/api/v1/agent_instance/register", body.clone()).await;
-    assert_eq!(status, 409, "external_identifier is unique per agent: {duplicate}");
+    // A 422 naming the field, not a 409: an SDK takes a 409 to a register for "already made".
+    assert_eq!(status, 422, "external_identifier is unique per agent: {duplicate}");
+    assert!(duplicate["errors"]["external_identifier"][0].as_str().unwrap().contains("job-42"), "{duplicate}");
     let mut elsewhere = body;
     elsewhere["agent_id"] = json!(new_agent(&api, "another").await);
     let (status, other) = api.post("/api/v1/agent_instance/register", elsewhere).await;

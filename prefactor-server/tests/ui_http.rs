@@ -223,3 +223,19 @@ async fn the_live_stream_announces_new_spans() {
     }
     assert!(seen.contains("|1|"), "the second event counts the new span: {seen}");
 }
+
+/// Every key of `runtime_environment` is optional upstream and its shape is not checked: a
+/// register whose environment has other types is accepted, and the run view shows it as sent.
+#[tokio::test]
+async fn a_runtime_environment_of_another_shape_is_kept_as_sent() {
+    let api = Api::start();
+    let environment = json!({"agent_sdk": "langchain", "os": 7, "extra": {"k": true}});
+    let body = json!({"agent_version": {"name": "odd", "runtime_environment": environment}});
+    let (status, registered) = api.post("/api/v1/agent_instance/register", body).await;
+    assert_eq!(status, 200, "{registered}");
+    let run = registered["details"]["id"].as_str().unwrap();
+    let session = login(&api, api.server.token()).await.expect("a session");
+    let (status, view) = ui_get(&api, Some(&session), &format!("/ui/api/runs/{run}")).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["runtime_environment"], environment);
+}

@@ -53,9 +53,10 @@ fn set_value(value: Option<String>) -> Option<String> {
     value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
-/// Registers and starts an instance with the client's schemas; `None` without a client (the
-/// function then runs unrecorded) or when registration cannot even be queued.
-pub fn start_agent(site: &AgentSite) -> Option<AgentRun> {
+/// Registers and starts an instance with the client's schemas and `external_id` (the value of
+/// `external_id = expr` for this call); `None` without a client (the function then runs
+/// unrecorded) or when registration cannot even be queued.
+pub fn start_agent(site: &AgentSite, external_id: Option<String>) -> Option<AgentRun> {
     // A test capture current here wins over the installed client (`prefactor::testing`).
     let captured = prefactor_runtime::capturing_client();
     let Some(client) = captured.as_ref().or_else(|| global_client()) else {
@@ -66,11 +67,15 @@ pub fn start_agent(site: &AgentSite) -> Option<AgentRun> {
         name: Some(site.name.to_owned()),
         external_identifier: Some(site.version.to_owned()),
         description: site.description.map(str::to_owned),
+        runtime_environment: None,
     });
     // No schema document: the client sends its registry (every `#[span]` schema, collected
     // at start).
     options.agent_id = site.id.map(str::to_owned).or_else(|| set_value(std::env::var("PREFACTOR_AGENT_ID").ok()));
     options.purpose = site.purpose.and_then(purpose);
+    if let Some(id) = external_id {
+        options = options.external_identifier(id);
+    }
     match client.create_agent_instance(options) {
         Ok(handle) => {
             handle.start();

@@ -1,6 +1,9 @@
 //! `Config` and its builder: API endpoint, credentials, HTTP, queue and termination settings.
 
 pub(crate) mod delivery;
+mod runtime_environment;
+
+pub use runtime_environment::RUNTIME;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -67,6 +70,7 @@ pub struct Config {
     linger: Duration,
     schema_registry: Option<SchemaRegistry>,
     sdk_header_entries: Vec<String>,
+    agent_sdk_entries: Vec<String>,
     spool_dir: Option<PathBuf>,
     spool_max_bytes: u64,
     scrub_secrets: bool,
@@ -194,13 +198,18 @@ impl Config {
     }
     /// The full `X-Prefactor-SDK` header: extra entries first, this crate last.
     pub fn sdk_header(&self) -> String {
+        self.sdk_entries().join(" ")
+    }
+
+    /// The `X-Prefactor-SDK` entries, each once: extra entries first, this crate last.
+    fn sdk_entries(&self) -> Vec<&str> {
         let mut entries: Vec<&str> = Vec::new();
         for entry in self.sdk_header_entries.iter().map(String::as_str).chain([SDK_HEADER_ENTRY]) {
             if !entries.contains(&entry) {
                 entries.push(entry);
             }
         }
-        entries.join(" ")
+        entries
     }
 }
 
@@ -230,6 +239,7 @@ impl fmt::Debug for Config {
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("schema_registry", &self.schema_registry.as_ref().map(|r| r.len()))
             .field("sdk_header", &self.sdk_header())
+            .field("agent_sdk_entries", &self.agent_sdk_entries)
             .finish()
     }
 }
@@ -269,6 +279,7 @@ impl Default for ConfigBuilder {
                 linger: Duration::from_millis(2),
                 schema_registry: None,
                 sdk_header_entries: Vec::new(),
+                agent_sdk_entries: Vec::new(),
                 spool_dir: None,
                 spool_max_bytes: 64 << 20,
                 scrub_secrets: true,
@@ -466,12 +477,32 @@ impl ConfigBuilder {
         self.config.schema_registry = Some(registry);
         self
     }
-    /// Adds an `X-Prefactor-SDK` entry (e.g. an adapter, `my-adapter@1.2.0`) before ours.
+    /// Adds an `X-Prefactor-SDK` entry (e.g. an adapter, `my-adapter@1.2.0`) before ours; it
+    /// is listed in `runtime_environment.prefactor_sdk` too.
     pub fn sdk_header_entry(mut self, entry: impl Into<String>) -> Self {
-        let entry = entry.into();
-        let entry = entry.trim().trim_end_matches('@').to_owned();
-        if !entry.is_empty() {
+        if let Some(entry) = sdk_entry(entry.into()) {
             self.config.sdk_header_entries.push(entry);
+        }
+        self
+    }
+
+    /// Adds an agent framework the runs use (`name@version`, e.g. `rig-core@0.9.0`) to
+    /// `runtime_environment.agent_sdk` (see [`Config::runtime_environment`]).
+    ///
+    /// ```
+    /// let config = prefactor_runtime::Config::builder()
+    ///     .api_url("http://127.0.0.1:8080")
+    ///     .api_token("t")
+    ///     .agent_sdk_entry("rig-core@0.9.0")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.runtime_environment().agent_sdk, ["rig-core@0.9.0"]);
+    /// ```
+    pub fn agent_sdk_entry(mut self, entry: impl Into<String>) -> Self {
+        if let Some(entry) = sdk_entry(entry.into())
+            && !self.config.agent_sdk_entries.contains(&entry)
+        {
+            self.config.agent_sdk_entries.push(entry);
         }
         self
     }
@@ -666,4 +697,10 @@ fn warn_max_retries_ignored(value: &str) {
              count until delivered, close()'s deadline, or a full queue (see PREFACTOR_MAX_RETRY_DELAY)"
         );
     });
+}
+
+/// An SDK entry as written (`name@version`), trimmed; `None` when blank.
+fn sdk_entry(entry: String) -> Option<String> {
+    let entry = entry.trim().trim_end_matches('@');
+    (!entry.is_empty()).then(|| entry.to_owned())
 }

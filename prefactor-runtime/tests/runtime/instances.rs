@@ -18,7 +18,7 @@ async fn lifecycle_register_start_span_finish() {
                 .agent_version(AgentVersion {
                     name: Some("Test agent".into()),
                     external_identifier: Some("v1".into()),
-                    description: None,
+                    ..AgentVersion::default()
                 })
                 .purpose(InstancePurpose::Eval),
         )

@@ -22,3 +22,4 @@ mod spans;
 mod spool;
 mod sync_usage;
 mod termination;
+mod upstream_fields;

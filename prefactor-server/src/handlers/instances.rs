@@ -129,13 +129,16 @@ fn register_in_tx(conn: &Connection, state: &AppState, checked: CheckedRegister)
         quality_payload: None,
         quality_summary: None,
     };
+    // 422, not 409: SDKs read a 409 to a register as "this instance exists already" (a
+    // replay), so a conflict here would make them send the run to an instance never made.
+    // The agent's own `external_identifier` is a 422 when taken as well.
     if let Some(external) = &row.external_identifier
         && instances::external_identifier_taken(conn, &row.agent_id, external)?
     {
-        return Err(ApiError::conflict(format!(
-            "an agent instance of agent {} already has external_identifier '{external}'",
-            row.agent_id
-        )));
+        return Err(ApiError::validation(
+            "external_identifier",
+            format!("another run of agent {} already has external_identifier '{external}'", row.agent_id),
+        ));
     }
     instances::insert(conn, &row)?;
     Ok(instances::to_new_resource(account, row))

@@ -129,6 +129,7 @@ fn instance_for(
         name: Some(trace.service.name.clone()),
         external_identifier: Some(trace.service.version.clone().unwrap_or_else(|| "otel".to_string())),
         description: Some("Sent over OpenTelemetry (OTLP)".to_string()),
+        runtime_environment: None,
     };
     let agent_version_id = agent_versions::find_or_create(conn, account, &agent_id, &version, now)?;
     let row = InstanceRow {

@@ -119,7 +119,30 @@ async fn agent_async(n: u64) -> Result<u64, Stop> {
     Ok(bot.ask(n).await.unwrap_or(boxed))
 }
 
+/// A job from a queue: its id names the run in Prefactor too.
+pub struct Job {
+    pub id: String,
+    pub ticket: Option<u64>,
+}
+
+#[prefactor::agent(external_id = job.id)]
+fn agent_for_job(job: Job) -> String {
+    // The id was read by reference: the body still owns the whole job.
+    job.id
+}
+
+#[prefactor::agent(external_id = job.ticket)]
+async fn agent_for_ticket(job: &Job) -> Option<u64> {
+    job.ticket
+}
+
+#[prefactor::agent(external_id = "nightly-report")]
+fn agent_with_a_fixed_id() {}
+
 fn main() {
     let _ = agent_sync(1);
     let _ = agent_async(1);
+    let _ = agent_for_job(Job { id: "job-1".into(), ticket: None });
+    let _ = agent_for_ticket(&Job { id: "job-2".into(), ticket: Some(7) });
+    agent_with_a_fixed_id();
 }

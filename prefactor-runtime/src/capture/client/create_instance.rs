@@ -4,7 +4,8 @@ use prefactor_protocol::{AgentSchemaVersion, InstancePurpose};
 
 use crate::record::ids::InstanceId;
 
-/// The agent version of an instance (`name`, `external_identifier`, `description`).
+/// The agent version of an instance (`name`, `external_identifier`, `description`, and the
+/// `runtime_environment` the client fills in when it is `None`).
 pub use prefactor_protocol::AgentVersionSpec as AgentVersion;
 
 /// Options of [`Client::create_agent_instance`](crate::Client::create_agent_instance), set with chained methods. Unset ids fall
@@ -14,7 +15,11 @@ pub use prefactor_protocol::AgentVersionSpec as AgentVersion;
 /// use prefactor_runtime::{AgentVersion, CreateInstance, InstancePurpose};
 ///
 /// let options = CreateInstance::default()
-///     .agent_version(AgentVersion { name: Some("Support bot".into()), external_identifier: Some("v2".into()), description: None })
+///     .agent_version(AgentVersion {
+///         name: Some("Support bot".into()),
+///         external_identifier: Some("v2".into()),
+///         ..AgentVersion::default()
+///     })
 ///     .purpose(InstancePurpose::Eval);
 /// assert!(options.instance_id.is_none());
 /// ```
@@ -35,6 +40,9 @@ pub struct CreateInstance {
     pub environment_id: Option<String>,
     /// Why this instance runs (`live` by default on the server).
     pub purpose: Option<InstancePurpose>,
+    /// The run's id in another system (a job, a ticket, a conversation), unique per agent:
+    /// the server refuses a second run of the agent with the same one (422).
+    pub external_identifier: Option<String>,
 }
 
 impl CreateInstance {
@@ -77,6 +85,23 @@ impl CreateInstance {
     /// Why this instance runs (default: `live`, on the server).
     pub fn purpose(mut self, purpose: InstancePurpose) -> Self {
         self.purpose = Some(purpose);
+        self
+    }
+
+    /// The run's id in another system (a job, a ticket, a conversation), unique per agent.
+    /// Blank counts as unset (an id read from an empty variable, say), so none is sent.
+    ///
+    /// ```
+    /// use prefactor_runtime::CreateInstance;
+    ///
+    /// let options = CreateInstance::default().external_identifier(" job-42 ");
+    /// assert_eq!(options.external_identifier.as_deref(), Some("job-42"));
+    /// assert_eq!(CreateInstance::default().external_identifier("  ").external_identifier, None);
+    /// ```
+    pub fn external_identifier(mut self, id: impl Into<String>) -> Self {
+        let id = id.into();
+        let id = id.trim();
+        self.external_identifier = (!id.is_empty()).then(|| id.to_owned());
         self
     }
 }

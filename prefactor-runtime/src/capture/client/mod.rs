@@ -125,8 +125,12 @@ impl Client {
         let config = &self.inner.shared.config;
         let id = options.instance_id.unwrap_or_else(|| InstanceId::generate(self.inner.partition));
         let schema = self.schema_document(options.agent_schema_version, options.external_schema_version_id.as_deref());
+        let mut agent_version = options.agent_version;
+        if agent_version.runtime_environment.is_none() {
+            agent_version.runtime_environment = Some(config.runtime_environment());
+        }
         let request = RegisterInstanceRequest {
-            agent_version: options.agent_version,
+            agent_version,
             agent_schema_version: None,
             agent_id: options.agent_id.or_else(|| config.agent_id().map(str::to_owned)),
             environment_id: options.environment_id.or_else(|| config.environment_id().map(str::to_owned)),
@@ -134,7 +138,8 @@ impl Client {
             idempotency_key: Some(format!("register-{id}")),
             update_current_version: None,
             purpose: options.purpose,
-            external_identifier: None,
+            // Blank counts as unset, however it was set (the field is public).
+            external_identifier: options.external_identifier.filter(|id| !id.trim().is_empty()),
             runtime_environment: None,
         };
         let state = self.instance_state(id);
