@@ -11,8 +11,6 @@ mod capture;
 mod external_id;
 #[path = "private/schema.rs"]
 mod schema;
-#[path = "private/shape.rs"]
-mod shape;
 #[path = "private/span.rs"]
 mod span;
 #[path = "private/span_future.rs"]

@@ -29,7 +29,7 @@ pub(crate) fn payload_closure(model: &FnModel, options: &SpanOptions) -> TokenSt
             if skipped || field_names.contains(&arg.name.as_str()) {
                 continue;
             }
-            let key = LitStr::new(&arg.name, arg.span);
+            let key = LitStr::new(&json_key(&arg.name), arg.span);
             let ident = &arg.ident;
             if whole.contains(&arg.name) {
                 entries.push(quote! { ::prefactor::__private::redacted(#key) });
@@ -41,7 +41,7 @@ pub(crate) fn payload_closure(model: &FnModel, options: &SpanOptions) -> TokenSt
     for (index, field) in options.fields.iter().enumerate() {
         let binding = syn::Ident::new(&format!("__pf_field_{index}"), Span::mixed_site());
         let value = &field.value;
-        let key = LitStr::new(&field.key, field.key_span);
+        let key = LitStr::new(&json_key(&field.key), field.key_span);
         bindings.push(quote! { let #binding = #value; });
         entries.push(quote_spanned! {field.key_span=> ::prefactor::__private::field(#key, &#binding) });
     }
@@ -62,6 +62,23 @@ pub(crate) fn payload_closure(model: &FnModel, options: &SpanOptions) -> TokenSt
             #payload
         }
     }
+}
+
+/// `key` as a JSON string followed by a colon (`"user_id":`): encoded here, once, so calls
+/// write it as it is.
+fn json_key(key: &str) -> String {
+    let mut json = String::with_capacity(key.len() + 3);
+    json.push('"');
+    for c in key.chars() {
+        match c {
+            '"' => json.push_str("\\\""),
+            '\\' => json.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => json.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => json.push(c),
+        }
+    }
+    json.push_str("\":");
+    json
 }
 
 /// A closure `|span: SpanGuard, output: &Output|` that finishes the span from the output.
@@ -107,5 +124,18 @@ pub(crate) fn return_span(model: &FnModel) -> Span {
     match &model.item.sig.output {
         syn::ReturnType::Type(_, ty) => syn::spanned::Spanned::span(&**ty),
         syn::ReturnType::Default => model.item.sig.ident.span(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_key;
+
+    #[test]
+    fn keys_are_encoded_as_json_strings() {
+        assert_eq!(json_key("user_id"), r#""user_id":"#);
+        assert_eq!(json_key("naïve"), r#""naïve":"#);
+        assert_eq!(json_key(r#"say "hi" \ bye"#), r#""say \"hi\" \\ bye":"#);
+        assert_eq!(json_key("tab\there\n"), r#""tab\u0009here\u000a":"#);
     }
 }

@@ -4,7 +4,6 @@
 //! `Serialize`/`Display` type, and a type that lacks the impl gets a message that names the
 //! option to use instead (`skip`, `skip_ret`, `err(Debug)`).
 
-use super::shape::serializes_to_object;
 use prefactor_runtime::Payload;
 use serde::Serialize;
 use std::fmt::{Debug, Display};
@@ -82,29 +81,34 @@ impl<T: ?Sized + Display> SpanErrorDisplay for T {}
 
 /// One named entry of a payload object.
 pub struct Arg<'a> {
-    name: &'static str,
+    /// The key as JSON text with its colon (`"user_id":`), written by the macro: keys are
+    /// known when the function is compiled, so they are not escaped again on every call.
+    key_json: &'static str,
     value: &'a dyn ErasedArg,
 }
 
-/// A captured argument (checked for `Serialize` where it is named).
+/// A captured argument (checked for `Serialize` where it is named); `key_json` is the key
+/// encoded as JSON, followed by a colon.
 #[inline]
-pub fn arg<'a, T: SpanArg>(name: &'static str, value: &'a T) -> Arg<'a> {
-    Arg { name, value: value.erased() }
+pub fn arg<'a, T: SpanArg>(key_json: &'static str, value: &'a T) -> Arg<'a> {
+    Arg { key_json, value: value.erased() }
 }
 
-/// A `fields(key = expr)` entry (checked for `Serialize` where it is written).
+/// A `fields(key = expr)` entry (checked for `Serialize` where it is written); `key_json` as
+/// for [`arg`].
 #[inline]
-pub fn field<'a, T: SpanField>(name: &'static str, value: &'a T) -> Arg<'a> {
-    Arg { name, value: value.erased() }
+pub fn field<'a, T: SpanField>(key_json: &'static str, value: &'a T) -> Arg<'a> {
+    Arg { key_json, value: value.erased() }
 }
 
 /// The value every `redact(argument)` entry records, never reading the argument.
 static REDACTED_VALUE: &str = prefactor_runtime::REDACTED;
 
-/// A `redact(argument)` entry: `"[REDACTED]"`, the argument itself never read.
+/// A `redact(argument)` entry: `"[REDACTED]"`, the argument itself never read; `key_json` as
+/// for [`arg`].
 #[inline]
-pub fn redacted(name: &'static str) -> Arg<'static> {
-    Arg { name, value: &REDACTED_VALUE }
+pub fn redacted(key_json: &'static str) -> Arg<'static> {
+    Arg { key_json, value: &REDACTED_VALUE }
 }
 
 /// The payload object `{"name": value, ...}` of the given entries.
@@ -112,16 +116,15 @@ pub fn redacted(name: &'static str) -> Arg<'static> {
 /// # Errors
 /// When a value fails to serialize.
 pub fn payload_of(entries: &[Arg<'_>]) -> Result<Payload, prefactor_runtime::Error> {
-    // Keys and values are written by serde_json and the punctuation here, so the text is valid
-    // JSON by construction and is not parsed again (see `Payload::from_serde_json_writer`).
+    // Keys come encoded from the macro and values are written by serde_json, so the text is
+    // valid JSON by construction and is not parsed again (see `Payload::from_serde_json_writer`).
     Payload::from_serde_json_writer(|json| {
         json.push(b'{');
         for (index, entry) in entries.iter().enumerate() {
             if index > 0 {
                 json.push(b',');
             }
-            serde_json::to_writer(&mut *json, entry.name)?;
-            json.push(b':');
+            json.extend_from_slice(entry.key_json.as_bytes());
             entry.value.write_json(json)?;
         }
         json.push(b'}');
@@ -129,24 +132,26 @@ pub fn payload_of(entries: &[Arg<'_>]) -> Result<Payload, prefactor_runtime::Err
     })
 }
 
-#[derive(serde::Serialize)]
-struct Output<'a, T: ?Sized> {
-    output: &'a T,
-}
-
 /// The result payload for a return value: itself when it serializes to a JSON object,
 /// otherwise `{"output": value}`. `None` (logged) when serialization fails.
 pub fn result_value<T: ?Sized + SpanResult>(value: &T) -> Option<Payload> {
-    let payload = if serializes_to_object(value) {
-        Payload::from_serialize(value)
-    } else {
-        Payload::from_serialize(&Output { output: value })
-    };
-    payload
-        .inspect_err(
-            |error| tracing::warn!(%error, "prefactor: could not serialize a span's return value; no result recorded"),
-        )
-        .ok()
+    const WRAPPED: &[u8] = br#"{"output":"#;
+    // One pass: the value is written after the wrapping's opening, which is taken off again
+    // when the value turns out to be an object.
+    Payload::from_serde_json_writer(|json| {
+        json.extend_from_slice(WRAPPED);
+        serde_json::to_writer(&mut *json, value)?;
+        if json.get(WRAPPED.len()) == Some(&b'{') {
+            json.drain(..WRAPPED.len());
+        } else {
+            json.push(b'}');
+        }
+        Ok(())
+    })
+    .inspect_err(
+        |error| tracing::warn!(%error, "prefactor: could not serialize a span's return value; no result recorded"),
+    )
+    .ok()
 }
 
 #[derive(serde::Serialize)]
@@ -173,4 +178,59 @@ pub fn error_display<E: ?Sized + SpanErrorDisplay>(error: &E) -> Option<Payload>
 /// `{"error": {"message": <Debug>, "type": <type name>}}`.
 pub fn error_debug<E: ?Sized + Debug>(error: &E) -> Option<Payload> {
     error_payload(&format!("{error:?}"), std::any::type_name::<E>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Arg, arg, field, payload_of, result_value};
+    use serde_json::{Value, json};
+    use std::collections::BTreeMap;
+
+    #[derive(serde::Serialize)]
+    struct Point {
+        x: i32,
+    }
+
+    #[derive(serde::Serialize)]
+    enum Choice {
+        Unit,
+        Wrapped(u8),
+    }
+
+    fn result_of<T: serde::Serialize>(value: &T) -> Value {
+        result_value(value).expect("serializes").to_value()
+    }
+
+    /// Objects are kept as they are; every other shape is wrapped, exactly as serde_json
+    /// writes it.
+    #[test]
+    fn results_are_objects_or_wrapped_as_output() {
+        let cases = [
+            (result_of(&Point { x: 1 }), json!(Point { x: 1 })),
+            (result_of(&Some(Point { x: 1 })), json!(Some(Point { x: 1 }))),
+            (result_of(&None::<Point>), json!(None::<Point>)),
+            (result_of(&BTreeMap::from([("a", 1)])), json!(BTreeMap::from([("a", 1)]))),
+            (result_of(&Choice::Unit), json!(Choice::Unit)),
+            (result_of(&Choice::Wrapped(1)), json!(Choice::Wrapped(1))),
+            (result_of(&"text"), json!("text")),
+            (result_of(&[1, 2]), json!([1, 2])),
+            (result_of(&json!({"k": 1})), json!({"k": 1})),
+            (result_of(&21usize), json!(21)),
+        ];
+        for (result, value) in cases {
+            let expected = if value.is_object() { value } else { json!({ "output": value }) };
+            assert_eq!(result, expected);
+        }
+        let bad = BTreeMap::from([((1, 2), 3)]);
+        assert!(result_value(&bad).is_none(), "tuple keys are not JSON object keys");
+    }
+
+    #[test]
+    fn entries_are_written_with_their_encoded_keys() {
+        let entries: [Arg<'_>; 3] =
+            [arg(r#""user_id":"#, &42u64), arg(r#""query":"#, &"a \"quoted\" text"), field(r#""say \"hi\"":"#, &true)];
+        let payload = payload_of(&entries).expect("serializes");
+        assert_eq!(payload.to_value(), json!({"user_id": 42, "query": "a \"quoted\" text", "say \"hi\"": true}));
+        assert_eq!(payload_of(&[]).expect("serializes").as_json(), "{}");
+    }
 }

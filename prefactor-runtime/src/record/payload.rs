@@ -28,14 +28,60 @@ use crate::report::error::Error;
 /// assert_eq!(Payload::empty().as_json(), "{}");
 /// ```
 ///
-/// The text is one allocation of its exact size (serialized into a reused per-thread buffer
-/// first, so it never grows or shrinks).
-#[derive(Clone, PartialEq)]
+/// Short texts (up to [`INLINE`] bytes: a few arguments, most results) are kept inside the
+/// payload itself, with no allocation; longer ones take one allocation of their exact size.
+/// Either way the text is serialized into a reused per-thread buffer first, so it never grows
+/// or shrinks.
+#[derive(Clone)]
 pub struct Payload {
-    /// The UTF-8 JSON text, written by serde_json (or taken from a `RawValue`).
-    text: Box<str>,
+    /// UTF-8 JSON text, written by serde_json (or taken from a `str` or a `RawValue`). Kept as
+    /// bytes: serde_json's output is UTF-8 by construction, so checking it again on the
+    /// caller's thread would only cost time; [`as_json`](Payload::as_json) checks it when read.
+    text: Text,
     /// Paths redacted by the worker before the payload is spooled or sent.
     redaction: Option<&'static Redaction>,
+}
+
+/// Bytes kept inside a [`Payload`]: with the length byte, the enum's tag and the redaction, a
+/// payload stays 64 bytes.
+const INLINE: usize = 54;
+
+#[derive(Clone)]
+enum Text {
+    /// Why inline: the agent's thread then allocates nothing per payload, and the worker,
+    /// which holds queued operations (for a long time during an outage) and drops them, never
+    /// holds or frees memory of the agent's thread. `bytes[len..]` is unused.
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE],
+    },
+    Heap(Box<[u8]>),
+}
+
+impl Text {
+    fn new(json: &[u8]) -> Text {
+        match u8::try_from(json.len()) {
+            Ok(len) if json.len() <= INLINE => {
+                let mut bytes = [0; INLINE];
+                bytes[..json.len()].copy_from_slice(json);
+                Text::Inline { len, bytes }
+            }
+            _ => Text::Heap(json.into()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Text::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Text::Heap(bytes) => bytes,
+        }
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Payload) -> bool {
+        self.text.as_bytes() == other.text.as_bytes() && self.redaction == other.redaction
+    }
 }
 
 /// Scratch buffers above this capacity are not kept for the next payload.
@@ -99,12 +145,10 @@ impl Payload {
         Ok(Payload::adopt(buffer))
     }
 
-    /// Copies serde_json's output (valid JSON) into an allocation of its exact size.
+    /// Copies serde_json's output (valid JSON, so valid UTF-8) into the payload.
     fn adopt(json: &[u8]) -> Payload {
-        // serde_json writes only UTF-8; the fallback keeps this panic-free regardless.
-        let Ok(text) = std::str::from_utf8(json) else { return Payload::empty() };
-        debug_assert!(serde_json::from_str::<&RawValue>(text).is_ok(), "not JSON: {text}");
-        Payload { text: text.into(), redaction: None }
+        debug_assert!(serde_json::from_slice::<&RawValue>(json).is_ok(), "not JSON: {}", String::from_utf8_lossy(json));
+        Payload { text: Text::new(json), redaction: None }
     }
 
     /// Adopts JSON text that is already serialized, without serializing it again; a non-object
@@ -119,12 +163,17 @@ impl Payload {
         if !raw.get().starts_with('{') {
             return Self::from_serialize(&*raw);
         }
-        Ok(Payload { text: raw.into(), redaction: None })
+        let text = match raw.get().len() {
+            ..=INLINE => Text::new(raw.get().as_bytes()),
+            // Longer: the `RawValue`'s own allocation is kept (no copy).
+            _ => Text::Heap(Box::<str>::from(raw).into_boxed_bytes()),
+        };
+        Ok(Payload { text, redaction: None })
     }
 
     /// The empty object `{}`.
     pub fn empty() -> Payload {
-        Payload { text: "{}".into(), redaction: None }
+        Payload { text: Text::new(b"{}"), redaction: None }
     }
 
     /// Redacts `redaction`'s paths from this payload: done on the client's worker thread,
@@ -159,24 +208,26 @@ impl Payload {
 
     /// The payload as a `serde_json::Value` (parses the stored text).
     pub fn to_value(&self) -> Value {
-        serde_json::from_str(self.as_json()).unwrap_or_else(|_| Value::Object(Map::new()))
+        serde_json::from_slice(self.text.as_bytes()).unwrap_or_else(|_| Value::Object(Map::new()))
     }
 
     /// The serialized JSON text.
     pub fn as_json(&self) -> &str {
-        &self.text
+        // Every constructor stores serde_json's output or text that was a `str`: UTF-8 always,
+        // so the fallback is never taken.
+        std::str::from_utf8(self.text.as_bytes()).unwrap_or("{}")
     }
 
     /// The raw JSON, for writing into a request as it is. The text is checked here, on the
     /// worker (serde_json borrows it after one validating pass), not on the caller's thread:
     /// text that is not JSON fails its operation instead of reaching the server.
     pub(crate) fn raw(&self) -> Result<&RawValue, serde_json::Error> {
-        serde_json::from_str(&self.text)
+        serde_json::from_slice(self.text.as_bytes())
     }
 
     /// Whether this is the empty object.
     pub fn is_empty_object(&self) -> bool {
-        self.as_json() == "{}"
+        self.text.as_bytes() == b"{}"
     }
 
     /// Merges the keys of `other` into `self` (keys of `other` win).
@@ -261,6 +312,26 @@ mod tests {
         .unwrap();
         assert_eq!(moved, [7, 14]);
         assert_eq!(copy.raw().unwrap().get(), r#"{"short":true}"#);
+    }
+
+    #[test]
+    fn short_texts_are_kept_inline_and_long_ones_on_the_heap() {
+        assert_eq!(size_of::<Payload>(), 64);
+        let short = Payload::from(json!({"user_id": 42, "query": "weather in Paris"}));
+        assert!(matches!(short.text, Text::Inline { .. }), "{short:?}");
+        let edge = Payload::from_serialize(&json!({"k": "x".repeat(INLINE - 8)})).unwrap();
+        assert_eq!(edge.as_json().len(), INLINE);
+        assert!(matches!(edge.text, Text::Inline { .. }));
+        let long = Payload::from_serialize(&json!({"k": "x".repeat(INLINE - 7)})).unwrap();
+        assert!(matches!(long.text, Text::Heap(_)));
+        assert_eq!(long.to_value(), json!({"k": "x".repeat(INLINE - 7)}));
+        let raw = RawValue::from_string(format!(r#"{{"k":"{}"}}"#, "y".repeat(100))).unwrap();
+        let raw_long = Payload::from_raw(raw).unwrap();
+        assert!(matches!(raw_long.text, Text::Heap(_)));
+        assert_eq!(raw_long.raw().unwrap().get().len(), 108);
+        assert_eq!(long.clone(), long);
+        assert_ne!(long, edge);
+        assert_eq!(edge, Payload::from_serialize(&json!({"k": "x".repeat(INLINE - 8)})).unwrap());
     }
 
     #[test]
