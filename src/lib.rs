@@ -137,6 +137,10 @@ pub mod testing {
     pub use prefactor_runtime::testing::{Capture, CapturedRun, CapturedSpan, TreeOptions};
 }
 
+/// The OpenTelemetry export (feature `otel`): see [`OtelExport`] and `docs/otel.md`.
+#[cfg(feature = "otel")]
+pub use prefactor_runtime::{ContentCapture, GenAiOperation, OtelExport, SemconvStability};
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;

@@ -86,6 +86,8 @@ pub use capture::span_builder::SpanBuilder;
 pub use capture::span_guard::SpanGuard;
 pub use capture::thread;
 pub use config::delivery::Delivery;
+#[cfg(feature = "otel")]
+pub use config::otel::{ContentCapture, GenAiOperation, OtelExport, SemconvStability};
 pub use config::{
     Config, ConfigBuilder, MAX_BULK_ITEMS, MAX_LINGER, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES, RUNTIME, SDK_HEADER_ENTRY,
 };

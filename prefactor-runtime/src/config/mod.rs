@@ -4,6 +4,8 @@ pub(crate) mod delivery;
 mod runtime_environment;
 
 pub use runtime_environment::RUNTIME;
+#[cfg(feature = "otel")]
+pub(crate) mod otel;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -78,6 +80,8 @@ pub struct Config {
     /// Compiled from `scrub_secrets` and `scrub_patterns` by `build()`.
     scrubber: Option<Arc<Scrubber>>,
     max_payload_bytes: usize,
+    #[cfg(feature = "otel")]
+    otel: Option<otel::OtelExport>,
 }
 
 impl Config {
@@ -196,6 +200,19 @@ impl Config {
     pub fn schema_registry(&self) -> Option<&SchemaRegistry> {
         self.schema_registry.as_ref()
     }
+    /// The OpenTelemetry export, when configured (feature `otel`).
+    #[cfg(feature = "otel")]
+    pub fn otel(&self) -> Option<&otel::OtelExport> {
+        self.otel.as_ref()
+    }
+
+    /// Whether nothing goes to the Prefactor API (an OTel-only export).
+    pub(crate) fn otel_only(&self) -> bool {
+        #[cfg(feature = "otel")]
+        return self.otel.as_ref().is_some_and(otel::OtelExport::is_only);
+        #[cfg(not(feature = "otel"))]
+        false
+    }
     /// The full `X-Prefactor-SDK` header: extra entries first, this crate last.
     pub fn sdk_header(&self) -> String {
         self.sdk_entries().join(" ")
@@ -215,7 +232,8 @@ impl Config {
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
+        let mut debug = f.debug_struct("Config");
+        debug
             .field("api_url", &self.api_url)
             .field("api_token", &"<redacted>")
             .field("agent_id", &self.agent_id)
@@ -239,8 +257,10 @@ impl fmt::Debug for Config {
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("schema_registry", &self.schema_registry.as_ref().map(|r| r.len()))
             .field("sdk_header", &self.sdk_header())
-            .field("agent_sdk_entries", &self.agent_sdk_entries)
-            .finish()
+            .field("agent_sdk_entries", &self.agent_sdk_entries);
+        #[cfg(feature = "otel")]
+        debug.field("otel", &self.otel);
+        debug.finish()
     }
 }
 
@@ -286,6 +306,8 @@ impl Default for ConfigBuilder {
                 scrub_patterns: Vec::new(),
                 scrubber: None,
                 max_payload_bytes: 256 * 1024,
+                #[cfg(feature = "otel")]
+                otel: None,
             },
         }
     }
@@ -477,6 +499,25 @@ impl ConfigBuilder {
         self.config.schema_registry = Some(registry);
         self
     }
+    /// Also (or, with [`OtelExport::only`](otel::OtelExport::only), only) exports every span
+    /// and agent run as an OpenTelemetry span (feature `otel`; see [`otel::OtelExport`]).
+    ///
+    /// ```
+    /// use prefactor_runtime::{Config, OtelExport};
+    ///
+    /// let config = Config::builder()
+    ///     .api_url("http://127.0.0.1:8080")
+    ///     .api_token("t")
+    ///     .otel(OtelExport::otlp_http())
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(!config.otel().unwrap().is_only());
+    /// ```
+    #[cfg(feature = "otel")]
+    pub fn otel(mut self, export: otel::OtelExport) -> Self {
+        self.config.otel = Some(export);
+        self
+    }
     /// Adds an `X-Prefactor-SDK` entry (e.g. an adapter, `my-adapter@1.2.0`) before ours; it
     /// is listed in `runtime_environment.prefactor_sdk` too.
     pub fn sdk_header_entry(mut self, entry: impl Into<String>) -> Self {
@@ -612,6 +653,16 @@ impl ConfigBuilder {
     pub fn build(self) -> Result<Config, Error> {
         let mut c = self.config;
         c.api_url = c.api_url.trim().trim_end_matches('/').to_owned();
+        if c.otel_only() {
+            // Nothing is sent to the API: an absent URL or token is fine. The transport is
+            // still built (and never used), so it gets a well-formed placeholder.
+            if c.api_url.is_empty() {
+                c.api_url = "http://127.0.0.1".to_owned();
+            }
+            if c.api_token.trim().is_empty() {
+                c.api_token = "unused".to_owned();
+            }
+        }
         if c.api_url.is_empty() {
             return Err(invalid("api_url", "is required".into()));
         }

@@ -7,6 +7,8 @@ pub(crate) mod flush_epochs;
 pub(crate) mod instance_state;
 pub(crate) mod payload_policy;
 pub(crate) mod recorder;
+#[cfg(feature = "otel")]
+pub(crate) mod otel;
 pub(crate) mod requests;
 pub(crate) mod retry;
 pub(crate) mod scheduler;

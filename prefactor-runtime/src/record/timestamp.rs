@@ -34,6 +34,12 @@ impl Timestamp {
         self.0
     }
 
+    /// The instant as a `SystemTime` (the OTel export's times).
+    #[cfg(feature = "otel")]
+    pub(crate) fn to_system_time(self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + std::time::Duration::from_micros(self.0)
+    }
+
     /// Milliseconds since the Unix epoch (a PFID's timestamp).
     pub(crate) const fn unix_millis(self) -> u64 {
         self.0 / 1_000

@@ -67,8 +67,16 @@ impl Client {
         let transport = Transport::new(config)?;
         let ops = Arc::new(OpQueue::default());
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        #[allow(unused_mut)]
+        let mut worker = Worker::new(self.inner.shared.clone(), transport, ops.clone(), commands_rx);
+        #[cfg(feature = "otel")]
+        if let Some(export) = config.otel() {
+            use crate::delivery::otel::{mirror::OtelMirror, pipeline::OtelPipeline};
+            let pipeline = OtelPipeline::new(export, |name| std::env::var(name).ok())?;
+            worker.otel = Some(OtelMirror::new(Arc::new(pipeline)));
+        }
         // The worker starts the token check; nothing here waits for it.
-        worker::spawn(Worker::new(self.inner.shared.clone(), transport, ops.clone(), commands_rx))?;
+        worker::spawn(worker)?;
         tracing::debug!(schemas = registry.len(), "prefactor: client initialized");
         let _ = self.inner.registry.set(registry);
         let _ = self.inner.link.set(WorkerLink { ops, drain: Drain::Worker(commands_tx) });
@@ -144,7 +152,16 @@ impl Client {
         // it) sees every one of them; operations settle out of order, so it answers by epoch,
         // not by count (see `flush_epochs`).
         commands.send(Command::Flush { deadline, reply }).map_err(|_| Error::WorkerGone)?;
-        answer.await.map_err(|_| Error::WorkerGone)?
+        answer.await.map_err(|_| Error::WorkerGone)??;
+        #[cfg(feature = "otel")]
+        if self.inner.shared.config.otel().is_some() {
+            // Everything flushed above was accepted by the worker, so its OTel spans are in the
+            // batch processor now.
+            let (reply, answer) = oneshot::channel();
+            commands.send(Command::OtelFlush { deadline, reply }).map_err(|_| Error::WorkerGone)?;
+            answer.await.map_err(|_| Error::WorkerGone)??;
+        }
+        Ok(())
     }
 
     /// [`flush`](Client::flush) for synchronous programs.

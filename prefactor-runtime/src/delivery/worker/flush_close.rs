@@ -26,6 +26,23 @@ impl Worker {
                 let epoch = self.ledger.close_epoch();
                 self.flushes.push(FlushWaiter { epoch, deadline: Instant::from_std(deadline), reply });
             }
+            #[cfg(feature = "otel")]
+            Command::OtelFlush { deadline, reply } => {
+                let Some(pipeline) = self.otel.as_ref().map(|otel| otel.pipeline().clone()) else {
+                    let _ = reply.send(Ok(()));
+                    return;
+                };
+                // The SDK's flush blocks until its exporter answered: off the worker's thread.
+                tokio::spawn(async move {
+                    let flush = tokio::task::spawn_blocking(move || pipeline.flush());
+                    let answer = match tokio::time::timeout_at(Instant::from_std(deadline), flush).await {
+                        Ok(Ok(result)) => result,
+                        Ok(Err(_)) => Err(Error::WorkerGone),
+                        Err(_) => Err(Error::Timeout),
+                    };
+                    let _ = reply.send(answer);
+                });
+            }
             Command::Shutdown { deadline, reply } => {
                 self.scheduler.release_lingering(None);
                 let deadline = Instant::from_std(deadline);
@@ -69,6 +86,8 @@ impl Worker {
     /// flight, count what is left, answer, and stop.
     pub(super) fn finish_close_if_due(&mut self) -> bool {
         let Some(closing) = &self.closing else { return false };
+        #[cfg(feature = "otel")]
+        let closing_deadline = closing.deadline;
         // The spool is waited for while its replay makes progress; records a replay cannot
         // send stay for the next client.
         let spool_done = !self.spool_pending() || self.replay_stuck.load(Ordering::Acquire) || self.shared.is_latched();
@@ -122,6 +141,13 @@ impl Worker {
         }
         for waiter in self.flushes.drain(..) {
             let _ = waiter.reply.send(Err(Error::Closed));
+        }
+        #[cfg(feature = "otel")]
+        if let Some(otel) = &mut self.otel {
+            // The worker stops now: blocking its thread for the last export is fine, and the
+            // close answers only once the OTel spans are out too (or its deadline passed).
+            let left = closing_deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
+            otel.close(left);
         }
         if let Some(reply) = self.closing.take().and_then(|c| c.reply) {
             let _ = reply.send(report);

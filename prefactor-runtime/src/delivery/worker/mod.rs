@@ -57,6 +57,10 @@ pub(crate) enum Command {
     /// Answer once every operation queued before this command was sent is settled, or at
     /// `deadline`.
     Flush { deadline: std::time::Instant, reply: oneshot::Sender<Result<(), Error>> },
+    /// Answer once the OTel pipeline exported what it holds, or at `deadline` (after a
+    /// `Flush`, so it holds everything queued before).
+    #[cfg(feature = "otel")]
+    OtelFlush { deadline: std::time::Instant, reply: oneshot::Sender<Result<(), Error>> },
     /// Deliver what is queued until `deadline`, then stop.
     Shutdown { deadline: std::time::Instant, reply: oneshot::Sender<CloseReport> },
 }
@@ -210,6 +214,9 @@ pub(crate) struct Worker {
     /// The background token check's state, until the API answered it: operations wait
     /// meanwhile (each failed probe wakes the worker, which may spool what waits).
     token_check: Option<watch::Receiver<TokenCheck>>,
+    /// The OpenTelemetry export, when configured.
+    #[cfg(feature = "otel")]
+    pub(crate) otel: Option<crate::delivery::otel::mirror::OtelMirror>,
 }
 
 impl Worker {
@@ -250,6 +257,8 @@ impl Worker {
             closing: None,
             settled: 0,
             token_check: None,
+            #[cfg(feature = "otel")]
+            otel: None,
         }
     }
 
@@ -257,10 +266,13 @@ impl Worker {
         let mut poll = tokio::time::interval(self.shared.config.termination_poll_interval());
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         poll.reset();
-        self.spool = open_spool(&self.shared.config);
-        self.replay_spool(0);
-        self.token_check = Some(self.shared.token_check.subscribe());
-        tokio::spawn(token_check::run(self.transport.clone(), self.shared.clone()));
+        // An OTel-only client sends nothing to the API: no spool, no token check.
+        if !self.shared.config.otel_only() {
+            self.spool = open_spool(&self.shared.config);
+            self.replay_spool(0);
+            self.token_check = Some(self.shared.token_check.subscribe());
+            tokio::spawn(token_check::run(self.transport.clone(), self.shared.clone()));
+        }
         loop {
             let drained = self.accept_batch();
             self.dispatch();
@@ -339,6 +351,14 @@ impl Worker {
 
     fn accept(&mut self, mut op: Op, now: Instant) {
         let epochs = self.ledger.accept(op.weight());
+        #[cfg(feature = "otel")]
+        if let Some(otel) = &mut self.otel {
+            otel.observe(&op);
+            if self.shared.config.otel_only() {
+                self.settle(epochs, op.weight());
+                return;
+            }
+        }
         if self.shared.is_latched() {
             self.discard(op, epochs);
             return;

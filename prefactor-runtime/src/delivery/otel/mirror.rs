@@ -1,0 +1,242 @@
+//! `OtelMirror`: the worker's copy of each run and span as OTel spans. An agent run is an
+//! `invoke_agent` span, the root of a trace of its own; a span opens as an OTel span when its
+//! create is accepted (its parent's OTel span, or the run's, as parent) and ends when its
+//! finish is. Runs on the worker's thread: the agent's thread only queued the operation.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::trace::{Span as _, SpanBuilder, SpanContext, Status, TraceContextExt, Tracer as _};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::trace::Span;
+use prefactor_protocol::{FinishStatus, RegisterInstanceRequest};
+use serde_json::Value;
+
+use super::genai::{self, DETAILS_EVENT};
+use super::pipeline::OtelPipeline;
+use crate::config::otel::GenAiOperation;
+use crate::queue::operation::{Op, SpanCreate, SpanEnd};
+use crate::record::ids::{InstanceId, SpanId};
+use crate::record::payload::Payload;
+use crate::record::timestamp::Timestamp;
+
+/// Most spans open at once in the mirror; past it new spans are not exported (counted and
+/// warned about once) so a leak of unfinished spans cannot grow the worker's memory for ever.
+const MAX_OPEN_SPANS: usize = 1 << 17;
+
+/// An agent run being mirrored.
+struct Run {
+    name: Option<String>,
+    agent_id: Option<String>,
+    version: Option<String>,
+    /// Its `invoke_agent` span, started by the run's start or its first span.
+    span: Option<Span>,
+}
+
+/// A span being mirrored.
+struct Open {
+    span: Span,
+    context: SpanContext,
+    operation: Option<GenAiOperation>,
+    /// The payload, kept for the content attributes only when content is captured.
+    payload: Option<Value>,
+}
+
+pub(crate) struct OtelMirror {
+    pipeline: Arc<OtelPipeline>,
+    runs: HashMap<InstanceId, Run>,
+    open: HashMap<SpanId, Open>,
+    /// Spans not exported because `MAX_OPEN_SPANS` were open.
+    skipped: u64,
+}
+
+impl OtelMirror {
+    pub(crate) fn new(pipeline: Arc<OtelPipeline>) -> OtelMirror {
+        OtelMirror { pipeline, runs: HashMap::new(), open: HashMap::new(), skipped: 0 }
+    }
+
+    /// Mirrors one operation the worker accepted.
+    pub(crate) fn observe(&mut self, op: &Op) {
+        match op {
+            Op::Register { instance, request, .. } => self.register(*instance, request),
+            Op::Start { instance, at } => {
+                self.run_span(*instance, *at);
+            }
+            Op::Finish { instance, status, at } => self.finish_run(*instance, *status, *at),
+            Op::Quality { instance, name, payload, .. } => self.quality(*instance, name, payload.as_ref()),
+            Op::CreateSpan(create) => {
+                self.create(create);
+                if let Some(end) = &create.end {
+                    self.finish(create.id, end);
+                }
+            }
+            Op::FinishSpan(finish) => self.finish(finish.id, &finish.end),
+        }
+    }
+
+    /// At close: what is still open ends now, marked unfinished, so its children are not
+    /// orphans in the backend.
+    pub(crate) fn end_all(&mut self) {
+        let now = Timestamp::now().to_system_time();
+        for (_, mut open) in self.open.drain() {
+            open.span.set_attribute(KeyValue::new("prefactor.span.status", "unfinished"));
+            open.span.end_with_timestamp(now);
+        }
+        for (_, run) in self.runs.drain() {
+            if let Some(mut span) = run.span {
+                span.set_attribute(KeyValue::new("prefactor.instance.status", "unfinished"));
+                span.end_with_timestamp(now);
+            }
+        }
+        if self.skipped > 0 {
+            tracing::warn!(skipped = self.skipped, "prefactor: spans not exported to OTel (too many open at once)");
+        }
+    }
+
+    /// Blocks until the pipeline exported or gave up (see `OtelPipeline::close`).
+    pub(crate) fn close(&mut self, timeout: Duration) {
+        self.end_all();
+        if let Err(err) = self.pipeline.close(timeout) {
+            tracing::warn!(error = %err, "prefactor: OTel export at close failed");
+        }
+    }
+
+    pub(crate) fn pipeline(&self) -> &Arc<OtelPipeline> {
+        &self.pipeline
+    }
+
+    fn register(&mut self, instance: InstanceId, request: &RegisterInstanceRequest) {
+        let version = &request.agent_version;
+        self.runs.insert(
+            instance,
+            Run {
+                name: version.name.clone().or_else(|| request.agent_id.clone()),
+                agent_id: request.agent_id.clone(),
+                version: version.external_identifier.clone(),
+                span: None,
+            },
+        );
+    }
+
+    /// The context of a run's `invoke_agent` span, starting it at `at` if not yet started.
+    fn run_span(&mut self, instance: InstanceId, at: Timestamp) -> Option<SpanContext> {
+        let run = self.runs.get_mut(&instance)?;
+        if let Some(span) = &run.span {
+            return Some(span.span_context().clone());
+        }
+        let operation = GenAiOperation::InvokeAgent;
+        let mut attributes = vec![
+            KeyValue::new("gen_ai.operation.name", operation.as_str()),
+            KeyValue::new("prefactor.instance.id", instance.to_string()),
+        ];
+        if let Some(name) = &run.name {
+            attributes.push(KeyValue::new("gen_ai.agent.name", name.clone()));
+        }
+        if let Some(id) = &run.agent_id {
+            attributes.push(KeyValue::new("gen_ai.agent.id", id.clone()));
+        }
+        if let Some(version) = &run.version {
+            attributes.push(KeyValue::new("prefactor.agent.version", version.clone()));
+        }
+        let name = match &run.name {
+            Some(agent) => format!("{} {agent}", operation.as_str()),
+            None => operation.as_str().to_owned(),
+        };
+        // A root: each run is its own trace (an empty parent context, never the thread's).
+        let span = self.pipeline.tracer.build_with_context(
+            SpanBuilder::from_name(name)
+                .with_kind(genai::span_kind(Some(operation)))
+                .with_start_time(at.to_system_time())
+                .with_attributes(attributes),
+            &Context::new(),
+        );
+        let context = span.span_context().clone();
+        run.span = Some(span);
+        Some(context)
+    }
+
+    fn finish_run(&mut self, instance: InstanceId, status: FinishStatus, at: Timestamp) {
+        self.run_span(instance, at);
+        let Some(mut span) = self.runs.remove(&instance).and_then(|run| run.span) else { return };
+        span.set_attribute(KeyValue::new("prefactor.instance.status", status.as_str()));
+        if status == FinishStatus::Failed {
+            span.set_attribute(KeyValue::new("error.type", "_OTHER"));
+            span.set_status(Status::error("agent run failed"));
+        }
+        span.end_with_timestamp(at.to_system_time());
+    }
+
+    fn quality(&mut self, instance: InstanceId, name: &str, payload: Option<&Payload>) {
+        let capture = self.pipeline.conventions.capture.on_span();
+        let Some(span) = self.runs.get_mut(&instance).and_then(|run| run.span.as_mut()) else { return };
+        let mut attributes = vec![KeyValue::new("prefactor.quality.name", name.to_owned())];
+        if let Some(payload) = payload.filter(|_| capture) {
+            attributes.push(KeyValue::new("prefactor.quality.payload", payload.as_json().to_owned()));
+        }
+        span.add_event("prefactor.quality", attributes);
+    }
+
+    fn create(&mut self, create: &SpanCreate) {
+        if self.open.len() >= MAX_OPEN_SPANS {
+            if self.skipped == 0 {
+                tracing::warn!(
+                    limit = MAX_OPEN_SPANS,
+                    "prefactor: too many spans open at once; the newest are not exported to OTel"
+                );
+            }
+            self.skipped += 1;
+            return;
+        }
+        let parent = match create.parent.and_then(|p| self.open.get(&p)) {
+            Some(parent) => Some(parent.context.clone()),
+            None => self.run_span(create.instance, create.started_at),
+        };
+        let schema: &str = &create.schema;
+        let operation =
+            self.pipeline.operations.get(schema).copied().or_else(|| GenAiOperation::from_schema_name(schema));
+        let payload = create.payload.as_ref().map(Payload::to_value).unwrap_or(Value::Null);
+        let mut attributes = vec![
+            KeyValue::new("prefactor.span.id", create.id.to_string()),
+            KeyValue::new("prefactor.instance.id", create.instance.to_string()),
+            KeyValue::new("prefactor.schema_name", schema.to_owned()),
+        ];
+        genai::request_attributes(operation, schema, &payload, self.pipeline.conventions, &mut attributes);
+        let parent_context = match parent {
+            Some(parent) => Context::new().with_remote_span_context(parent),
+            None => Context::new(),
+        };
+        let span = self.pipeline.tracer.build_with_context(
+            SpanBuilder::from_name(genai::span_name(operation, schema, &payload))
+                .with_kind(genai::span_kind(operation))
+                .with_start_time(create.started_at.to_system_time())
+                .with_attributes(attributes),
+            &parent_context,
+        );
+        let context = span.span_context().clone();
+        let captured = self.pipeline.conventions.capture;
+        let keep = (captured.on_span() || captured.as_event()) && !payload.is_null();
+        self.open.insert(create.id, Open { span, context, operation, payload: keep.then_some(payload) });
+    }
+
+    fn finish(&mut self, id: SpanId, end: &SpanEnd) {
+        let Some(mut open) = self.open.remove(&id) else { return };
+        let result = end.result.as_ref().map(Payload::to_value);
+        let mut attributes = vec![KeyValue::new("prefactor.span.status", end.status.as_str())];
+        if let Some(result) = &result {
+            genai::response_attributes(open.operation, result, &mut attributes);
+        }
+        let conventions = self.pipeline.conventions;
+        let (content, event) = genai::content(open.operation, open.payload.as_ref(), result.as_ref(), conventions);
+        attributes.extend(content);
+        if end.status == FinishStatus::Failed {
+            attributes.push(KeyValue::new("error.type", genai::error_type(result.as_ref())));
+            open.span.set_status(Status::error(genai::error_message(result.as_ref())));
+        }
+        open.span.set_attributes(attributes);
+        if !event.is_empty() {
+            open.span.add_event_with_timestamp(DETAILS_EVENT, end.at.to_system_time(), event);
+        }
+        open.span.end_with_timestamp(end.at.to_system_time());
+    }
+}
