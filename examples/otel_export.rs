@@ -77,6 +77,8 @@ struct Outcome {
     native: recorded_run::RecordedRun,
     /// The run as the local server's OTLP ingest stored it (None with another receiver).
     exported: Option<recorded_run::RecordedRun>,
+    /// Where the run is stored.
+    location: String,
 }
 
 fn run() -> Result<Outcome, Box<dyn std::error::Error + Send + Sync>> {
@@ -102,14 +104,7 @@ fn run() -> Result<Outcome, Box<dyn std::error::Error + Send + Sync>> {
     } else {
         None
     };
-    println!("{answer}\n");
-    println!("As Prefactor recorded it:\n{}", native.render());
-    match &exported {
-        Some(run) => println!("As the OTLP export delivered it (POST /v1/traces):\n{}", run.render()),
-        None => println!("The OTel spans went to the OTLP endpoint of your environment."),
-    }
-    println!("{}", backend.location(&native_id));
-    Ok(Outcome { answer, native, exported })
+    Ok(Outcome { answer, native, exported, location: backend.location(&native_id) })
 }
 
 fn is_otel(row: &serde_json::Value) -> bool {
@@ -133,7 +128,15 @@ fn latest_instance(
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    run().map(drop)
+    let outcome = run()?;
+    println!("{}\n", outcome.answer);
+    println!("As Prefactor recorded it:\n{}", outcome.native.render());
+    match &outcome.exported {
+        Some(run) => println!("As the OTLP export delivered it (POST /v1/traces):\n{}", run.render()),
+        None => println!("The OTel spans went to the OTLP endpoint of your environment."),
+    }
+    println!("{}", outcome.location);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -29,17 +29,20 @@ use prefactor_server::{LocalServer, ServerConfig};
 use prost::Message;
 use serde_json::{Value, json};
 
+/// What the receiver kept: each span with its resource's `service.name`.
+type Received = Arc<Mutex<Vec<(String, Span)>>>;
+
 /// An OTLP/HTTP protobuf receiver: keeps every span with its resource's `service.name`.
 struct Receiver {
     address: SocketAddr,
-    spans: Arc<Mutex<Vec<(String, Span)>>>,
+    spans: Received,
     _runtime: tokio::runtime::Runtime,
 }
 
 impl Receiver {
     fn start() -> Receiver {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let spans: Arc<Mutex<Vec<(String, Span)>>> = Arc::default();
+        let spans: Received = Arc::default();
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let address = listener.local_addr().unwrap();
         let app = axum::Router::new().route("/v1/traces", axum::routing::post(receive)).with_state(spans.clone());
@@ -56,7 +59,7 @@ impl Receiver {
     }
 }
 
-async fn receive(State(spans): State<Arc<Mutex<Vec<(String, Span)>>>>, body: Bytes) -> Vec<u8> {
+async fn receive(State(spans): State<Received>, body: Bytes) -> Vec<u8> {
     let request = ExportTraceServiceRequest::decode(body).expect("a protobuf ExportTraceServiceRequest");
     let mut kept = spans.lock().unwrap();
     for resource_spans in request.resource_spans {
@@ -176,8 +179,16 @@ mod agent_code {
         Err(BookingDown)
     }
 
+    /// A schema name that implies no operation, declaring one.
+    #[prefactor::span(schema = "agent:vectorize", kind = "embeddings")]
+    pub fn embed(model: &str, texts: Vec<String>) -> Vec<f32> {
+        let _ = model;
+        texts.iter().map(|t| t.len() as f32).collect()
+    }
+
     #[prefactor::agent(name = "travel-agent")]
     pub fn plan(question: &str) -> String {
+        let _ = embed("text-embedding-3-small", vec![question.to_owned()]);
         let first = chat("gpt-4o", question);
         let found = search("search", "flights to Lisbon");
         let _ = book("booking");
@@ -208,7 +219,7 @@ fn macro_spans_are_exported_with_the_genai_conventions_and_still_reach_prefactor
     let received = receiver.spans();
     assert!(received.iter().all(|(service, _)| service == "travel-service"), "the resource is ours");
     let spans: Vec<Span> = received.into_iter().map(|(_, span)| span).collect();
-    assert_eq!(spans.len(), 5, "the run and its four spans: {:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>());
+    assert_eq!(spans.len(), 6, "the run and its five spans: {:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>());
 
     let root = one(&spans, "invoke_agent travel-agent");
     assert!(root.parent_span_id.is_empty(), "the run is the root of its trace");
@@ -227,6 +238,11 @@ fn macro_spans_are_exported_with_the_genai_conventions_and_still_reach_prefactor
     assert_eq!(int(chat, "gen_ai.usage.output_tokens"), Some(5));
     assert_eq!(strings(chat, "gen_ai.response.finish_reasons"), ["stop"]);
     assert_eq!(text(chat, "prefactor.schema_name").as_deref(), Some("agent:llm"));
+
+    let embeddings = one(&spans, "embeddings text-embedding-3-small");
+    assert_eq!(embeddings.kind, SpanKind::Client as i32, "declared with #[span(kind = \"embeddings\")]");
+    assert_eq!(text(embeddings, "gen_ai.operation.name").as_deref(), Some("embeddings"));
+    assert_eq!(embeddings.parent_span_id, root.span_id);
 
     let search = one(&spans, "execute_tool search");
     assert_eq!(search.parent_span_id, root.span_id);
@@ -256,7 +272,7 @@ fn macro_spans_are_exported_with_the_genai_conventions_and_still_reach_prefactor
         &server,
         &format!("/agent_spans?agent_instance_id={instance_id}&pagination[page_size]=100"),
     );
-    assert_eq!(listed["summaries"].as_array().map(Vec::len), Some(4), "{listed}");
+    assert_eq!(listed["summaries"].as_array().map(Vec::len), Some(5), "{listed}");
     guard.client().close_blocking().expect("closed clean");
     drop(guard);
 }

@@ -48,7 +48,10 @@ use proc_macro::TokenStream;
 /// `skip(a, b)`, `skip_all`, `fields(key = expr, ...)`, `skip_ret`, `err(Display)` (default) /
 /// `err(Debug)`, and `data_risk = path::to::function`, a `fn() -> prefactor::DataRisk` that
 /// declares what the span type may do and which data it carries (called once, when the client
-/// starts).
+/// starts), and `kind = "chat"`, the span type's OpenTelemetry GenAI operation (`chat`,
+/// `text_completion`, `generate_content`, `embeddings`, `execute_tool`, `invoke_agent`,
+/// `create_agent`), which names and types its spans in the OTel export (feature `otel`; without
+/// it the operation follows from the schema name, `agent:llm` being `chat`).
 ///
 /// `redact(api_key, "messages[*].content", "headers[\"x-api-key\"]")` records values as
 /// `"[REDACTED]"`: a bare argument name is never read at all; a path (an argument name, then

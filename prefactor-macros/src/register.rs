@@ -17,6 +17,7 @@ pub(crate) fn registration(model: &FnModel, options: &SpanOptions) -> TokenStrea
     let title = optional_str(options.title.as_ref());
     let description = optional_str(options.description.as_ref());
     let template = optional_str(options.template.as_ref());
+    let gen_ai_operation = optional_str(options.kind.as_ref());
     let data_risk = match &options.data_risk {
         Some(path) => quote_spanned! {path.span()=>
             ::core::option::Option::Some(#path as fn() -> ::prefactor::__private::DataRisk)
@@ -44,6 +45,7 @@ pub(crate) fn registration(model: &FnModel, options: &SpanOptions) -> TokenStrea
                     description: #description,
                     template: #template,
                     data_risk: #data_risk,
+                    gen_ai_operation: #gen_ai_operation,
                     #location
                 }
             }

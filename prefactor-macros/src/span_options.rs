@@ -4,6 +4,7 @@ use crate::args::{FieldEntry, OptionKind, OptionSpec, parse_options};
 use crate::errors::Errors;
 use crate::redact::RedactTarget;
 use crate::schema_name::schema_name_problem;
+use crate::suggest::closest;
 use proc_macro2::{Span, TokenStream};
 use syn::{Ident, LitStr};
 
@@ -20,7 +21,13 @@ const SPAN_OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "err", kind: OptionKind::Choice(&["Display", "Debug"]) },
     OptionSpec { name: "data_risk", kind: OptionKind::Path },
     OptionSpec { name: "redact", kind: OptionKind::Redact },
+    OptionSpec { name: "kind", kind: OptionKind::Str },
 ];
+
+/// The operations of the OpenTelemetry GenAI conventions a span type may declare with `kind`
+/// (the runtime's `GenAiOperation`).
+const GEN_AI_OPERATIONS: &[&str] =
+    &["chat", "text_completion", "generate_content", "embeddings", "execute_tool", "invoke_agent", "create_agent"];
 
 /// How an `Err` value is rendered into the failed span's `error.message`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -45,6 +52,9 @@ pub(crate) struct SpanOptions {
     pub(crate) data_risk: Option<syn::Path>,
     /// `redact(arg, "arg.path[*].key")`: recorded as `"[REDACTED]"` (checked in `valid.rs`).
     pub(crate) redact: Vec<RedactTarget>,
+    /// `kind = "chat"`: the span type's OpenTelemetry GenAI operation (one of
+    /// `GEN_AI_OPERATIONS`).
+    pub(crate) kind: Option<LitStr>,
 }
 
 impl SpanOptions {
@@ -71,6 +81,22 @@ impl SpanOptions {
             errors.at(skip.key.span(), "`skip` is redundant with `skip_all`; keep one of them");
             let _ = all;
         }
+        let kind = parsed.string("kind");
+        if let Some(lit) = &kind
+            && !GEN_AI_OPERATIONS.contains(&lit.value().as_str())
+        {
+            let hint = match closest(&lit.value(), GEN_AI_OPERATIONS) {
+                Some(near) => format!("; did you mean `{near}`?"),
+                None => String::new(),
+            };
+            errors.at(
+                lit.span(),
+                format!(
+                    "`kind` is an OpenTelemetry GenAI operation, one of {}{hint}",
+                    GEN_AI_OPERATIONS.iter().map(|op| format!("`{op}`")).collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
         let err = match parsed.choice("err") {
             Some(ident) if ident == "Debug" => ErrorRendering::Debug,
             _ => ErrorRendering::Display,
@@ -88,6 +114,7 @@ impl SpanOptions {
             err,
             data_risk: parsed.path("data_risk"),
             redact: parsed.redact_targets("redact"),
+            kind,
         })
     }
 }

@@ -222,11 +222,11 @@ mod tests {
     // submit), plus an identical pair that must merge quietly.
     inventory::submit! {
         StaticSpanType { name: "unit:clash", params_schema: object, result_schema: None, title: None,
-            description: None, template: None, data_risk: None, file: "a.rs", line: 1, column: 1 }
+            description: None, template: None, data_risk: None, gen_ai_operation: None, file: "a.rs", line: 1, column: 1 }
     }
     inventory::submit! {
         StaticSpanType { name: "unit:clash", params_schema: string, result_schema: None, title: None,
-            description: None, template: None, data_risk: None, file: "b.rs", line: 2, column: 3 }
+            description: None, template: None, data_risk: None, gen_ai_operation: None, file: "b.rs", line: 2, column: 3 }
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::schema::data_risk::DataRisk;
 ///     StaticSpanType {
 ///         name: "doc:search", params_schema: params, result_schema: None,
 ///         title: Some("Search"), description: None, template: Some("{{ q }}"), data_risk: None,
-///         file: file!(), line: line!(), column: column!(),
+///         gen_ai_operation: None, file: file!(), line: line!(), column: column!(),
 ///     }
 /// }
 ///
@@ -48,6 +48,9 @@ pub struct StaticSpanType {
     pub template: Option<&'static str>,
     /// Builds the span type's data risk.
     pub data_risk: Option<fn() -> DataRisk>,
+    /// The OpenTelemetry GenAI operation the span type declares (`#[span(kind = "chat")]`),
+    /// checked by the macro; the OTel export names and types its spans after it.
+    pub gen_ai_operation: Option<&'static str>,
     /// Source file of the declaration.
     pub file: &'static str,
     /// Line of the declaration.

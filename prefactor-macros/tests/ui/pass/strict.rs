@@ -13,7 +13,7 @@ pub struct Question {
     pub limit: u32,
 }
 
-#[prefactor::span(schema = "agent:llm", title = "LLM", description = "One call", template = "{{ prompt }}")]
+#[prefactor::span(schema = "agent:llm", title = "LLM", description = "One call", template = "{{ prompt }}", kind = "chat")]
 fn sync_value(prompt: &str, question: &Question) -> String {
     format!("{prompt}{}", question.text)
 }
@@ -26,7 +26,7 @@ fn lookup_risk() -> prefactor::DataRisk {
     risk
 }
 
-#[prefactor::span(schema = "agent:tool", err(Debug), fields(kind = "lookup", size = key.len()), data_risk = lookup_risk)]
+#[prefactor::span(schema = "agent:tool", err(Debug), fields(kind = "lookup", size = key.len()), data_risk = lookup_risk, kind = "execute_tool")]
 fn sync_result(key: &str) -> Result<u32, std::io::Error> {
     key.parse::<u32>().map_err(std::io::Error::other)
 }

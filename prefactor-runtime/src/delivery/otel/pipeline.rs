@@ -8,16 +8,23 @@ use opentelemetry::InstrumentationScope;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider};
 
 use super::genai::Conventions;
 use super::http_client::BlockingHttp;
 use crate::config::otel::{ContentCapture, GenAiOperation, OtelExport, OtelTarget, SemconvStability};
 use crate::report::error::Error;
+use crate::schema::static_schema::StaticSpanType;
 
 /// The OTLP request timeout when neither the configuration nor the environment sets one (the
 /// OTel SDKs' default).
 const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The batch processor's queue when `OTEL_BSP_MAX_QUEUE_SIZE` is not set. The SDK's default
+/// (2,048) suits spans ended one by one; the worker ends them in bursts (up to 4,096 operations
+/// per wake-up), which would overflow it and make the SDK drop spans silently. At a few hundred
+/// bytes a span this holds a few MB at most.
+const DEFAULT_QUEUE: usize = 16_384;
 
 /// What the mirror needs to make OTel spans, and what the client flushes and shuts down.
 pub(crate) struct OtelPipeline {
@@ -51,13 +58,9 @@ impl OtelPipeline {
         };
         let scope = InstrumentationScope::builder("prefactor").with_version(env!("CARGO_PKG_VERSION")).build();
         let tracer = provider.tracer_with_scope(scope);
-        Ok(OtelPipeline {
-            provider,
-            owned,
-            tracer,
-            conventions: Conventions { capture, stability },
-            operations: export.operations.iter().cloned().collect(),
-        })
+        let mut operations = declared_operations()?;
+        operations.extend(export.operations.iter().cloned());
+        Ok(OtelPipeline { provider, owned, tracer, conventions: Conventions { capture, stability }, operations })
     }
 
     /// Exports what the batch processor holds; blocks until exported or its timeout.
@@ -72,6 +75,34 @@ impl OtelPipeline {
             if self.owned { self.provider.shutdown_with_timeout(timeout) } else { self.provider.force_flush() };
         result.map_err(|e| otel_error(&e))
     }
+}
+
+/// The operations span types declare with `#[span(kind = ...)]`; two declarations of one span
+/// type that disagree are a conflict, as for its schemas.
+fn declared_operations() -> Result<HashMap<String, GenAiOperation>, Error> {
+    let mut declared: HashMap<String, (GenAiOperation, String)> = HashMap::new();
+    let mut items: Vec<&StaticSpanType> = inventory::iter::<StaticSpanType>.into_iter().collect();
+    items.sort_by_key(|s| (s.name, s.file, s.line, s.column));
+    for item in items {
+        // The macro accepts only the operations' names.
+        let Some(operation) = item.gen_ai_operation.and_then(|name| name.parse::<GenAiOperation>().ok()) else {
+            continue;
+        };
+        match declared.get(item.name) {
+            Some((first, origin)) if *first != operation => {
+                return Err(Error::SchemaConflict {
+                    name: item.name.to_owned(),
+                    first: origin.clone(),
+                    second: item.location(),
+                });
+            }
+            Some(_) => {}
+            None => {
+                declared.insert(item.name.to_owned(), (operation, item.location()));
+            }
+        }
+    }
+    Ok(declared.into_iter().map(|(name, (operation, _))| (name, operation)).collect())
 }
 
 fn otel_error(error: &impl std::fmt::Display) -> Error {
@@ -109,7 +140,13 @@ fn own_provider(
     if let Some(name) = service_name {
         resource = resource.with_service_name(name.to_owned());
     }
-    Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource.build()).build())
+    // `BatchConfigBuilder::default()` reads the `OTEL_BSP_*` variables.
+    let mut batch = BatchConfigBuilder::default();
+    if env("OTEL_BSP_MAX_QUEUE_SIZE").is_none() {
+        batch = batch.with_max_queue_size(DEFAULT_QUEUE);
+    }
+    let processor = BatchSpanProcessor::builder(exporter).with_batch_config(batch.build()).build();
+    Ok(SdkTracerProvider::builder().with_span_processor(processor).with_resource(resource.build()).build())
 }
 
 /// `base` + `/v1/traces`, as `OTEL_EXPORTER_OTLP_ENDPOINT` is read; a URL already naming the
