@@ -25,6 +25,11 @@ use crate::record::timestamp::Timestamp;
 /// warned about once) so a leak of unfinished spans cannot grow the worker's memory for ever.
 const MAX_OPEN_SPANS: usize = 1 << 17;
 
+/// Most contexts of ended spans kept (for children created after their parent ended: a task
+/// spawned in a span that outlives it) until their run finishes; past it, such late children
+/// hang off the run instead.
+const MAX_ENDED: usize = 1 << 16;
+
 /// An agent run being mirrored.
 struct Run {
     name: Option<String>,
@@ -32,12 +37,15 @@ struct Run {
     version: Option<String>,
     /// Its `invoke_agent` span, started by the run's start or its first span.
     span: Option<Span>,
+    /// Its spans in `OtelMirror::ended`, forgotten when it finishes.
+    ended: Vec<SpanId>,
 }
 
 /// A span being mirrored.
 struct Open {
     span: Span,
     context: SpanContext,
+    instance: InstanceId,
     operation: Option<GenAiOperation>,
     /// The payload, kept for the content attributes only when content is captured.
     payload: Option<Value>,
@@ -47,13 +55,15 @@ pub(crate) struct OtelMirror {
     pipeline: Arc<OtelPipeline>,
     runs: HashMap<InstanceId, Run>,
     open: HashMap<SpanId, Open>,
+    /// Contexts of spans that ended while their run goes on (see `MAX_ENDED`).
+    ended: HashMap<SpanId, SpanContext>,
     /// Spans not exported because `MAX_OPEN_SPANS` were open.
     skipped: u64,
 }
 
 impl OtelMirror {
     pub(crate) fn new(pipeline: Arc<OtelPipeline>) -> OtelMirror {
-        OtelMirror { pipeline, runs: HashMap::new(), open: HashMap::new(), skipped: 0 }
+        OtelMirror { pipeline, runs: HashMap::new(), open: HashMap::new(), ended: HashMap::new(), skipped: 0 }
     }
 
     /// Mirrors one operation the worker accepted.
@@ -83,6 +93,7 @@ impl OtelMirror {
             open.span.set_attribute(KeyValue::new("prefactor.span.status", "unfinished"));
             open.span.end_with_timestamp(now);
         }
+        self.ended.clear();
         for (_, run) in self.runs.drain() {
             if let Some(mut span) = run.span {
                 span.set_attribute(KeyValue::new("prefactor.instance.status", "unfinished"));
@@ -115,6 +126,7 @@ impl OtelMirror {
                 agent_id: request.agent_id.clone(),
                 version: version.external_identifier.clone(),
                 span: None,
+                ended: Vec::new(),
             },
         );
     }
@@ -158,7 +170,11 @@ impl OtelMirror {
 
     fn finish_run(&mut self, instance: InstanceId, status: FinishStatus, at: Timestamp) {
         self.run_span(instance, at);
-        let Some(mut span) = self.runs.remove(&instance).and_then(|run| run.span) else { return };
+        let Some(run) = self.runs.remove(&instance) else { return };
+        for id in &run.ended {
+            self.ended.remove(id);
+        }
+        let Some(mut span) = run.span else { return };
         span.set_attribute(KeyValue::new("prefactor.instance.status", status.as_str()));
         if status == FinishStatus::Failed {
             span.set_attribute(KeyValue::new("error.type", "_OTHER"));
@@ -188,8 +204,12 @@ impl OtelMirror {
             self.skipped += 1;
             return;
         }
-        let parent = match create.parent.and_then(|p| self.open.get(&p)) {
-            Some(parent) => Some(parent.context.clone()),
+        let parent_context = create.parent.and_then(|parent| match self.open.get(&parent) {
+            Some(open) => Some(open.context.clone()),
+            None => self.ended.get(&parent).cloned(),
+        });
+        let parent = match parent_context {
+            Some(context) => Some(context),
             None => self.run_span(create.instance, create.started_at),
         };
         let schema: &str = &create.schema;
@@ -216,7 +236,10 @@ impl OtelMirror {
         let context = span.span_context().clone();
         let captured = self.pipeline.conventions.capture;
         let keep = (captured.on_span() || captured.as_event()) && !payload.is_null();
-        self.open.insert(create.id, Open { span, context, operation, payload: keep.then_some(payload) });
+        self.open.insert(
+            create.id,
+            Open { span, context, instance: create.instance, operation, payload: keep.then_some(payload) },
+        );
     }
 
     fn finish(&mut self, id: SpanId, end: &SpanEnd) {
@@ -238,5 +261,88 @@ impl OtelMirror {
             open.span.add_event_with_timestamp(DETAILS_EVENT, end.at.to_system_time(), event);
         }
         open.span.end_with_timestamp(end.at.to_system_time());
+        if self.ended.len() < MAX_ENDED
+            && let Some(run) = self.runs.get_mut(&open.instance)
+        {
+            run.ended.push(id);
+            self.ended.insert(id, open.context);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanProcessor};
+    use prefactor_protocol::AgentVersionSpec;
+
+    use super::*;
+    use crate::config::otel::OtelExport;
+    use crate::queue::operation::SpanFinish;
+    use crate::record::schema_name::SchemaName;
+
+    #[derive(Debug, Default, Clone)]
+    struct Ended(Arc<Mutex<Vec<SpanData>>>);
+
+    impl SpanProcessor for Ended {
+        fn on_start(&self, _: &mut Span, _: &Context) {}
+        fn on_end(&self, span: SpanData) {
+            self.0.lock().unwrap().push(span);
+        }
+        fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+            Ok(())
+        }
+        fn shutdown_with_timeout(&self, _: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+            Ok(())
+        }
+    }
+
+    fn create(instance: InstanceId, id: SpanId, parent: Option<SpanId>, at: u64) -> Op {
+        Op::CreateSpan(SpanCreate {
+            instance,
+            id,
+            parent,
+            schema: SchemaName::new("agent:step"),
+            payload: None,
+            started_at: Timestamp::from_micros(at),
+            end: None,
+            weight: 1,
+        })
+    }
+
+    fn finish(instance: InstanceId, id: SpanId, at: u64) -> Op {
+        let end = SpanEnd { status: FinishStatus::Complete, result: None, at: Timestamp::from_micros(at) };
+        Op::FinishSpan(SpanFinish { instance: Some(instance), id, end })
+    }
+
+    #[test]
+    fn a_child_created_after_its_parent_ended_keeps_that_parent() {
+        let ended = Ended::default();
+        let provider = SdkTracerProvider::builder().with_span_processor(ended.clone()).build();
+        let pipeline = OtelPipeline::new(&OtelExport::with_provider(provider), |_| None).unwrap();
+        let mut mirror = OtelMirror::new(Arc::new(pipeline));
+        let instance = InstanceId::generate(0);
+        let (parent, child) = (SpanId::generate(0), SpanId::generate(0));
+        let request = RegisterInstanceRequest {
+            agent_version: AgentVersionSpec { name: Some("late".into()), ..AgentVersionSpec::default() },
+            ..RegisterInstanceRequest::default()
+        };
+        mirror.observe(&Op::Register { instance, request: Box::new(request), schema: None });
+        mirror.observe(&Op::Start { instance, at: Timestamp::from_micros(1_000) });
+        mirror.observe(&create(instance, parent, None, 2_000));
+        mirror.observe(&finish(instance, parent, 3_000));
+        mirror.observe(&create(instance, child, Some(parent), 4_000));
+        mirror.observe(&finish(instance, child, 5_000));
+        mirror.observe(&Op::Finish { instance, status: FinishStatus::Complete, at: Timestamp::from_micros(6_000) });
+        assert!(mirror.ended.is_empty(), "forgotten with the run");
+
+        let spans = ended.0.lock().unwrap();
+        let root = spans.iter().find(|s| s.name == "invoke_agent late").unwrap();
+        let steps: Vec<&SpanData> = spans.iter().filter(|s| s.name == "agent:step").collect();
+        assert_eq!(steps.len(), 2);
+        assert_eq!(steps[0].parent_span_id, root.span_context.span_id());
+        assert_eq!(steps[1].parent_span_id, steps[0].span_context.span_id());
+        assert_eq!(root.end_time, std::time::UNIX_EPOCH + Duration::from_micros(6_000));
     }
 }
