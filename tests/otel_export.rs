@@ -313,7 +313,7 @@ fn run_once(client: &Client, agent: &str) {
             "model": "claude-sonnet",
             "provider": "anthropic",
             "system": "Be brief.",
-            "messages": [{"role": "user", "content": "hi there"}],
+            "messages": [{"role": "user", "content": "hi there"}, {"role": "user", "content": "key sk-proj-abcdefghijklmnopqrstuvwx"}],
         })))
         .start();
     llm.finish(FinishSpan::complete().result(Payload::from(json!({
@@ -438,6 +438,11 @@ fn capture_child() {
             assert_eq!(text(chat, "gen_ai.provider.name").as_deref(), Some("anthropic"));
             let input: Value = serde_json::from_str(&text(chat, "gen_ai.input.messages").unwrap()).unwrap();
             assert_eq!(input[0]["content"], "hi there");
+            let text_of_input = input.to_string();
+            assert!(
+                !text_of_input.contains("abcdefghijklmnop"),
+                "secrets are scrubbed before the export: {text_of_input}"
+            );
             assert_eq!(text(chat, "gen_ai.output.messages").as_deref(), Some("hello back"));
             assert_eq!(text(chat, "gen_ai.system_instructions").as_deref(), Some("Be brief."));
             let event = chat

@@ -5,10 +5,10 @@ pub(crate) mod bulk_batch;
 pub(crate) mod bulk_outcome;
 pub(crate) mod flush_epochs;
 pub(crate) mod instance_state;
-pub(crate) mod payload_policy;
-pub(crate) mod recorder;
 #[cfg(feature = "otel")]
 pub(crate) mod otel;
+pub(crate) mod payload_policy;
+pub(crate) mod recorder;
 pub(crate) mod requests;
 pub(crate) mod retry;
 pub(crate) mod scheduler;

@@ -351,6 +351,9 @@ impl Worker {
 
     fn accept(&mut self, mut op: Op, now: Instant) {
         let epochs = self.ledger.accept(op.weight());
+        // Redactions, scrubbing and the size limit, before the operation can be spooled, sent
+        // or exported to OTel.
+        payload_policy::apply(&self.shared.config, &mut op).count_into(&self.shared.counters);
         #[cfg(feature = "otel")]
         if let Some(otel) = &mut self.otel {
             otel.observe(&op);
@@ -363,8 +366,6 @@ impl Worker {
             self.discard(op, epochs);
             return;
         }
-        // Redactions, scrubbing and the size limit, before the operation can be spooled or sent.
-        payload_policy::apply(&self.shared.config, &mut op).count_into(&self.shared.counters);
         if self.failures_in_a_row >= FAILURES_MEANING_OUTAGE {
             // It will wait for the API: free the agent thread's memory now (`Op::rehome`).
             op.rehome();
