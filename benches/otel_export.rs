@@ -50,7 +50,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
 const BSP_QUEUE: usize = 16_384;
 
 #[derive(Serialize)]
-struct Request<'a> {
+struct ChatRequest<'a> {
     model: &'a str,
     prompt: &'a str,
 }
@@ -137,7 +137,7 @@ struct PrefactorVariant {
 
 impl Variant for PrefactorVariant {
     fn record(&self, i: u64) {
-        let request = Request { model: "gpt-4o", prompt: "weather in Paris" };
+        let request = ChatRequest { model: "gpt-4o", prompt: "weather in Paris" };
         let span = self.instance.span("bench:chat").payload(Payload::from_serialize(&request).unwrap()).start();
         let completion = Completion {
             text: "sunny",
