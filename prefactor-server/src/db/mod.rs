@@ -14,6 +14,7 @@ pub mod migrations;
 mod query_plans;
 pub mod runs;
 pub mod schema_versions;
+pub mod span_buckets;
 pub mod spans;
 pub mod writer;
 

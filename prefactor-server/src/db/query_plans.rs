@@ -152,6 +152,7 @@ fn no_list_read_scans_the_span_or_instance_table() {
     let statements = statements_of_every_list_read(&mut conn);
     assert!(statements.len() > 60, "every shape was run: {}", statements.len());
     assert!(statements.iter().any(|sql| sql.contains("CROSS JOIN")), "the walk was run too");
+    assert!(statements.iter().any(|sql| sql.contains("FROM agent_span_buckets")), "and a seek to its offset");
     check_plans(&conn, &statements);
     conn.execute_batch("ANALYZE").unwrap();
     check_plans(&conn, &statements);

@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::db::counts;
 use crate::db::instances::{PageStart, parse_status, sql_count};
 use crate::db::job_cache;
+use crate::db::span_buckets;
 use crate::error::ApiError;
 
 /// One stored span.
@@ -268,7 +269,9 @@ impl ListShape<'_> {
 /// `sorted_up_to` (the server passes [`SORTED_AGENT_LIST_LIMIT`]), SQLite collects them through
 /// the instance index and sorts them; beyond, for `id` order, it walks the span table's
 /// primary key (`CROSS JOIN` keeps the span table outside) and stops after the page, so the
-/// dashboard's newest-first pages cost the page, not the agent's million spans.
+/// dashboard's newest-first pages cost the page, not the agent's million spans; a page at an
+/// offset starts that walk at the id bucket the offset falls in ([`span_buckets::seek`]), so
+/// it costs the same at any depth.
 pub fn list_scoped(
     conn: &Connection,
     scope: SpanScope<'_>,
@@ -281,8 +284,19 @@ pub fn list_scoped(
     let walk_primary_key = matches!(scope, SpanScope::Agent(_)) && order == SpanOrder::Id && total > sorted_up_to;
     let shape = ListShape { scope, order, ascending, walk_primary_key };
     let op = if ascending { ">" } else { "<" };
-    let after = page.after.and_then(|key| order.after(op, key));
-    let offset = if after.is_some() { 0 } else { sql_count(page.offset) };
+    let mut after = page.after.and_then(|key| order.after(op, key));
+    let mut offset = if after.is_some() { 0 } else { page.offset };
+    // A walk to a deep offset starts at the id bucket the offset falls in (see span_buckets).
+    if let (SpanScope::Agent(agent_id), true, None, true) = (scope, walk_primary_key, &after, offset > 0) {
+        match span_buckets::seek(conn, agent_id, ascending, offset)? {
+            Some(seek) => {
+                after = Some((format!("s.id {} ?4", seek.op), vec![seek.bound]));
+                offset -= seek.skipped;
+            }
+            None => return Ok((Vec::new(), total)),
+        }
+    }
+    let offset = sql_count(offset);
     let (_, key) = scope.filter();
     let mut bound: Vec<rusqlite::types::Value> =
         vec![key.to_string().into(), sql_count(page.limit).into(), offset.into()];
@@ -392,15 +406,17 @@ mod tests {
     #[test]
     fn both_agent_list_plans_give_the_same_pages() {
         let conn = database_with_two_agents();
+        // The walk starts at the id bucket of the offset (every offset, both directions).
         for agent in ["agent-a", "agent-b"] {
-            for (offset, limit) in [(0, 7), (7, 7), (28, 7), (100, 7)] {
-                let sorted =
-                    list_scoped(&conn, SpanScope::Agent(agent), SpanOrder::Id, false, page(offset, limit), u64::MAX)
-                        .unwrap();
-                let walked =
-                    list_scoped(&conn, SpanScope::Agent(agent), SpanOrder::Id, false, page(offset, limit), 0).unwrap();
-                assert_eq!(ids(&sorted.0), ids(&walked.0), "{agent} {offset} {limit}");
-                assert_eq!(sorted.1, walked.1);
+            for ascending in [true, false] {
+                for offset in (0..=42).chain([100]) {
+                    let scope = SpanScope::Agent(agent);
+                    let sorted =
+                        list_scoped(&conn, scope, SpanOrder::Id, ascending, page(offset, 7), u64::MAX).unwrap();
+                    let walked = list_scoped(&conn, scope, SpanOrder::Id, ascending, page(offset, 7), 0).unwrap();
+                    assert_eq!(ids(&sorted.0), ids(&walked.0), "{agent} {ascending} {offset}");
+                    assert_eq!(sorted.1, walked.1);
+                }
             }
         }
         let (first, total) =
