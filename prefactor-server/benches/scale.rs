@@ -8,6 +8,8 @@
 //! a WAL checkpoint), the server's RSS, and p50 / p99 / max of `PF_SCALE_REPEATS` (default 20)
 //! requests of every read the trace UI (`ui/app.js`) and Prefactor's open dashboard make.
 //!
+//! `PF_SCALE_RUN_SPANS=1000` times the run view and the last page of 1,000-span runs.
+//!
 //! Environment: `PF_SERVER_BIN` (default `target/release/prefactor-server`), `PF_SCALE_DB`
 //! (default a file in the system temp directory, deleted at the end unless
 //! `PF_SCALE_KEEP=1`), `PF_SCALE_OUT` (a markdown file the table is appended to).
@@ -17,6 +19,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -76,7 +79,7 @@ fn main() {
                 bytes as f64 / filled as f64,
                 rss_filled / 1024,
             );
-            section.push_str(&bench.time_reads(&fill, repeats, filled).await);
+            section.push_str(&bench.time_reads(&fill, repeats, filled, run_spans).await);
             section.push_str(&format!(
                 "\nServer RSS after the reads: **{} MiB** (peak {} MiB).\n",
                 server.rss_kb() / 1024,
@@ -204,39 +207,39 @@ impl Bench {
         Bench { http, base: base.to_string(), cookie }
     }
 
-    /// Adds runs until `target` spans are stored.
+    /// Adds runs until `target` spans are stored. Each bulk body is built just before it is
+    /// sent, so ids and times are taken at the ingest rate (as an SDK names a span when it
+    /// starts) and the bodies of a step are never all in memory at once.
     async fn fill(&self, fill: &mut Fill, filled: u64, target: u64, run_spans: u64) {
         if fill.main_agent.is_empty() {
             fill.main_agent = new_id();
             fill.side_agent = new_id();
         }
-        let new_runs = (target - filled) / run_spans;
-        let mut bodies = Vec::new();
-        let mut index = fill.runs.len() as u64;
-        let mut left = new_runs;
-        while left > 0 {
-            let runs = left.min(RUNS_PER_REQUEST);
-            let mut items = Vec::new();
-            for _ in 0..runs {
-                let agent = if index % 10 == 9 { &fill.side_agent } else { &fill.main_agent };
-                let (run, run_items) = run_items(agent, index, run_spans);
-                fill.runs.push(run);
-                items.extend(run_items);
-                index += 1;
-            }
-            bodies.push(format!(r#"{{"items":[{}]}}"#, items.join(",")));
-            left -= runs;
-        }
-        // Sent oldest first, as an SDK delivers: span ids (time-ordered) arrive roughly in order.
-        let queue = Arc::new(Mutex::new(std::collections::VecDeque::from(bodies)));
+        let first = fill.runs.len() as u64;
+        let end = first + (target - filled) / run_spans;
+        // Taken oldest first, as an SDK delivers: span ids (time-ordered) arrive roughly in order.
+        let next = Arc::new(AtomicU64::new(first));
+        let made = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for _ in 0..FILLERS {
-            let queue = queue.clone();
+            let (next, made) = (next.clone(), made.clone());
+            let (main, side) = (fill.main_agent.clone(), fill.side_agent.clone());
             let http = self.http.clone();
             let url = format!("{}/api/v1/bulk", self.base);
             tasks.push(tokio::spawn(async move {
                 loop {
-                    let Some(body) = queue.lock().unwrap().pop_front() else { break };
+                    let from = next.fetch_add(RUNS_PER_REQUEST, Ordering::Relaxed);
+                    if from >= end {
+                        break;
+                    }
+                    let mut items = Vec::new();
+                    for index in from..(from + RUNS_PER_REQUEST).min(end) {
+                        let agent = if index % 10 == 9 { &side } else { &main };
+                        let (run, run_items) = run_items(agent, index, run_spans);
+                        made.lock().unwrap().push((index, run));
+                        items.extend(run_items);
+                    }
+                    let body = format!(r#"{{"items":[{}]}}"#, items.join(","));
                     let response = http
                         .post(&url)
                         .bearer_auth(TOKEN)
@@ -256,6 +259,9 @@ impl Bench {
         for task in tasks {
             task.await.expect("filler");
         }
+        let mut made = std::mem::take(&mut *made.lock().unwrap());
+        made.sort_unstable();
+        fill.runs.extend(made.into_iter().map(|(_, run)| run));
     }
 
     async fn get(&self, path: &str, ui: bool) -> (Duration, usize) {
@@ -287,7 +293,7 @@ impl Bench {
         (times, size)
     }
 
-    async fn time_reads(&self, fill: &Fill, repeats: usize, spans: u64) -> String {
+    async fn time_reads(&self, fill: &Fill, repeats: usize, spans: u64, run_spans: u64) -> String {
         let run = &fill.runs[fill.runs.len() / 2];
         let main = &fill.main_agent;
         let side = &fill.side_agent;
@@ -301,7 +307,7 @@ impl Bench {
         let spans_of = |agent: &str, offset: u64| {
             format!("/api/v1/agent_spans?agent_id={agent}&include_risk_level=true&{}", page(offset))
         };
-        let reads: Vec<(String, String, Option<String>, bool)> = vec![
+        let mut reads: Vec<(String, String, Option<String>, bool)> = vec![
             ("dashboard: account".into(), "/api/v1/account".into(), None, false),
             ("dashboard: agents".into(), format!("/api/v1/agent?{}", page(0)), None, false),
             ("dashboard: one agent with its instance counts".into(), format!("/api/v1/agent/{main}"), None, false),
@@ -356,8 +362,27 @@ impl Bench {
                 None,
                 true,
             ),
+            (
+                "UI: runs of `main` registered in the last minute".into(),
+                format!("/ui/api/runs?agent_id={main}&since={}", rfc3339(SystemTime::now() - Duration::from_secs(60))),
+                None,
+                true,
+            ),
+            (
+                "UI: runs of `main` with text 'search'".into(),
+                format!("/ui/api/runs?agent_id={main}&q=search"),
+                None,
+                true,
+            ),
             ("UI: run view".into(), format!("/ui/api/runs/{run}"), None, true),
+            ("UI: the page".into(), "/".into(), None, true),
         ];
+        if run_spans > 100 {
+            let last = (run_spans - 1) / 100 * 100;
+            let path =
+                format!("/api/v1/agent_spans?agent_instance_id={run}&include_summaries=true&pagination[offset]={last}");
+            reads.push((format!("API: spans of one run, offset {last}"), path, None, false));
+        }
         let mut table = String::from("\n\n| read | p50 | p99 | max | bytes |\n| --- | ---: | ---: | ---: | ---: |\n");
         for (name, path, before, ui) in reads {
             let (times, size) = self.time(&path, before.as_deref(), ui, repeats).await;

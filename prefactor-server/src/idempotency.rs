@@ -12,6 +12,7 @@
 //! guarantee. Error answers are not stored, so a request that failed may be retried.
 
 use axum::http::HeaderMap;
+use prefactor_protocol::Pfid;
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -46,6 +47,48 @@ impl IdempotencyScope {
     /// ```
     pub fn stored_scope(&self) -> i64 {
         stored_scope(&self.method, &self.path)
+    }
+}
+
+impl IdempotencyScope {
+    /// The stored identity of the key: see [`record_id`].
+    pub fn record_id(&self) -> Vec<u8> {
+        record_id(self.stored_scope(), &self.key)
+    }
+}
+
+/// A record's primary key, 28 bytes for an SDK's key instead of its text (`span-` and a
+/// 32-character id, 37 bytes) plus the 8-byte scope: when the key ends with a PFID (the SDKs
+/// name a key after the run or span it is about), that id's 20 bytes followed by 8 bytes of
+/// the SHA-256 of the scope and the key; any other key, 16 bytes of that SHA-256. The id
+/// first keeps an SDK's records in time order, so they are appended to the table's b-tree
+/// like the spans, instead of landing on random pages. Two keys share a record only when
+/// they end with the same PFID and their 64-bit hashes collide, or (other keys) their 128-bit
+/// hashes do: below 10^-18 for the handful of keys one id names, or for ten billion keys.
+///
+/// ```
+/// use prefactor_server::idempotency::record_id;
+/// let span = "span-013xrzp12g3nqk8n0000000000000000";
+/// assert_eq!(record_id(7, span).len(), 28);
+/// assert_eq!(record_id(7, "uuid-like key").len(), 16);
+/// assert_eq!(record_id(7, span), record_id(7, span));
+/// assert_ne!(record_id(7, span), record_id(8, span));
+/// assert_ne!(record_id(7, span), record_id(7, "span-end-013xrzp12g3nqk8n0000000000000000"));
+/// ```
+pub fn record_id(stored_scope: i64, key: &str) -> Vec<u8> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(stored_scope.to_le_bytes());
+    hasher.update(key.as_bytes());
+    let digest = hasher.finalize();
+    let named = key.len().checked_sub(32).and_then(|start| key.get(start..)).and_then(|tail| tail.parse::<Pfid>().ok());
+    match named {
+        Some(id) => {
+            let mut record = id.to_bytes().to_vec();
+            record.extend_from_slice(&digest[..8]);
+            record
+        }
+        None => digest[..16].to_vec(),
     }
 }
 

@@ -239,7 +239,7 @@ async fn records_hold_a_reference_not_the_answer() {
     let conn = rusqlite::Connection::open(api.server.db_path().unwrap()).unwrap();
     let (records, bodies, longest): (i64, i64, i64) = conn
         .query_row(
-            "SELECT COUNT(*), COUNT(body), COALESCE(MAX(LENGTH(key) + LENGTH(resource_id)), 0) FROM idempotency_records",
+            "SELECT COUNT(*), COUNT(body), COALESCE(MAX(LENGTH(id) + LENGTH(resource_id)), 0) FROM idempotency_records",
             [],
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )

@@ -79,3 +79,39 @@ async fn without_retention_nothing_is_deleted() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(api.get(&format!("/api/v1/agent_instance/{old}")).await.0, 200);
 }
+
+/// A key replayed after retention deleted what its request created or changed: 409 (the work
+/// was done, as for a create of an id that exists; the SDKs count it as delivered), for the
+/// register, a span create and the finish alike, never a 404 or a 500.
+#[tokio::test]
+async fn a_replayed_key_whose_run_retention_deleted_answers_409() {
+    let api = Api::start_with(ServerConfig::default().with_retain(Some(Duration::from_secs(24 * 3600))));
+    let agent_id = Pfid::generate(7).encode().as_str().to_string();
+    let run = id_created_ago(Duration::from_secs(30 * 24 * 3600));
+    let span = Pfid::generate(7).encode().as_str().to_string();
+    let register = json!({"id": run, "agent_id": agent_id, "agent_version": {"name": "retained"},
+        "idempotency_key": format!("register-{run}")});
+    let create = json!({"details": {"id": span, "agent_instance_id": run, "schema_name": "agent:x",
+        "status": "complete", "payload": {}}, "idempotency_key": format!("span-{span}")});
+    let finish_path = format!("/api/v1/agent_instance/{run}/finish");
+    let finish = json!({"status": "complete", "timestamp": "2020-01-01T00:00:00Z",
+        "idempotency_key": format!("finish-{run}")});
+    let requests = [
+        ("/api/v1/agent_instance/register", register),
+        ("/api/v1/agent_spans", create),
+        (finish_path.as_str(), finish),
+    ];
+    for (path, body) in &requests {
+        assert_eq!(api.post(path, body.clone()).await.0, 200, "{path}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while api.get(&format!("/api/v1/agent_instance/{run}")).await.0 != 404 {
+        assert!(Instant::now() < deadline, "the run was not deleted in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (path, body) in &requests {
+        let (status, answer) = api.post(path, body.clone()).await;
+        assert_eq!((status, answer["code"].as_str()), (409, Some("conflict")), "{path}: {answer}");
+        assert!(answer["message"].as_str().unwrap().contains("--retain"), "{answer}");
+    }
+}

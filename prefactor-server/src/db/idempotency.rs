@@ -53,9 +53,9 @@ pub fn find(conn: &Connection, scope: &IdempotencyScope) -> Result<Option<Stored
     Ok(conn
         .prepare_cached(
             "SELECT request_hash, status, body, resource_id, control FROM idempotency_records
-             WHERE key = ?1 AND scope = ?2",
+             WHERE id = ?1",
         )?
-        .query_row(params![scope.key, scope.stored_scope()], |row| {
+        .query_row(params![scope.record_id()], |row| {
             Ok(StoredRecord {
                 request_hash: row.get(0)?,
                 status: row.get(1)?,
@@ -82,12 +82,11 @@ pub fn reused(scope: &IdempotencyScope) -> ApiError {
 /// Stores the record of `scope`'s first successful answer.
 pub fn store_resource_or_body(conn: &Connection, scope: &IdempotencyScope, record: &Record) -> Result<(), ApiError> {
     conn.prepare_cached(
-        "INSERT INTO idempotency_records (key, scope, request_hash, status, body, resource_id, control, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, unixepoch())",
+        "INSERT INTO idempotency_records (id, request_hash, status, body, resource_id, control, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, unixepoch())",
     )?
     .execute(params![
-        scope.key,
-        scope.stored_scope(),
+        scope.record_id(),
         scope.request_hash,
         record.status,
         record.body,
@@ -105,46 +104,37 @@ pub fn store_resource_or_body(conn: &Connection, scope: &IdempotencyScope, recor
 pub fn claim_span(conn: &Connection, scope: &IdempotencyScope) -> Result<bool, ApiError> {
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO idempotency_records (key, scope, request_hash, status, created)
-             VALUES (?1, ?2, ?3, 200, unixepoch()) ON CONFLICT (key, scope) DO NOTHING",
+            "INSERT INTO idempotency_records (id, request_hash, status, created)
+             VALUES (?1, ?2, 200, unixepoch()) ON CONFLICT (id) DO NOTHING",
         )?
-        .execute(params![scope.key, scope.stored_scope(), scope.request_hash])?;
+        .execute(params![scope.record_id(), scope.request_hash])?;
     Ok(inserted == 1)
 }
 
 /// Records the control signal of a claimed span answer.
 pub fn set_control(conn: &Connection, scope: &IdempotencyScope, control: &str) -> Result<(), ApiError> {
-    conn.prepare_cached("UPDATE idempotency_records SET control = ?3 WHERE key = ?1 AND scope = ?2")?
-        .execute(params![scope.key, scope.stored_scope(), control])?;
+    conn.prepare_cached("UPDATE idempotency_records SET control = ?2 WHERE id = ?1")?
+        .execute(params![scope.record_id(), control])?;
     Ok(())
 }
 
 /// Replaces a claim by the record of another answer.
 pub fn store_claimed(conn: &Connection, scope: &IdempotencyScope, record: &Record) -> Result<(), ApiError> {
     conn.prepare_cached(
-        "UPDATE idempotency_records SET status = ?3, body = ?4, resource_id = ?5, control = ?6
-         WHERE key = ?1 AND scope = ?2",
+        "UPDATE idempotency_records SET status = ?2, body = ?3, resource_id = ?4, control = ?5 WHERE id = ?1",
     )?
-    .execute(params![
-        scope.key,
-        scope.stored_scope(),
-        record.status,
-        record.body,
-        record.resource_id,
-        record.control
-    ])?;
+    .execute(params![scope.record_id(), record.status, record.body, record.resource_id, record.control])?;
     Ok(())
 }
 
 /// Gives up a claim whose work failed (error answers are not stored, so it may be retried).
 pub fn release(conn: &Connection, scope: &IdempotencyScope) -> Result<(), ApiError> {
-    conn.prepare_cached("DELETE FROM idempotency_records WHERE key = ?1 AND scope = ?2")?
-        .execute(params![scope.key, scope.stored_scope()])?;
+    conn.prepare_cached("DELETE FROM idempotency_records WHERE id = ?1")?.execute(params![scope.record_id()])?;
     Ok(())
 }
 
 /// Where a pruning pass stands: the primary key of the last record it looked at.
-pub type PruneCursor = Option<(String, i64)>;
+pub type PruneCursor = Option<Vec<u8>>;
 
 /// One pruning step: looks at the next `batch` records after `cursor` (in primary key order)
 /// and deletes those created before `cutoff` (Unix seconds). Returns where the next step
@@ -153,29 +143,25 @@ pub type PruneCursor = Option<(String, i64)>;
 /// is found by walking the table in steps, each a few milliseconds of the writer.
 pub fn prune(conn: &Connection, cursor: &PruneCursor, cutoff: i64, batch: u32) -> Result<(PruneCursor, u64), ApiError> {
     // Two statements: an `?1 IS NULL OR` would keep the range from using the primary key.
-    let read = |row: &rusqlite::Row<'_>| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?));
+    let read = |row: &rusqlite::Row<'_>| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?));
     let rows = match cursor {
         None => conn
-            .prepare_cached("SELECT key, scope, created FROM idempotency_records ORDER BY key, scope LIMIT ?1")?
+            .prepare_cached("SELECT id, created FROM idempotency_records ORDER BY id LIMIT ?1")?
             .query_map(params![batch], read)?
             .collect::<Result<Vec<_>, _>>()?,
-        Some((key, scope)) => conn
-            .prepare_cached(
-                "SELECT key, scope, created FROM idempotency_records
-                 WHERE (key, scope) > (?1, ?2) ORDER BY key, scope LIMIT ?3",
-            )?
-            .query_map(params![key, scope, batch], read)?
+        Some(id) => conn
+            .prepare_cached("SELECT id, created FROM idempotency_records WHERE id > ?1 ORDER BY id LIMIT ?2")?
+            .query_map(params![id, batch], read)?
             .collect::<Result<Vec<_>, _>>()?,
     };
     let mut deleted = 0;
-    let mut delete = conn.prepare_cached("DELETE FROM idempotency_records WHERE key = ?1 AND scope = ?2")?;
-    for (key, scope, created) in &rows {
+    let mut delete = conn.prepare_cached("DELETE FROM idempotency_records WHERE id = ?1")?;
+    for (id, created) in &rows {
         if *created < cutoff {
-            deleted += delete.execute(params![key, scope])? as u64;
+            deleted += delete.execute(params![id])? as u64;
         }
     }
-    let next =
-        if rows.len() < batch as usize { None } else { rows.last().map(|(key, scope, _)| (key.clone(), *scope)) };
+    let next = if rows.len() < batch as usize { None } else { rows.last().map(|(id, _)| id.clone()) };
     Ok((next, deleted))
 }
 
@@ -191,8 +177,8 @@ mod tests {
         for index in 0..25 {
             let created = if index % 3 == 0 { 1_000 } else { 9_000 };
             conn.execute(
-                "INSERT INTO idempotency_records (key, scope, request_hash, status, created) VALUES (?1, ?2, 0, 200, ?3)",
-                params![format!("key-{index:02}"), index % 2, created],
+                "INSERT INTO idempotency_records (id, request_hash, status, created) VALUES (?1, 0, 200, ?2)",
+                params![crate::idempotency::record_id(index % 2, &format!("key-{index:02}")), created],
             )
             .unwrap();
         }

@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 
 use crate::db::counts;
+use crate::db::id_buckets::{self, IdList};
 use crate::db::job_cache;
 use crate::db::meta::LocalAccount;
 use crate::db::spans;
@@ -140,28 +141,45 @@ pub struct PageStart<'a> {
 
 /// One page of instances (optionally of one agent), newest first by id, and the total (from
 /// the counters). One statement per filter shape, so each uses its index: the agent's
-/// `(agent_id, id)` index, or the id index for every instance.
+/// `(agent_id, id)` index, or the id index for every instance. An agent's page at an offset
+/// starts at the id bucket the offset falls in ([`id_buckets::seek`]), so a jump costs the
+/// same at any depth.
 pub fn list(
     conn: &Connection,
     agent_id: Option<&str>,
     page: PageStart<'_>,
     ascending: bool,
 ) -> Result<(Vec<InstanceRow>, u64), ApiError> {
-    let mut statement = conn.prepare_cached(&list_sql(agent_id.is_some(), page.after.is_some(), ascending))?;
-    let offset = if page.after.is_some() { 0 } else { sql_count(page.offset) };
+    let total = counts::instance_total(conn, agent_id, None)?;
+    let mut after = page.after.map(|key| (if ascending { ">" } else { "<" }, key.to_string()));
+    let mut offset = if after.is_some() { 0 } else { page.offset };
+    if let (Some(agent_id), None, true) = (agent_id, &after, offset > 0) {
+        match id_buckets::seek(conn, IdList::Runs, agent_id, ascending, offset)? {
+            Some(seek) => {
+                after = Some((seek.op, seek.bound));
+                offset -= seek.skipped;
+            }
+            None => return Ok((Vec::new(), total)),
+        }
+    }
+    let (op, key) = after.unzip();
+    let mut statement = conn.prepare_cached(&list_sql(agent_id.is_some(), op, ascending))?;
     let rows = statement
-        .query_map(params![agent_id, sql_count(page.limit), offset, page.after], instance_from_row)?
+        .query_map(params![agent_id, sql_count(page.limit), sql_count(offset), key], instance_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((rows, counts::instance_total(conn, agent_id, None)?))
+    Ok((rows, total))
 }
 
-/// The statement of one shape of [`list`]: with or without an agent, from an offset or after a
-/// key, in either direction. Absent filters still name their parameter (a constant test), so
-/// every shape binds the same parameters.
-pub fn list_sql(by_agent: bool, after_key: bool, ascending: bool) -> String {
-    let (order, after) = if ascending { ("ASC", ">") } else { ("DESC", "<") };
+/// The statement of one shape of [`list`]: with or without an agent, from an offset or from
+/// a key (`after`: the comparison with it), in either direction. Absent filters still name
+/// their parameter (a constant test), so every shape binds the same parameters.
+pub fn list_sql(by_agent: bool, after: Option<&str>, ascending: bool) -> String {
+    let order = if ascending { "ASC" } else { "DESC" };
     let agent_filter = if by_agent { "agent_id = ?1" } else { "?1 IS NULL" };
-    let key_filter = if after_key { format!("id {after} ?4") } else { "?4 IS NULL".to_string() };
+    let key_filter = match after {
+        Some(op) => format!("id {op} ?4"),
+        None => "?4 IS NULL".to_string(),
+    };
     format!(
         "SELECT {COLUMNS} FROM agent_instances WHERE {agent_filter} AND {key_filter}
          ORDER BY id {order} LIMIT ?2 OFFSET ?3"

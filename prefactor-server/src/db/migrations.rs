@@ -221,7 +221,7 @@ CREATE TABLE idempotency_records (
 "#,
     r#"
 -- Where the n-th span of an agent is in id order without walking the n before it (see
--- db/span_buckets.rs): span counts per agent and id prefix, at two prefix widths (6
+-- db/id_buckets.rs): span counts per agent and id prefix, at two prefix widths (6
 -- characters of a PFID: about 17 minutes of its time; 8: about one second), kept by the span
 -- triggers in the same transaction as every insert and delete.
 CREATE TABLE agent_span_buckets (
@@ -269,6 +269,56 @@ CREATE TRIGGER agent_spans_counted_on_delete AFTER DELETE ON agent_spans BEGIN
         WHERE agent_id = (SELECT agent_id FROM agent_instances WHERE id = OLD.agent_instance_id)
             AND width = 8 AND bucket = substr(OLD.id, 1, 8) AND spans <= 0;
 END;
+
+-- The same for an agent's runs (the dashboard's runs list jumps to offsets too).
+CREATE TABLE agent_instance_buckets (
+    agent_id  TEXT NOT NULL,
+    width     INTEGER NOT NULL,
+    bucket    TEXT NOT NULL,
+    instances INTEGER NOT NULL,
+    PRIMARY KEY (agent_id, width, bucket)
+) WITHOUT ROWID;
+
+INSERT INTO agent_instance_buckets (agent_id, width, bucket, instances)
+    SELECT i.agent_id, w.width, substr(i.id, 1, w.width), COUNT(*)
+    FROM agent_instances i, (SELECT 6 AS width UNION ALL SELECT 8) w
+    GROUP BY 1, 2, 3;
+
+DROP TRIGGER agent_instances_counted_on_insert;
+CREATE TRIGGER agent_instances_counted_on_insert AFTER INSERT ON agent_instances BEGIN
+    INSERT INTO agent_instance_counts (agent_id, status, instances) VALUES (NEW.agent_id, NEW.status, 1)
+        ON CONFLICT (agent_id, status) DO UPDATE SET instances = instances + 1;
+    INSERT INTO agent_instance_buckets (agent_id, width, bucket, instances)
+        VALUES (NEW.agent_id, 6, substr(NEW.id, 1, 6), 1), (NEW.agent_id, 8, substr(NEW.id, 1, 8), 1)
+        ON CONFLICT (agent_id, width, bucket) DO UPDATE SET instances = instances + 1;
+END;
+DROP TRIGGER agent_instances_counted_on_delete;
+CREATE TRIGGER agent_instances_counted_on_delete AFTER DELETE ON agent_instances BEGIN
+    UPDATE agent_instance_counts SET instances = instances - 1 WHERE agent_id = OLD.agent_id AND status = OLD.status;
+    DELETE FROM instance_span_counts WHERE agent_instance_id = OLD.id;
+    UPDATE agent_instance_buckets SET instances = instances - 1
+        WHERE agent_id = OLD.agent_id AND width = 6 AND bucket = substr(OLD.id, 1, 6);
+    UPDATE agent_instance_buckets SET instances = instances - 1
+        WHERE agent_id = OLD.agent_id AND width = 8 AND bucket = substr(OLD.id, 1, 8);
+    DELETE FROM agent_instance_buckets
+        WHERE agent_id = OLD.agent_id AND width = 6 AND bucket = substr(OLD.id, 1, 6) AND instances <= 0;
+    DELETE FROM agent_instance_buckets
+        WHERE agent_id = OLD.agent_id AND width = 8 AND bucket = substr(OLD.id, 1, 8) AND instances <= 0;
+END;
+"#,
+    r#"
+-- Idempotency records keyed by 28 or 16 bytes instead of the key's text and the scope (see
+-- idempotency::record_id); `copy_idempotency_records` moves the rows over (the id is computed
+-- in Rust) and puts the new table in the old one's place.
+CREATE TABLE idempotency_records_by_id (
+    id           BLOB PRIMARY KEY,
+    request_hash INTEGER NOT NULL,
+    status       INTEGER NOT NULL,
+    body         TEXT,
+    resource_id  TEXT,
+    control      TEXT,
+    created      INTEGER NOT NULL
+) WITHOUT ROWID;
 "#,
 ];
 
@@ -305,6 +355,37 @@ fn copy_idempotency_keys(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("DROP TABLE idempotency_keys;")
 }
 
+/// The migration that keys idempotency records by `idempotency::record_id`.
+const HASHED_IDEMPOTENCY: usize = 9;
+
+/// Moves the records of `idempotency_records` (keyed by the key's text and the scope) into
+/// `idempotency_records_by_id` and renames that table to `idempotency_records`.
+fn copy_idempotency_records(conn: &Connection) -> rusqlite::Result<()> {
+    let mut read = conn.prepare(
+        "SELECT key, scope, request_hash, status, body, resource_id, control, created FROM idempotency_records",
+    )?;
+    let mut write = conn.prepare(
+        "INSERT OR IGNORE INTO idempotency_records_by_id (id, request_hash, status, body, resource_id, control, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let mut rows = read.query([])?;
+    while let Some(row) = rows.next()? {
+        let key: String = row.get(0)?;
+        write.execute(rusqlite::params![
+            crate::idempotency::record_id(row.get(1)?, &key),
+            row.get::<_, i64>(2)?,
+            row.get::<_, i64>(3)?,
+            row.get::<_, Option<String>>(4)?,
+            row.get::<_, Option<String>>(5)?,
+            row.get::<_, Option<String>>(6)?,
+            row.get::<_, i64>(7)?
+        ])?;
+    }
+    conn.execute_batch(
+        "DROP TABLE idempotency_records; ALTER TABLE idempotency_records_by_id RENAME TO idempotency_records;",
+    )
+}
+
 /// Brings the database schema up to date inside one transaction.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let applied: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
@@ -319,6 +400,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         if index + 1 == COMPACT_IDEMPOTENCY {
             copy_idempotency_keys(&tx)?;
         }
+        if index + 1 == HASHED_IDEMPOTENCY {
+            copy_idempotency_records(&tx)?;
+        }
     }
     tx.execute_batch(&format!("PRAGMA user_version = {}", MIGRATIONS.len()))?;
     tx.commit()
@@ -329,7 +413,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stored_idempotency_answers_survive_the_key_first_rebuild_and_the_compaction() {
+    fn stored_idempotency_answers_survive_the_key_first_rebuild_the_compaction_and_the_hashed_ids() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(MIGRATIONS[0]).unwrap();
         conn.execute_batch(MIGRATIONS[1]).unwrap();
@@ -342,20 +426,20 @@ mod tests {
         )
         .unwrap();
         migrate(&mut conn).unwrap();
-        let row = |key: &str| -> (i64, i64, Option<String>, Option<String>, i64) {
+        let row = |path: &str, key: &str| -> (i64, Option<String>, Option<String>, i64) {
+            let id = crate::idempotency::record_id(crate::idempotency::stored_scope("POST", path), key);
             conn.query_row(
-                "SELECT scope, request_hash, resource_id, body, created FROM idempotency_records WHERE key = ?1",
-                [key],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+                "SELECT request_hash, resource_id, body, created FROM idempotency_records WHERE id = ?1",
+                [id],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
             )
             .unwrap()
         };
-        let span = row("k-1");
-        assert_eq!(span.0, crate::idempotency::stored_scope("POST", "/api/v1/agent_spans"));
-        assert_eq!((span.1, span.2, span.3, span.4), (7, Some("s-1".to_string()), None, 1_796_432_523));
-        let agent = row("k-2");
-        assert_eq!(agent.3.as_deref(), Some(r#"{"status":"success"}"#), "old bodies are kept");
-        assert!(agent.4 > 1_796_432_523, "an unreadable time counts as now");
+        let span = row("/api/v1/agent_spans", "k-1");
+        assert_eq!(span, (7, Some("s-1".to_string()), None, 1_796_432_523));
+        let agent = row("/api/v1/agent", "k-2");
+        assert_eq!(agent.2.as_deref(), Some(r#"{"status":"success"}"#), "old bodies are kept");
+        assert!(agent.3 > 1_796_432_523, "an unreadable time counts as now");
         let old_table: i64 = conn
             .query_row("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'idempotency_keys'", [], |row| row.get(0))
             .unwrap();
@@ -446,7 +530,25 @@ mod tests {
                 EXCEPT SELECT i.agent_id, w.width, substr(s.id, 1, w.width), COUNT(*) FROM agent_spans s
                     JOIN agent_instances i ON i.id = s.agent_instance_id, (SELECT 6 AS width UNION ALL SELECT 8) w
                 GROUP BY 1, 2, 3)";
-        for sql in [span_counts, counter_rows, instance_counts, agent_spans, buckets, bucket_rows] {
+        let run_buckets = "SELECT COUNT(*) FROM (
+                SELECT i.agent_id, w.width, substr(i.id, 1, w.width), COUNT(*)
+                    FROM agent_instances i, (SELECT 6 AS width UNION ALL SELECT 8) w GROUP BY 1, 2, 3
+                EXCEPT SELECT agent_id, width, bucket, instances FROM agent_instance_buckets)";
+        let run_bucket_rows = "SELECT COUNT(*) FROM (
+                SELECT agent_id, width, bucket, instances FROM agent_instance_buckets
+                EXCEPT SELECT i.agent_id, w.width, substr(i.id, 1, w.width), COUNT(*)
+                    FROM agent_instances i, (SELECT 6 AS width UNION ALL SELECT 8) w GROUP BY 1, 2, 3)";
+        let checks = [
+            span_counts,
+            counter_rows,
+            instance_counts,
+            agent_spans,
+            buckets,
+            bucket_rows,
+            run_buckets,
+            run_bucket_rows,
+        ];
+        for sql in checks {
             assert_eq!(differences(sql), 0, "{sql}");
         }
         let orphans: i64 = conn

@@ -4,6 +4,7 @@
 pub mod agent_versions;
 pub mod agents;
 pub mod counts;
+pub mod id_buckets;
 pub mod idempotency;
 pub mod instances;
 pub mod job_cache;
@@ -14,7 +15,6 @@ pub mod migrations;
 mod query_plans;
 pub mod runs;
 pub mod schema_versions;
-pub mod span_buckets;
 pub mod spans;
 pub mod writer;
 

@@ -221,7 +221,10 @@ pub fn fingerprint(conn: &Connection, instance_id: &str) -> Result<Option<String
         return Ok(None);
     };
     let (count, last): (i64, Option<String>) = conn
-        .prepare_cached("SELECT COUNT(*), MAX(updated_at) FROM agent_spans WHERE agent_instance_id = ?1")?
+        .prepare_cached(
+            "SELECT COUNT(*), MAX(CASE updated_at WHEN '' THEN inserted_at ELSE updated_at END)
+                 FROM agent_spans WHERE agent_instance_id = ?1",
+        )?
         .query_row(params![instance_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
     Ok(Some(format!("{status}|{updated_at}|{count}|{}", last.unwrap_or_default())))
 }

@@ -316,10 +316,10 @@ fn replay_record(
     let resource = record.resource_id.as_deref().or(claimed_span).ok_or_else(|| {
         ApiError::internal(format!("the record of idempotency key '{}' names no resource", scope.key))
     })?;
-    let gone = || ApiError::not_found(format!("the resource of idempotency key '{}' no longer exists", scope.key));
+    let gone = || deleted_since(scope, resource);
     let answer = match replay {
         Replay::Span(as_created) => {
-            let mut answer = SpanAnswer::replay(conn, state, resource, record.control.as_deref())?;
+            let mut answer = SpanAnswer::replay(conn, state, resource, record.control.as_deref())?.ok_or_else(gone)?;
             if let Some(as_created) = as_created {
                 as_created.restore(&mut answer.span);
             }
@@ -339,6 +339,18 @@ fn replay_record(
         }
     };
     Ok(Outcome::Answer((record.status, answer.1)))
+}
+
+/// The answer to a repeat of a key whose request was applied but whose resource is gone:
+/// only `--retain` deletes runs (and their spans), so the run was finished and deleted since.
+/// 409 `conflict`, as a create of an id that exists answers: the work was done, and the SDKs
+/// count a 409 as delivered (a 404 would report a delivered span or run as rejected).
+fn deleted_since(scope: &IdempotencyScope, resource: &str) -> ApiError {
+    ApiError::conflict(format!(
+        "idempotency key '{}' was applied already; {resource}, which it created or changed, was deleted since \
+         (finished runs older than --retain are deleted with their spans)",
+        scope.key
+    ))
 }
 
 /// The path whose stored answers are span answers without their summary.

@@ -61,12 +61,14 @@ impl SpanAnswer {
         state: &AppState,
         span_id: &str,
         control: Option<&str>,
-    ) -> Result<SpanAnswer, ApiError> {
-        let span = spans::find(conn, span_id)?
-            .ok_or_else(|| ApiError::internal(format!("span {span_id} of a stored answer is missing")))?;
+    ) -> Result<Option<SpanAnswer>, ApiError> {
+        // Gone only when retention deleted its run (spans are never deleted otherwise).
+        let Some(span) = spans::find(conn, span_id)? else {
+            return Ok(None);
+        };
         let owner = instances::span_owner(conn, &span.agent_instance_id)?;
         let compiled = compiled_for(conn, state, owner.schema_version_id.as_deref())?;
         let control = control.map(serde_json::from_str::<Control>).transpose().map_err(ApiError::internal)?;
-        Ok(SpanAnswer { span, agent_id: owner.agent_id, compiled, control })
+        Ok(Some(SpanAnswer { span, agent_id: owner.agent_id, compiled, control }))
     }
 }
