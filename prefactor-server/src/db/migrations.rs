@@ -319,6 +319,13 @@ CREATE TABLE idempotency_records_by_id (
     control      TEXT,
     created      INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- Span counts by status come from the counters now (migration 6), so the instance index no
+-- longer carries each span's status (9 bytes a span, and a finish no longer rewrites its
+-- entry); the runs page's first failure of a run reads a small index of failed spans only.
+CREATE INDEX agent_spans_by_instance ON agent_spans (agent_instance_id, started_at, id);
+DROP INDEX agent_spans_by_instance_status;
+CREATE INDEX agent_spans_failed ON agent_spans (agent_instance_id, started_at) WHERE status = 'failed';
 "#,
 ];
 
