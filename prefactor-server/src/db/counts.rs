@@ -89,6 +89,14 @@ pub fn agent_span_total(conn: &Connection, agent_id: &str) -> Result<u64, ApiErr
     Ok(non_negative(total.unwrap_or(0)))
 }
 
+/// How many spans there are (one counter row per agent).
+pub fn all_span_total(conn: &Connection) -> Result<u64, ApiError> {
+    let total: i64 = conn
+        .prepare_cached("SELECT COALESCE(SUM(spans), 0) FROM agent_span_counts")?
+        .query_row([], |row| row.get(0))?;
+    Ok(non_negative(total))
+}
+
 /// How many spans instance `instance_id` has.
 pub fn instance_span_total(conn: &Connection, instance_id: &str) -> Result<u64, ApiError> {
     let total: i64 = conn
