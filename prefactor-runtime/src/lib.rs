@@ -125,6 +125,8 @@ pub use capture::instrument::{EnteredInPlace, enter_in_place};
 #[doc(hidden)]
 pub use capture::testing::capturing_client;
 #[doc(hidden)]
+pub use delivery::payload_policy::apply_to_payload;
+#[doc(hidden)]
 pub use inventory;
 #[doc(hidden)]
 pub use schema::static_schema::StaticSpanType;

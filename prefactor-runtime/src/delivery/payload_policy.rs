@@ -52,6 +52,15 @@ pub(crate) fn apply(config: &Config, op: &mut Op) -> Applied {
     applied
 }
 
+/// What the worker does to one payload under `config` (for benchmarks: `benches/redaction.rs`
+/// measures the worker's cost per payload with it); the counts of values scrubbed and of
+/// payloads truncated.
+pub fn apply_to_payload(config: &Config, payload: &mut Payload) -> (u64, u64) {
+    let mut applied = Applied::default();
+    apply_to(config.scrubber(), config.max_payload_bytes(), payload, &mut applied);
+    (applied.scrubbed, applied.truncated)
+}
+
 fn apply_to(scrubber: Option<&Scrubber>, max_bytes: usize, payload: &mut Payload, applied: &mut Applied) {
     let redaction = payload.redaction();
     let text = payload.as_json();
