@@ -79,7 +79,7 @@ fn bench(c: &mut Criterion) {
         ("truncate_1mib", &on, &huge),
     ];
     group.bench_function("clone_only", |b| {
-        b.iter_batched(|| clean.clone(), |payload| black_box(payload), BatchSize::SmallInput)
+        b.iter_batched(|| clean.clone(), black_box, BatchSize::SmallInput)
     });
     for (name, config, payload) in cases {
         group.bench_function(name, |b| {
