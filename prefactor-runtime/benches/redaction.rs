@@ -78,9 +78,7 @@ fn bench(c: &mut Criterion) {
         ("redact_path", &on, &redacted),
         ("truncate_1mib", &on, &huge),
     ];
-    group.bench_function("clone_only", |b| {
-        b.iter_batched(|| clean.clone(), black_box, BatchSize::SmallInput)
-    });
+    group.bench_function("clone_only", |b| b.iter_batched(|| clean.clone(), black_box, BatchSize::SmallInput));
     for (name, config, payload) in cases {
         group.bench_function(name, |b| {
             b.iter_batched(
