@@ -93,8 +93,9 @@ pub use prefactor_runtime::{
     DataRisk, Delivery, Error, FinishSpan, FinishStatus, FutureExt, Inclusion, InitGuard, InstanceId, InstanceManager,
     InstancePurpose, Instrumented, MAX_BULK_ITEMS, MAX_LINGER, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES, Payload,
     Permission, Pfid, QualityType, REDACTED, RUNTIME, Redaction, RuntimeEnvironment, SDK_HEADER_ENTRY, SchemaRegistry,
-    Secret, Sensitive, SpanBuilder, SpanGuard, SpanId, SpanType, Stats, StreamExt, Terminated, TerminationSubscription,
-    check_terminated, current_instance, init, init_blocking, spawn, spawn_blocking, terminated, thread,
+    Secret, Sensitive, SpanBuilder, SpanGuard, SpanId, SpanStream, SpanType, Stats, StreamExt, Terminated,
+    TerminationSubscription, check_terminated, current_instance, init, init_blocking, spawn, spawn_blocking, stream,
+    streaming, terminated, thread, try_stream,
 };
 
 /// Testing your instrumentation the way Logfire's `capfire` does: run code under a

@@ -15,6 +15,8 @@ mod schema;
 mod span;
 #[path = "private/span_future.rs"]
 mod span_future;
+#[path = "private/span_stream.rs"]
+mod span_stream;
 #[path = "private/warn_once.rs"]
 mod warn_once;
 
@@ -29,10 +31,11 @@ pub use capture::{
 pub use external_id::{ExternalId, external_id};
 pub use schema::{
     ParamsSchema, SchemaFn, SchemaOf, SchemaViaFallback, SchemaViaJsonSchema, permissive_schema, redacted_schema,
-    result_result_schema, schema_of, value_result_schema,
+    result_result_schema, schema_of, stream_result_schema, value_result_schema,
 };
 pub use span::{EnteredSpan, Started, call_once, complete, enter_span, fail, finish_sync, start_span};
 pub use span_future::{SpanFuture, instrument_span};
+pub use span_stream::{StreamStart, enter_stream_span, stream_span, try_stream_span};
 
 pub use ::inventory;
 pub use ::schemars;

@@ -1,13 +1,14 @@
 //! Expansion of `#[span(...)]`: the original function with a span around its body.
 
 use crate::body::{allow_lints, async_block, body_closure};
-use crate::capture::{finish_closure, payload_closure};
+use crate::capture::{finish_closure, payload_closure, return_span};
 use crate::model::{Execution, FnModel};
 use crate::register::registration;
-use crate::span_options::SpanOptions;
+use crate::span_options::{ErrorRendering, SpanOptions};
 use proc_macro2::TokenStream;
-use quote::{ToTokens, quote};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::LitStr;
+use syn::spanned::Spanned;
 
 pub(crate) fn expand_span(model: &FnModel, options: &SpanOptions) -> TokenStream {
     let registration = registration(model, options);
@@ -15,6 +16,10 @@ pub(crate) fn expand_span(model: &FnModel, options: &SpanOptions) -> TokenStream
     let finish = finish_closure(model, options);
     let lints = allow_lints();
     let body = match &model.execution {
+        Execution::Sync if model.stream.is_some() => {
+            let stream = streaming(model, options);
+            quote! { #registration #stream }
+        }
         Execution::Sync => {
             let closure = body_closure(model, &model.item.body);
             quote! {
@@ -53,6 +58,43 @@ fn instrumented_async(model: &FnModel, body: &TokenStream, start: &TokenStream, 
         #lints
         let __pf_span = #start;
         ::prefactor::__private::instrument_span(__pf_span, #future, #finish).await
+    }
+}
+
+/// A function returning a stream: the span is current while the body makes the stream, then
+/// the stream carries it (open until the stream ends, is dropped or yields an `Err`).
+fn streaming(model: &FnModel, options: &SpanOptions) -> TokenStream {
+    let Some(shape) = &model.stream else { return TokenStream::new() };
+    let schema = &options.schema;
+    let name = options.name.clone().unwrap_or_else(|| LitStr::new(&model.name().to_string(), model.name().span()));
+    let payload = payload_closure(model, options);
+    let closure = body_closure(model, &model.item.body);
+    let lints = allow_lints();
+    let ret_span = return_span(model);
+    let recorded = if shape.fallible {
+        let render = match options.err {
+            ErrorRendering::Display => quote_spanned! {ret_span=> ::prefactor::__private::error_display },
+            ErrorRendering::Debug => quote_spanned! {ret_span=> ::prefactor::__private::error_debug },
+        };
+        quote_spanned! {ret_span=> ::prefactor::__private::try_stream_span(__pf_span, __pf_out, #render) }
+    } else {
+        quote_spanned! {ret_span=> ::prefactor::__private::stream_span(__pf_span, __pf_out) }
+    };
+    let recorded = match &options.reduce {
+        Some(path) => quote_spanned! {path.span()=> #recorded.reduce(#path) },
+        None => recorded,
+    };
+    let recorded = if shape.boxed {
+        quote! { ::std::boxed::Box::pin(#recorded) }
+    } else {
+        recorded
+    };
+    quote! {
+        #lints
+        let __pf_span = ::prefactor::__private::enter_stream_span(#schema, #name, #payload);
+        #lints
+        let __pf_out = ::prefactor::__private::call_once(#closure);
+        #recorded
     }
 }
 

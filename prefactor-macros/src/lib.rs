@@ -21,6 +21,7 @@ mod redact;
 mod register;
 mod schema_name;
 mod span_options;
+mod stream_shape;
 mod suggest;
 mod types;
 mod valid;

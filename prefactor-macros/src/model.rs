@@ -4,6 +4,7 @@
 //! its spans and rust-analyzer keeps working inside it. It is only parsed to detect the
 //! `async-trait` / `fn -> impl Future` shape whose last expression is an `async move` block.
 
+use crate::stream_shape::{StreamShape, stream_shape};
 use crate::types::{is_opaque, mentions_impl_trait, single_generic_args, static_lifetimes};
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
@@ -84,6 +85,8 @@ pub(crate) struct FnModel {
     /// The type of the value the body evaluates to, when it can be written (no `impl Trait`).
     pub(crate) output_type: Option<Type>,
     pub(crate) execution: Execution,
+    /// Set when the function returns a stream: the span lasts as long as the stream.
+    pub(crate) stream: Option<StreamShape>,
 }
 
 impl FnModel {
@@ -96,7 +99,11 @@ impl FnModel {
         let produced = produced_type(&item.sig, &execution);
         let output = shape_of(produced.as_ref(), &generic_names);
         let output_type = produced.filter(|ty| !mentions_impl_trait(ty));
-        FnModel { item, args, has_receiver, output, output_type, execution }
+        let stream = match execution {
+            Execution::Sync => stream_shape(&item.sig),
+            _ => None,
+        };
+        FnModel { item, args, has_receiver, output, output_type, execution, stream }
     }
 
     pub(crate) fn name(&self) -> &Ident {

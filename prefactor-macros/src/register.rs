@@ -106,6 +106,7 @@ fn params_schema_fn(model: &FnModel, options: &SpanOptions) -> TokenStream {
 /// `fn __pf_result_schema() -> Value`, or `None` when the span never has a result payload.
 fn result_schema_fn(model: &FnModel, options: &SpanOptions) -> Option<TokenStream> {
     let body = match &model.output {
+        _ if model.stream.is_some() => quote! { ::prefactor::__private::stream_result_schema() },
         OutputShape::Unit => return None,
         OutputShape::Value(_) if options.skip_ret => return None,
         OutputShape::Value(ty) => {

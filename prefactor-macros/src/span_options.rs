@@ -22,6 +22,7 @@ const SPAN_OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "data_risk", kind: OptionKind::Path },
     OptionSpec { name: "redact", kind: OptionKind::Redact },
     OptionSpec { name: "kind", kind: OptionKind::Str },
+    OptionSpec { name: "reduce", kind: OptionKind::Path },
 ];
 
 /// The operations of the OpenTelemetry GenAI conventions a span type may declare with `kind`
@@ -55,6 +56,8 @@ pub(crate) struct SpanOptions {
     /// `kind = "chat"`: the span type's OpenTelemetry GenAI operation (one of
     /// `GEN_AI_OPERATIONS`).
     pub(crate) kind: Option<LitStr>,
+    /// `reduce = path`: a `fn(&mut Acc, &Item)` folding a stream's items into its result.
+    pub(crate) reduce: Option<syn::Path>,
 }
 
 impl SpanOptions {
@@ -97,6 +100,9 @@ impl SpanOptions {
                 ),
             );
         }
+        if let (Some(skip_ret), Some(_)) = (parsed.flag("skip_ret"), parsed.get("reduce")) {
+            errors.at(skip_ret, "`skip_ret` conflicts with `reduce`, which records a result reduced from the items");
+        }
         let err = match parsed.choice("err") {
             Some(ident) if ident == "Debug" => ErrorRendering::Debug,
             _ => ErrorRendering::Display,
@@ -115,6 +121,7 @@ impl SpanOptions {
             data_risk: parsed.path("data_risk"),
             redact: parsed.redact_targets("redact"),
             kind,
+            reduce: parsed.path("reduce"),
         })
     }
 }

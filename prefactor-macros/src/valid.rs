@@ -41,6 +41,18 @@ pub(crate) fn check_span_options(model: &FnModel, options: &SpanOptions, errors:
             errors.at(ident.span(), message);
         }
     }
+    if let Some(reduce) = &options.reduce
+        && model.stream.is_none()
+    {
+        let message = if model.item.sig.asyncness.is_some() {
+            "`reduce` needs a function that returns a stream; on an `async fn` the span covers the future: \
+             return `impl Stream<Item = T>` from a plain `fn`, or wrap the stream with `prefactor::stream(..)`"
+        } else {
+            "`reduce` needs a function that returns a stream: `impl Stream<Item = T>`, \
+             `Pin<Box<dyn Stream<Item = T>>>` or `BoxStream<'_, T>`"
+        };
+        errors.at_tokens(reduce, message);
+    }
     let mut field_keys = BTreeSet::new();
     for field in &options.fields {
         if !field_keys.insert(field.key.clone()) {

@@ -84,6 +84,7 @@ pub use capture::instance::{AgentInstanceHandle, TerminationSubscription};
 pub use capture::instrument::{FutureExt, Instrumented, StreamExt, spawn, spawn_blocking};
 pub use capture::span_builder::SpanBuilder;
 pub use capture::span_guard::SpanGuard;
+pub use capture::span_stream::{SpanStream, stream, try_stream};
 pub use capture::thread;
 pub use config::delivery::Delivery;
 #[cfg(feature = "otel")]
@@ -105,6 +106,13 @@ pub use report::stats::Stats;
 pub use schema::data_risk::{ActionProfile, Classification, DataCategories, DataRisk, Inclusion, Permission};
 pub use schema::registry::SchemaRegistry;
 pub use schema::span_type::{QualityType, SpanType};
+
+/// Streaming spans: the types of a [`SpanStream`](streaming::SpanStream), a span open as
+/// long as a stream (made by [`stream`], [`try_stream`] and `#[prefactor::span]` on a
+/// function returning `impl Stream`).
+pub mod streaming {
+    pub use crate::capture::span_stream::{Fold, ItemPolicy, Items, KeepNothing, Reduce, SpanStream, TryItems};
+}
 
 /// Testing your instrumentation: run code under a [`Capture`](testing::Capture) (no server)
 /// and assert on the runs and spans it would have sent, or snapshot them as text trees.
@@ -128,5 +136,7 @@ pub use capture::testing::capturing_client;
 pub use delivery::payload_policy::apply_to_payload;
 #[doc(hidden)]
 pub use inventory;
+#[doc(hidden)]
+pub use record::payload::error_payload;
 #[doc(hidden)]
 pub use schema::static_schema::StaticSpanType;

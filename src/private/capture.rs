@@ -154,30 +154,14 @@ pub fn result_value<T: ?Sized + SpanResult>(value: &T) -> Option<Payload> {
     .ok()
 }
 
-#[derive(serde::Serialize)]
-struct ErrorDetails<'a> {
-    message: &'a str,
-    #[serde(rename = "type")]
-    type_name: &'a str,
-}
-
-#[derive(serde::Serialize)]
-struct ErrorPayload<'a> {
-    error: ErrorDetails<'a>,
-}
-
-fn error_payload(message: &str, type_name: &str) -> Option<Payload> {
-    Payload::from_serialize(&ErrorPayload { error: ErrorDetails { message, type_name } }).ok()
-}
-
 /// `{"error": {"message": <Display>, "type": <type name>}}`.
 pub fn error_display<E: ?Sized + SpanErrorDisplay>(error: &E) -> Option<Payload> {
-    error_payload(&error.to_string(), std::any::type_name::<E>())
+    prefactor_runtime::error_payload(&error.to_string(), std::any::type_name::<E>())
 }
 
 /// `{"error": {"message": <Debug>, "type": <type name>}}`.
 pub fn error_debug<E: ?Sized + Debug>(error: &E) -> Option<Payload> {
-    error_payload(&format!("{error:?}"), std::any::type_name::<E>())
+    prefactor_runtime::error_payload(&format!("{error:?}"), std::any::type_name::<E>())
 }
 
 #[cfg(test)]

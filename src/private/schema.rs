@@ -184,6 +184,29 @@ pub fn result_result_schema(ok: Option<SchemaFn>) -> Value {
     finish_document(schema, &mut generator)
 }
 
+/// Result schema of a streaming span: the stream's counts, the error of a failing item, and
+/// the reduced result's keys (not constrained: its type is the `reduce` function's, which the
+/// macro cannot name).
+#[must_use]
+pub fn stream_result_schema() -> Value {
+    let error = error_form()["properties"]["error"].clone();
+    json!({
+        "type": "object",
+        "properties": {
+            "stream": {
+                "type": "object",
+                "properties": {
+                    "items": { "type": "integer", "minimum": 0 },
+                    "time_to_first_item_ms": { "type": "number", "minimum": 0 }
+                },
+                "required": ["items"]
+            },
+            "error": error
+        },
+        "required": ["stream"]
+    })
+}
+
 /// The shapes a return value with schema `ok` can take in the result payload.
 fn ok_forms(ok: Value) -> Vec<Value> {
     let wrapped = json!({ "type": "object", "properties": { "output": ok.clone() }, "required": ["output"] });

@@ -86,6 +86,15 @@ pub fn enter_span(
     span.map(|span| EnteredSpan { entered: span.enter(), span })
 }
 
+impl EnteredSpan {
+    /// Leaves the span's scope and hands over the span (still open).
+    pub(crate) fn leave(self) -> SpanGuard {
+        let EnteredSpan { entered, span } = self;
+        drop(entered);
+        span
+    }
+}
+
 /// Calls `body` once (an `FnOnce` expectation lets the body move out of and return borrows of
 /// its captures, exactly like the original function body).
 #[inline]

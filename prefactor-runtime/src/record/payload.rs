@@ -261,6 +261,23 @@ impl fmt::Debug for Payload {
     }
 }
 
+/// `{"error": {"message": .., "type": ..}}`: the result of a span that failed with an error
+/// (the `#[span]` macro's and a failing stream item's). `None` only if serialization fails.
+#[doc(hidden)]
+pub fn error_payload(message: &str, type_name: &str) -> Option<Payload> {
+    #[derive(serde::Serialize)]
+    struct ErrorDetails<'a> {
+        message: &'a str,
+        #[serde(rename = "type")]
+        type_name: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct ErrorPayload<'a> {
+        error: ErrorDetails<'a>,
+    }
+    Payload::from_serialize(&ErrorPayload { error: ErrorDetails { message, type_name } }).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
