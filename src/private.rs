@@ -35,7 +35,7 @@ pub use schema::{
 };
 pub use span::{EnteredSpan, Started, call_once, complete, enter_span, fail, finish_sync, start_span};
 pub use span_future::{SpanFuture, instrument_span};
-pub use span_stream::{StreamStart, enter_stream_span, stream_span, try_stream_span};
+pub use span_stream::{StreamStart, enter_stream_span, reducer_for, stream_span, try_reducer_for, try_stream_span};
 
 pub use ::inventory;
 pub use ::schemars;

@@ -90,9 +90,9 @@ fn render_children<'a>(
             duration(span.started_at.as_deref(), span.finished_at.as_deref()),
             width = width.saturating_sub(indent.chars().count()),
         );
-        let fields = key_fields(&span.payload, span.result_payload.as_ref());
-        if !fields.is_empty() {
-            let _ = writeln!(out, "{indent}{next_indent}   {fields}");
+        let (fields, results) = key_fields(&span.payload, span.result_payload.as_ref());
+        for line in [fields, results].into_iter().filter(|line| !line.is_empty()) {
+            let _ = writeln!(out, "{indent}{next_indent}   {line}");
         }
         render_children(children, Some(span.id.as_str()), &format!("{indent}{next_indent}"), width, out);
     }
@@ -115,17 +115,23 @@ fn duration(started: Option<&str>, finished: Option<&str>) -> String {
     }
 }
 
-/// Up to three scalar fields of the payload and two of the result, as `key=value`.
-fn key_fields(payload: &Value, result: Option<&Value>) -> String {
-    scalar_fields(Some(payload), "").take(3).chain(scalar_fields(result, "→ ").take(2)).collect::<Vec<_>>().join("  ")
+/// Up to three scalar fields of the payload and, on a line of their own, six of the result, as
+/// `key=value` (the fields of a nested object as `outer.key=value`: a stream's
+/// `stream.time_to_first_item_ms`, say).
+fn key_fields(payload: &Value, result: Option<&Value>) -> (String, String) {
+    let fields = scalar_fields(Some(payload), "").take(3).collect::<Vec<_>>().join("  ");
+    let results = scalar_fields(result, "").take(6).collect::<Vec<_>>().join("  ");
+    (fields, if results.is_empty() { results } else { format!("→ {results}") })
 }
 
 fn scalar_fields<'a>(value: Option<&'a Value>, arrow: &'static str) -> impl Iterator<Item = String> + 'a {
-    value
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .filter_map(move |(key, value)| scalar(value).map(|text| format!("{arrow}{key}={text}")))
+    value.and_then(Value::as_object).into_iter().flatten().flat_map(move |(key, value)| match value {
+        Value::Object(fields) if !fields.contains_key("message") => fields
+            .iter()
+            .filter_map(|(inner, value)| scalar(value).map(|text| format!("{arrow}{key}.{inner}={text}")))
+            .collect::<Vec<_>>(),
+        _ => scalar(value).map(|text| format!("{arrow}{key}={text}")).into_iter().collect(),
+    })
 }
 
 fn scalar(value: &Value) -> Option<String> {

@@ -80,9 +80,17 @@ fn streaming(model: &FnModel, options: &SpanOptions) -> TokenStream {
     } else {
         quote_spanned! {ret_span=> ::prefactor::__private::stream_span(__pf_span, __pf_out) }
     };
-    let recorded = match &options.reduce {
-        Some(path) => quote_spanned! {path.span()=> #recorded.reduce(#path) },
-        None => recorded,
+    let (check, recorded) = match &options.reduce {
+        Some(path) => {
+            let checker = if shape.fallible {
+                quote_spanned! {path.span()=> ::prefactor::__private::try_reducer_for }
+            } else {
+                quote_spanned! {path.span()=> ::prefactor::__private::reducer_for }
+            };
+            let check = quote_spanned! {path.span()=> let __pf_reduce = #checker(&__pf_out, #path); };
+            (check, quote! { #recorded.reduce(__pf_reduce) })
+        }
+        None => (TokenStream::new(), recorded),
     };
     let recorded = if shape.boxed {
         quote! { ::std::boxed::Box::pin(#recorded) }
@@ -94,6 +102,7 @@ fn streaming(model: &FnModel, options: &SpanOptions) -> TokenStream {
         let __pf_span = ::prefactor::__private::enter_stream_span(#schema, #name, #payload);
         #lints
         let __pf_out = ::prefactor::__private::call_once(#closure);
+        #check
         #recorded
     }
 }

@@ -49,3 +49,26 @@ where
     let (span, at) = leave(start);
     SpanStream::new_try_rendered(span, stream, render).started_at(at)
 }
+
+/// `reduce = path` checked against the stream's items where the path is written (so a
+/// reducer of the wrong item type is reported on it, not on the return type).
+#[inline]
+pub fn reducer_for<S, A, F>(_stream: &S, reduce: F) -> F
+where
+    S: futures_core::Stream,
+    A: Default + serde::Serialize,
+    F: FnMut(&mut A, &S::Item),
+{
+    reduce
+}
+
+/// [`reducer_for`] for a stream of `Result` items: the reducer takes the `Ok` values.
+#[inline]
+pub fn try_reducer_for<S, T, E, A, F>(_stream: &S, reduce: F) -> F
+where
+    S: futures_core::Stream<Item = Result<T, E>>,
+    A: Default + serde::Serialize,
+    F: FnMut(&mut A, &T),
+{
+    reduce
+}

@@ -148,7 +148,9 @@ impl<P> Open<P> {
         let mut stats = serde_json::Map::new();
         stats.insert("items".to_owned(), items.into());
         if let Some(first) = first_item {
-            stats.insert(TIME_TO_FIRST_ITEM_KEY.to_owned(), (first.as_secs_f64() * 1000.0).into());
+            // Milliseconds to the microsecond: the resolution of the span's own times.
+            let millis = (first.as_secs_f64() * 1e6).round() / 1e3;
+            stats.insert(TIME_TO_FIRST_ITEM_KEY.to_owned(), millis.into());
         }
         result.merge(&Payload::from(serde_json::json!({ "stream": stats })));
         if let Some(extra) = extra {
