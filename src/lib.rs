@@ -43,6 +43,9 @@
 //!   [`InitGuard`] that flushes and closes the client when dropped.
 //! * Inside a run: [`current_instance`], [`check_terminated`], [`terminated`], and
 //!   [`AgentInstanceHandle::on_terminated`] for the platform's stop signal.
+//! * Streams: `#[span]` on a function returning a stream keeps the span open until the stream
+//!   ends ([`SpanStream`]); [`stream`] and [`try_stream`] do it for streams made elsewhere.
+//! * Testing your instrumentation without a server: [`testing`].
 //! * Keeping the run's context across tasks and threads: [`spawn`], [`spawn_blocking`],
 //!   [`thread::spawn`], [`FutureExt`], [`StreamExt`], [`Context`].
 //! * The explicit API (no macros): [`Client`], [`CreateInstance`], [`AgentInstanceHandle`],

@@ -423,3 +423,68 @@ fn every_span_schema_is_registered_with_its_location() {
         .expect("submitted through inventory");
     assert!(location.starts_with("tests/span_capture.rs:"), "{location}");
 }
+
+#[derive(Default, Serialize)]
+struct Transcript {
+    text: String,
+}
+
+fn append(transcript: &mut Transcript, word: &String) {
+    transcript.text.push_str(word);
+}
+
+/// A streamed reply whose item `fail_at` (if any) is an error.
+#[prefactor::span(schema = "test:stream", reduce = append)]
+fn stream_reply(
+    words: u8,
+    fail_at: Option<u8>,
+) -> std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<String, ToolError>> + Send>> {
+    struct Words {
+        next: u8,
+        words: u8,
+        fail_at: Option<u8>,
+    }
+    impl futures_core::Stream for Words {
+        type Item = Result<String, ToolError>;
+        fn poll_next(mut self: Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+            let at = self.next;
+            self.next += 1;
+            std::task::Poll::Ready(
+                (at < self.words).then(|| {
+                    if Some(at) == self.fail_at { Err(ToolError { code: 429 }) } else { Ok(format!("w{at} ")) }
+                }),
+            )
+        }
+    }
+    Box::pin(Words { next: 0, words, fail_at })
+}
+
+#[prefactor::agent(name = "capture-stream")]
+fn stream_agent() -> InstanceId {
+    use futures_util::StreamExt as _;
+    let drain = |stream: Pin<Box<dyn futures_core::Stream<Item = Result<String, ToolError>> + Send>>, take: usize| {
+        futures_executor::block_on(stream.take(take).count())
+    };
+    assert_eq!(drain(stream_reply(3, None), usize::MAX), 3);
+    assert_eq!(drain(stream_reply(3, Some(1)), usize::MAX), 3);
+    assert_eq!(drain(stream_reply(5, None), 2), 2);
+    current_instance_id()
+}
+
+#[test]
+fn streaming_spans_reach_the_server_complete_failed_and_cancelled_with_their_counts() {
+    harness();
+    let id = stream_agent();
+    let spans = finished_spans_of(id, 3);
+    let statuses: Vec<&Value> = spans.iter().map(|span| &span["status"]).collect();
+    assert_eq!(statuses, [&json!("complete"), &json!("failed"), &json!("cancelled")]);
+    assert_eq!(spans[0]["payload"], json!({"words": 3, "fail_at": null}));
+    assert_eq!(spans[0]["result_payload"]["text"], "w0 w1 w2 ");
+    assert_eq!(spans[0]["result_payload"]["stream"]["items"], 3);
+    assert!(spans[0]["result_payload"]["stream"]["time_to_first_item_ms"].is_number());
+    assert_eq!(spans[1]["result_payload"]["error"]["message"], "tool failed with 429");
+    assert_eq!(spans[1]["result_payload"]["stream"]["items"], 2);
+    assert_eq!(spans[2]["result_payload"]["stream"]["items"], 2);
+    assert_eq!(spans[2]["result_payload"]["text"], "w0 w1 ");
+    assert_eq!(rejected_requests(), Vec::<String>::new(), "the stream result schema accepts every result");
+}

@@ -44,15 +44,24 @@ use proc_macro::TokenStream;
 ///   `.await` by polling the body inside the span's context.
 /// * **schemas** — the params schema (from the argument types) and the result schema (from the
 ///   return type) are derived with schemars and registered at compile time.
+/// * **streams** — on a function returning a stream (`impl Stream<Item = T>`,
+///   `Pin<Box<dyn Stream<Item = T> ..>>` or `BoxStream<'_, T>`) the span lasts as long as the
+///   stream: `complete` at its end, `failed` at the first `Err` item (for `Result` items) or a
+///   panicking poll, `cancelled` when dropped before its end. Its result is
+///   `{"stream": {"items": N, "time_to_first_item_ms": T}}`, merged with the value
+///   `reduce = path` folds from the items (`fn(&mut Acc, &Item)`, `Acc: Default + Serialize`;
+///   for `Result` items it gets the `Ok` values); no item is kept without it. The span is the
+///   current context while the stream is polled, wherever it is polled.
 ///
 /// Options: `schema = "ns:kind"` (required), `title`, `description`, `template`, `name`,
 /// `skip(a, b)`, `skip_all`, `fields(key = expr, ...)`, `skip_ret`, `err(Display)` (default) /
-/// `err(Debug)`, and `data_risk = path::to::function`, a `fn() -> prefactor::DataRisk` that
+/// `err(Debug)`, `data_risk = path::to::function`, a `fn() -> prefactor::DataRisk` that
 /// declares what the span type may do and which data it carries (called once, when the client
-/// starts), and `kind = "chat"`, the span type's OpenTelemetry GenAI operation (`chat`,
+/// starts), `kind = "chat"`, the span type's OpenTelemetry GenAI operation (`chat`,
 /// `text_completion`, `generate_content`, `embeddings`, `execute_tool`, `invoke_agent`,
 /// `create_agent`), which names and types its spans in the OTel export (feature `otel`; without
-/// it the operation follows from the schema name, `agent:llm` being `chat`).
+/// it the operation follows from the schema name, `agent:llm` being `chat`), and
+/// `reduce = path::to::function` for streams (above).
 ///
 /// `redact(api_key, "messages[*].content", "headers[\"x-api-key\"]")` records values as
 /// `"[REDACTED]"`: a bare argument name is never read at all; a path (an argument name, then
