@@ -429,6 +429,8 @@ struct Transcript {
     text: String,
 }
 
+// A reducer takes `&Item`, here `&String`.
+#[allow(clippy::ptr_arg)]
 fn append(transcript: &mut Transcript, word: &String) {
     transcript.text.push_str(word);
 }
@@ -441,7 +443,7 @@ fn stream_reply(
 ) -> std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<String, ToolError>> + Send>> {
     struct Words {
         next: u8,
-        words: u8,
+        count: u8,
         fail_at: Option<u8>,
     }
     impl futures_core::Stream for Words {
@@ -450,13 +452,13 @@ fn stream_reply(
             let at = self.next;
             self.next += 1;
             std::task::Poll::Ready(
-                (at < self.words).then(|| {
+                (at < self.count).then(|| {
                     if Some(at) == self.fail_at { Err(ToolError { code: 429 }) } else { Ok(format!("w{at} ")) }
                 }),
             )
         }
     }
-    Box::pin(Words { next: 0, words, fail_at })
+    Box::pin(Words { next: 0, count: words, fail_at })
 }
 
 #[prefactor::agent(name = "capture-stream")]

@@ -141,8 +141,8 @@ struct Open<P> {
 
 impl<P> Open<P> {
     /// Ends the span with the counts and the reduced result (then `extra`'s keys).
-    fn finish(self: Box<Self>, status: FinishStatus, extra: Option<Payload>) {
-        let Open { span, cx, policy, result_of, items, first_item, .. } = *self;
+    fn finish(self, status: FinishStatus, extra: Option<Payload>) {
+        let Open { span, cx, policy, result_of, items, first_item, .. } = self;
         drop(cx);
         let mut result = result_of(&policy).unwrap_or_else(Payload::empty);
         let mut stats = serde_json::Map::new();
@@ -189,7 +189,7 @@ pin_project! {
             }
             // Dropped before its end: cancelled, with what it counted.
             if let Some(open) = this.open.take() {
-                open.finish(FinishStatus::Cancelled, None);
+                (*open).finish(FinishStatus::Cancelled, None);
             }
         }
     }
@@ -262,7 +262,6 @@ impl<S: Stream, P: ItemPolicy<S::Item>> SpanStream<S, P> {
 
     /// Measures the time to the first item from `at` (default: when the stream was wrapped),
     /// for a span opened earlier than that.
-    #[must_use]
     pub fn started_at(mut self, at: Instant) -> Self {
         if let Some(open) = &mut self.open {
             open.started = at;
@@ -363,13 +362,13 @@ impl<S: Stream, P: ItemPolicy<S::Item>> Stream for SpanStream<S, P> {
                     if let Err(error) = open.policy.item(item)
                         && let Some(open) = this.open.take()
                     {
-                        open.finish(FinishStatus::Failed, error);
+                        (*open).finish(FinishStatus::Failed, error);
                     }
                 }
             }
             Poll::Ready(None) => {
                 if let Some(open) = this.open.take() {
-                    open.finish(FinishStatus::Complete, None);
+                    (*open).finish(FinishStatus::Complete, None);
                 }
             }
             Poll::Pending => {}
@@ -397,7 +396,7 @@ impl<P> Drop for FailOnPanic<'_, P> {
         if std::thread::panicking()
             && let Some(open) = self.0.take()
         {
-            open.finish(FinishStatus::Failed, None);
+            (*open).finish(FinishStatus::Failed, None);
         }
     }
 }
