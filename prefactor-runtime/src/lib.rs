@@ -107,7 +107,7 @@ pub use schema::data_risk::{ActionProfile, Classification, DataCategories, DataR
 pub use schema::registry::SchemaRegistry;
 pub use schema::span_type::{QualityType, SpanType};
 
-/// Streaming spans: the types of a [`SpanStream`](streaming::SpanStream), a span open as
+/// Streaming spans: the types of a [`SpanStream`], a span open as
 /// long as a stream (made by [`stream`], [`try_stream`] and `#[prefactor::span]` on a
 /// function returning `impl Stream`).
 pub mod streaming {
