@@ -28,7 +28,7 @@ use crate::report::error::Error;
 /// assert_eq!(Payload::empty().as_json(), "{}");
 /// ```
 ///
-/// Short texts (up to [`INLINE`] bytes: a few arguments, most results) are kept inside the
+/// Short texts (a few dozen bytes: a few arguments, most results) are kept inside the
 /// payload itself, with no allocation; longer ones take one allocation of their exact size.
 /// Either way the text is serialized into a reused per-thread buffer first, so it never grows
 /// or shrinks.
