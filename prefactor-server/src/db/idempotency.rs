@@ -4,7 +4,7 @@
 //! A record holds what a replay needs, not the answer: the request's fingerprint, the answer's
 //! status, the resource the answer shows (none when it is the span the request itself names)
 //! and the control signal the answer carried. A replay rebuilds the answer from that resource
-//! (see [`crate::handlers::operation::Replay`]). About 70 bytes a record, where whole answers
+//! (see [`crate::handlers::operation::Replay`]). About 50 bytes a record, where whole answers
 //! took ~700 (a register, start or finish) and were half of a database's size. Records from
 //! before migration 7 keep their bodies and replay them as before.
 //!
