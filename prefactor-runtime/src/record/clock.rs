@@ -1,17 +1,10 @@
-//! The wall clock of span timestamps: the system's real-time clock (what `SystemTime` reads),
-//! never going backwards on one thread.
-//!
-//! On Unix it is read with `rustix::time::clock_gettime(Realtime)`, the same clock through the
-//! same vDSO call as `SystemTime::now`, without the `SystemTime` arithmetic (a checked
-//! subtraction, a `Duration` normalization and a 128-bit product per reading): two readings
-//! per span.
+//! The wall clock of span timestamps: `SystemTime`, never going backwards on one thread.
 //!
 //! Readings taken on one thread never go backwards: each returns at least the last value it
 //! returned on the calling thread (if the system clock is set back, this thread's readings stay
 //! put until the wall clock catches up), so a span never ends before it started.
 
 use std::cell::Cell;
-#[cfg(not(unix))]
 use std::time::{SystemTime, UNIX_EPOCH};
 
 thread_local! {
@@ -19,29 +12,11 @@ thread_local! {
     static LAST_MICROS: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Microseconds since the Unix epoch (0 before it), as the system clock reads them.
-#[cfg(unix)]
-#[inline]
-fn system_micros() -> u64 {
-    let now = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
-    match (u64::try_from(now.tv_sec), u64::try_from(now.tv_nsec)) {
-        (Ok(secs), Ok(nanos)) => secs.saturating_mul(1_000_000).saturating_add(nanos / 1_000),
-        _ => 0,
-    }
-}
-
-/// Microseconds since the Unix epoch (0 before it), as the system clock reads them.
-#[cfg(not(unix))]
-#[inline]
-fn system_micros() -> u64 {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_micros());
-    u64::try_from(now).unwrap_or(u64::MAX)
-}
-
 /// Microseconds since the Unix epoch (0 before it), monotonic per thread.
 #[inline]
 pub(crate) fn unix_micros() -> u64 {
-    let now = system_micros();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_micros());
+    let now = u64::try_from(now).unwrap_or(u64::MAX);
     LAST_MICROS
         .try_with(|last| {
             let kept = now.max(last.get());
@@ -54,18 +29,17 @@ pub(crate) fn unix_micros() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{SystemTime, UNIX_EPOCH};
 
-    fn std_micros() -> u64 {
+    fn system_micros() -> u64 {
         SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
     }
 
     #[test]
     fn agrees_with_system_time_to_the_microsecond() {
         for _ in 0..10_000 {
-            let before = std_micros();
+            let before = system_micros();
             let ours = unix_micros();
-            let after = std_micros();
+            let after = system_micros();
             assert!(before <= ours && ours <= after, "{before} <= {ours} <= {after}");
         }
     }
