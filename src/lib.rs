@@ -55,6 +55,9 @@
 //!   and the default scrubbing and size limit of [`ConfigBuilder::scrub_secrets`] and
 //!   [`ConfigBuilder::max_payload_bytes`].
 //! * Outcomes: [`Error`], [`Stats`], [`CloseReport`].
+//! * `tracing` both ways (feature `tracing-bridge`): `tracing_bridge::PrefactorLayer` records
+//!   `#[instrument]` spans inside runs, `tracing_bridge::PrefactorIds` puts Prefactor ids in
+//!   log lines.
 //!
 //! # Schemas of your own types
 //!
@@ -144,6 +147,9 @@ pub mod testing {
 /// The OpenTelemetry export (feature `otel`): see [`OtelExport`] and `docs/otel.md`.
 #[cfg(feature = "otel")]
 pub use prefactor_runtime::{ContentCapture, GenAiOperation, OtelExport, SemconvStability};
+
+#[cfg(feature = "tracing-bridge")]
+pub mod tracing_bridge;
 
 #[doc(hidden)]
 #[path = "private.rs"]
