@@ -43,6 +43,7 @@ prefactor_runtime::inventory::submit! {
         description: Some("A `tracing` span recorded by prefactor's tracing bridge"),
         template: Some("{{ target }} {{ name }}"),
         data_risk: None,
+        gen_ai_operation: None,
         file: file!(),
         line: line!(),
         column: column!(),
