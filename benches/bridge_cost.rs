@@ -1,0 +1,108 @@
+//! Cost of the `tracing` bridge per span: the same `#[tracing::instrument]` function (two
+//! arguments) called inside an agent run, under a `tracing-subscriber` registry alone and under
+//! the registry with `prefactor::tracing_bridge::PrefactorLayer`, in the same run. The
+//! difference is what the bridge adds: a Prefactor span per `tracing` span (payload from the
+//! fields, context entered and exited with the span, create and finish queued), delivered by
+//! the client's worker to a local server on 127.0.0.1.
+//!
+//! Figures are the calling thread's CPU time (the worker and the server share the 2 cores).
+//! Spans are measured in chunks of `CHUNK`; between chunks (untimed) the client is flushed, so
+//! every span is delivered and none is dropped for a full queue; the bench checks that.
+//!
+//! Run: `cargo bench --bench bridge_cost --features tracing-bridge`.
+
+use std::cell::Cell;
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use prefactor::tracing_bridge::PrefactorLayer;
+use prefactor::{Config, CreateInstance};
+use prefactor_server::{DbLocation, LocalServer, ServerConfig};
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+
+const CHUNK: u64 = 4_096;
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[inline(never)]
+#[tracing::instrument]
+fn traced_lookup(user_id: u64, query: &str) -> usize {
+    query.len() + (user_id & 7) as usize
+}
+
+/// CPU time of the calling thread (see the module comment).
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `now` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID exists on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    Duration::new(now.tv_sec.unsigned_abs(), u32::try_from(now.tv_nsec).unwrap_or(0))
+}
+
+fn bridge(c: &mut Criterion) {
+    let server = LocalServer::start(ServerConfig::default().with_db(DbLocation::Temp).with_record_capacity(0))
+        .expect("local server starts");
+    let config = Config::builder().api_url(server.base_url()).api_token(server.token()).build().expect("valid config");
+    let guard = prefactor::init_blocking(config).expect("client initializes");
+    let client = guard.client();
+    let instance = client.create_agent_instance(CreateInstance::default()).expect("instance created");
+    instance.start();
+    let _context = instance.context().enter();
+
+    // Only this bench's callsites are enabled in both variants: the runtime's and the server's
+    // own tracing calls stay off, so the variants differ by the bridge alone.
+    let filter = Targets::new().with_target("bridge_cost", Level::TRACE);
+    let registry_only = tracing_subscriber::registry().with(filter.clone());
+    let bridged = tracing_subscriber::registry().with(filter).with(PrefactorLayer::new());
+
+    let mut group = c.benchmark_group("instrument");
+    group.sample_size(20).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
+    let since_flush = Cell::new(0u64);
+    let mut measure = |name: &str, dispatch: tracing::Dispatch| {
+        let _default = tracing::dispatcher::set_default(&dispatch);
+        // Untimed warm-up: first calls pay one-time costs (callsite registration, lazy statics).
+        for i in 0..CHUNK {
+            black_box(traced_lookup(black_box(i), black_box("weather in Paris")));
+        }
+        client.flush_blocking(FLUSH_TIMEOUT).expect("warm-up delivered");
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    if since_flush.get() >= CHUNK {
+                        client.flush_blocking(FLUSH_TIMEOUT).expect("chunk delivered");
+                        since_flush.set(0);
+                    }
+                    let batch = (CHUNK - since_flush.get()).min(iters - done);
+                    let cpu = thread_cpu_time();
+                    for i in 0..batch {
+                        black_box(traced_lookup(black_box(i), black_box("weather in Paris")));
+                    }
+                    timed += thread_cpu_time() - cpu;
+                    since_flush.set(since_flush.get() + batch);
+                    done += batch;
+                }
+                timed
+            })
+        });
+    };
+    measure("registry_thread_cpu", tracing::Dispatch::new(registry_only));
+    let enqueued = client.stats().enqueued;
+    measure("bridged_thread_cpu", tracing::Dispatch::new(bridged));
+    group.finish();
+
+    let stats = client.stats();
+    assert!(stats.enqueued > enqueued, "the bridged variant must record spans: {stats:?}");
+    assert_eq!(stats.dropped, 0, "the measured calls must not hit a full queue: {stats:?}");
+    assert_eq!(stats.failed, 0, "every span must be accepted by the server: {stats:?}");
+    eprintln!("instrument/bridged delivery: {stats:?}");
+    drop(_context);
+    drop(guard);
+    server.shutdown();
+}
+
+criterion_group!(benches, bridge);
+criterion_main!(benches);
