@@ -146,7 +146,10 @@ fn mapped_spans_carry_their_fields_and_errors_fail_them() {
     assert_eq!(fetches[0]["status"], "complete");
     assert_eq!(fetches[1]["payload"], json!({"url": "ftp://example.com"}));
     assert_eq!(fetches[1]["status"], "failed");
-    assert_eq!(fetches[1]["result_payload"], json!({"error": {"message": "refused: ftp://example.com", "type": "tracing"}}));
+    assert_eq!(
+        fetches[1]["result_payload"],
+        json!({"error": {"message": "refused: ftp://example.com", "type": "tracing"}})
+    );
     // The longest target prefix wins (`bridge::tools` over `bridge`).
     let lookup = span(&spans, "bridge:lookup");
     assert_eq!(lookup["payload"], json!({"city": "Lisbon"}));
@@ -177,11 +180,16 @@ fn log_lines_inside_prefactor_spans_carry_their_ids() {
     assert_eq!(span(&spans, "bridge:log")["id"], span_id.as_str());
 
     let lines: Vec<&str> = lines.lines().collect();
-    let line = |needle: &str| *lines.iter().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle} in {lines:#?}"));
+    let line =
+        |needle: &str| *lines.iter().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle} in {lines:#?}"));
     assert!(line("before the run").starts_with(" INFO"), "{lines:#?}");
-    assert!(line("in the run, outside spans").starts_with(&format!("prefactor.instance_id={instance}  INFO")), "{lines:#?}");
     assert!(
-        line("inside the span").starts_with(&format!("prefactor.instance_id={instance} prefactor.span_id={span_id}  INFO")),
+        line("in the run, outside spans").starts_with(&format!("prefactor.instance_id={instance}  INFO")),
+        "{lines:#?}"
+    );
+    assert!(
+        line("inside the span")
+            .starts_with(&format!("prefactor.instance_id={instance} prefactor.span_id={span_id}  INFO")),
         "{lines:#?}"
     );
 }

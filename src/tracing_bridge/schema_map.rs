@@ -41,7 +41,7 @@ impl SchemaMap {
     pub(crate) fn add_target(&mut self, prefix: String, schema: String) {
         self.targets.retain(|(existing, _)| *existing != prefix);
         self.targets.push((prefix, schema));
-        self.targets.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        self.targets.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
     }
 
     pub(crate) fn lookup(&self, metadata: &Metadata<'_>) -> Mapped<'_> {
