@@ -8,7 +8,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-/// An event formatter for [`tracing_subscriber::fmt`] that starts each line written inside an
+/// An event formatter for [`tracing_subscriber::fmt`](mod@tracing_subscriber::fmt) that starts each line written inside an
 /// agent run with `prefactor.instance_id=<id>` and, inside a span, `prefactor.span_id=<id>`,
 /// then writes the line as the wrapped formatter does. Lines outside runs are unchanged.
 ///

@@ -3,7 +3,7 @@
 //! * [`PrefactorLayer`]: a [`tracing_subscriber::Layer`] that records the `tracing` spans opened
 //!   inside an agent run (`#[instrument]` in your code, in reqwest middleware, in rig...) as
 //!   Prefactor spans of that run, nested where they ran. Spans outside any run are left alone.
-//! * [`PrefactorIds`]: an event formatter for [`tracing_subscriber::fmt`] that starts each log
+//! * [`PrefactorIds`]: an event formatter for [`tracing_subscriber::fmt`](mod@tracing_subscriber::fmt) that starts each log
 //!   line written inside a run with the run's instance id and the current Prefactor span id, so
 //!   logs and traces join.
 //!
