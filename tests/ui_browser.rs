@@ -42,7 +42,9 @@ const CHROMIUM_FLAGS: [&str; 9] = [
 const HOSTILE_NAME: &str = "<img src=x onerror=\"window.__pwned='img'\">";
 const HOSTILE_SCRIPT: &str = "<script>window.__pwned='script'</script>";
 const STOP_REASON: &str = "stopped from the browser test";
-const SECRET: &str = "sk-live-0123456789";
+/// Personal data the agent chose to send marked `$sensitive` (not a credential: the client
+/// scrubs those before they leave the process, so they never reach the UI at all).
+const PRIVATE_PHONE: &str = "+351 912 345 678";
 
 // ---- the agents ----------------------------------------------------------------------------
 
@@ -84,14 +86,14 @@ async fn call_tool(name: &str, input: &str) -> Result<String, ToolError> {
 }
 
 #[prefactor::span(schema = "ui:auth", title = "Sign in")]
-async fn sign_in(credentials: &Value) -> bool {
-    credentials.is_object()
+async fn sign_in(profile: &Value) -> bool {
+    profile.is_object()
 }
 
 #[prefactor::agent(name = "ui-trip-planner", version = "1.0.0", description = "plans a day out")]
 async fn plan_trip(ids: mpsc::Sender<InstanceId>) -> Result<String, ToolError> {
     ids.send(current_instance_id()).expect("receiver alive");
-    sign_in(&json!({"user": "ana", "api_key": {"$sensitive": "secret", "value": SECRET, "labels": ["credential"]}}))
+    sign_in(&json!({"user": "ana", "phone": {"$sensitive": "pii", "value": PRIVATE_PHONE, "labels": ["contact"]}}))
         .await;
     let reply = complete("sim-planner-1", "a sunny day in Lisbon").await;
     let _ = call_tool("weather", "Lisbon").await;
@@ -402,7 +404,7 @@ async fn reveal_a_sensitive_value_only_when_asked(client: &Client) -> Step<()> {
         .await
         .map_err(fail("the hidden value"))?;
     let text = page_text(client).await?;
-    if text.contains(SECRET) || !text.contains("[sensitive secret credential]") {
+    if text.contains(PRIVATE_PHONE) || !text.contains("[sensitive pii contact]") {
         return Err(format!("a $sensitive value shows only its kind until asked: {text}"));
     }
     client
@@ -413,7 +415,7 @@ async fn reveal_a_sensitive_value_only_when_asked(client: &Client) -> Step<()> {
         .await
         .map_err(fail("show"))?;
     eventually("the value after pressing show", Duration::from_secs(5), || async {
-        Ok(page_text(client).await?.contains(SECRET).then_some(()))
+        Ok(page_text(client).await?.contains(PRIVATE_PHONE).then_some(()))
     })
     .await?;
     // Collapse it again so the rest of the test starts from the plain waterfall.
