@@ -329,13 +329,12 @@ impl Scheduler {
             && let Some(instance) = kind.instance()
             && self.instances.get(&instance).is_some_and(|t| t.register_failed)
         {
-            return Some(format!("not sent: the registration of instance {instance} failed"));
+            return Some(format!("the registration of instance {instance} failed"));
         }
         match op {
-            Op::FinishSpan(finish) => self
-                .failed_spans
-                .contains(&finish.id)
-                .then(|| format!("not sent: the create of span {} failed", finish.id)),
+            Op::FinishSpan(finish) => {
+                self.failed_spans.contains(&finish.id).then(|| format!("the create of span {} failed", finish.id))
+            }
             _ => None,
         }
     }

@@ -204,6 +204,13 @@ impl Worker {
     /// A permanent answer: the operation is failed, logged (a register once per client, with
     /// the fix, since everything of its run fails with it) and counted with its reason.
     pub(super) fn fail(&mut self, op: Op, epochs: Epochs, error: Error) {
+        // Refused because something it needs failed earlier in the same bulk request (its
+        // instance's registration, its span's create): reported under that cause, exactly as
+        // if it had waited for it, not under the server's "not found".
+        if let Some(reason) = self.scheduler.doomed(&op) {
+            self.fail_doomed(op, epochs, reason);
+            return;
+        }
         if !matches!(op, Op::Register { .. }) {
             tracing::warn!(operation = op.kind().label(), error = %error, "prefactor: operation failed");
         } else if !std::mem::replace(&mut self.register_failure_logged, true) {
