@@ -181,11 +181,8 @@ async fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
     let mut recorded = Vec::new();
     let mut check = ParentCheck::default();
     for report in &reports {
-        let id = report.instance.ok_or("a run was not recorded")?.to_string();
-        let (url, token) = (backend.api_url.clone(), backend.api_token.clone());
-        let run = tokio::task::spawn_blocking(move || RecordedRun::fetch(&url, &token, &id))
-            .await?
-            .map_err(|error| error.to_string())?;
+        let id = report.instance.ok_or("a run was not recorded")?;
+        let run = backend.fetch_run_async(&id).await?;
         check.check_run(report.run, &run);
         recorded.push(run);
     }

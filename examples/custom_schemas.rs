@@ -191,8 +191,7 @@ fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
         });
         bodies.into_iter().next()?.get("agent_schema_version").cloned()
     });
-    let run = RecordedRun::fetch(&backend.api_url, &backend.api_token, &instance.to_string())
-        .map_err(|error| error.to_string())?;
+    let run = backend.fetch_run(&instance).map_err(|error| error.to_string())?;
     Ok(Outcome { document, received, run, backend })
 }
 

@@ -162,12 +162,7 @@ async fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
     // `close` is an error when anything was lost, so `?` cannot hide lost telemetry.
     let report = client.close().await?;
 
-    let run = tokio::task::spawn_blocking({
-        let (url, token) = (backend.api_url.clone(), backend.api_token.clone());
-        move || recorded_run::RecordedRun::fetch(&url, &token, &instance_id.to_string())
-    })
-    .await?
-    .map_err(|error| error.to_string())?;
+    let run = backend.fetch_run_async(&instance_id).await?;
     Ok(Outcome { run, report, backend })
 }
 
@@ -179,9 +174,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "client closed: {} operations delivered, {} retried, nothing lost\n",
         report.delivered, report.stats.retried
     );
-    print!("{}", run.render());
-    println!();
-    println!("{}", backend.location(&run.instance.id));
+    backend.print_trace(&run);
     Ok(())
 }
 

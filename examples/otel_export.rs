@@ -97,10 +97,10 @@ fn run() -> Result<Outcome, Box<dyn std::error::Error + Send + Sync>> {
     drop(guard);
 
     let native_id = latest_instance(&backend, |row| !is_otel(row))?;
-    let native = recorded_run::RecordedRun::fetch(&backend.api_url, &backend.api_token, &native_id)?;
+    let native = backend.fetch_run(&native_id)?;
     let exported = if own_receiver && backend.server.is_some() {
         let id = latest_instance(&backend, is_otel)?;
-        Some(recorded_run::RecordedRun::fetch(&backend.api_url, &backend.api_token, &id)?)
+        Some(backend.fetch_run(&id)?)
     } else {
         None
     };

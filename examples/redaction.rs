@@ -98,8 +98,7 @@ fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
     let run_id = support("ana@example.com").ok_or("the agent did not run")?;
     let report = guard.client().close_blocking()?;
     drop(guard);
-    let run = recorded_run::RecordedRun::fetch(&backend.api_url, &backend.api_token, &run_id.to_string())
-        .map_err(|error| error.to_string())?;
+    let run = backend.fetch_run(&run_id).map_err(|error| error.to_string())?;
     Ok(Outcome { report, run, backend })
 }
 

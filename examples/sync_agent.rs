@@ -184,8 +184,7 @@ fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
     let report = guard.client().close_blocking()?;
     drop(guard);
     let run_id = triage.run_id.ok_or("the agent did not run")?;
-    let run = recorded_run::RecordedRun::fetch(&backend.api_url, &backend.api_token, &run_id.to_string())
-        .map_err(|error| error.to_string())?;
+    let run = backend.fetch_run(&run_id).map_err(|error| error.to_string())?;
     Ok(Outcome { triage, report, run, backend })
 }
 
@@ -197,9 +196,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("fingerprints: {}", triage.fingerprints.join(", "));
     println!("client closed: {} operations delivered, nothing lost\n", report.delivered);
-    print!("{}", run.render());
-    println!();
-    println!("{}", backend.location(&run.instance.id));
+    backend.print_trace(&run);
     Ok(())
 }
 

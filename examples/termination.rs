@@ -212,12 +212,6 @@ struct Outcome {
     backend: backend::Backend,
 }
 
-async fn fetch(backend: &backend::Backend, instance: InstanceId) -> Result<RecordedRun, Box<dyn std::error::Error>> {
-    let (url, token) = (backend.api_url.clone(), backend.api_token.clone());
-    let run = tokio::task::spawn_blocking(move || RecordedRun::fetch(&url, &token, &instance.to_string()));
-    Ok(run.await?.map_err(|error| error.to_string())?)
-}
-
 /// Runs both agents, terminating each while it works, and reads both runs back.
 async fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
     let backend = backend::Backend::from_env_or_embedded("prefactor-termination.db")?;
@@ -229,8 +223,8 @@ async fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
     let writer = run_and_terminate(guard.client(), &operator, WRITER_REASON, write_report).await?;
 
     guard.close().await?;
-    let watcher_run = fetch(&backend, watcher.instance).await?;
-    let writer_run = fetch(&backend, writer.instance).await?;
+    let watcher_run = backend.fetch_run_async(&watcher.instance).await?;
+    let writer_run = backend.fetch_run_async(&writer.instance).await?;
     Ok(Outcome { watcher, writer, watcher_run, writer_run, backend })
 }
 

@@ -94,12 +94,7 @@ async fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
     let (run_id, words) = research(&["https://example.com/trams", "http://example.com/insecure"]).await;
 
     guard.close().await?;
-    let run = tokio::task::spawn_blocking({
-        let (url, token) = (backend.api_url.clone(), backend.api_token.clone());
-        move || recorded_run::RecordedRun::fetch(&url, &token, &run_id.to_string())
-    })
-    .await?
-    .map_err(|error| error.to_string())?;
+    let run = backend.fetch_run_async(&run_id).await?;
     Ok(Outcome { words, run, backend })
 }
 
@@ -118,9 +113,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing::subscriber::set_global_default(subscriber())?;
     let Outcome { words, run, backend } = run().await?;
     println!("{words} words fetched\n");
-    print!("{}", run.render());
-    println!();
-    println!("{}", backend.location(&run.instance.id));
+    backend.print_trace(&run);
     Ok(())
 }
 

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use prefactor::{Config, ConfigBuilder};
 use prefactor_server::{DbLocation, LocalServer, ServerConfig};
 
+use super::recorded_run::{FetchError, RecordedRun};
+
 /// The API an example talks to, and the embedded server when there is one.
 pub struct Backend {
     /// Base URL of the API.
@@ -48,6 +50,25 @@ impl Backend {
     /// A client configuration for this backend: the environment's settings, pointed at it.
     pub fn config(&self) -> Result<ConfigBuilder, prefactor::Error> {
         Ok(Config::from_env()?.api_url(&self.api_url).api_token(&self.api_token))
+    }
+
+    /// Reads run `run_id` back with blocking HTTP (from async code: [`Backend::fetch_run_async`]).
+    pub fn fetch_run(&self, run_id: &impl ToString) -> Result<RecordedRun, FetchError> {
+        RecordedRun::fetch(&self.api_url, &self.api_token, &run_id.to_string())
+    }
+
+    /// Reads run `run_id` back without blocking the async runtime.
+    pub async fn fetch_run_async(&self, run_id: &impl ToString) -> Result<RecordedRun, Box<dyn std::error::Error>> {
+        let (url, token, id) = (self.api_url.clone(), self.api_token.clone(), run_id.to_string());
+        let run = tokio::task::spawn_blocking(move || RecordedRun::fetch(&url, &token, &id)).await?;
+        Ok(run.map_err(|error| error.to_string())?)
+    }
+
+    /// Prints the run as a tree, then where it is stored.
+    pub fn print_trace(&self, run: &RecordedRun) {
+        print!("{}", run.render());
+        println!();
+        println!("{}", self.location(&run.instance.id));
     }
 
     /// One line saying where run `run_id` went.
