@@ -87,6 +87,7 @@ pub use capture::span_guard::SpanGuard;
 pub use capture::span_stream::{SpanStream, stream, try_stream};
 pub use capture::thread;
 pub use config::delivery::Delivery;
+pub use config::sampling::{HoldBudget, SampleOverflow};
 #[cfg(feature = "otel")]
 pub use config::otel::{ContentCapture, GenAiOperation, OtelExport, SemconvStability};
 pub use config::{
@@ -98,6 +99,7 @@ pub use prefactor_protocol::{
 pub use record::ids::{InstanceId, SpanId};
 pub use record::payload::Payload;
 pub use record::redaction::{PathStep, Redaction};
+pub use record::sample_decision::SampleDecision;
 pub use record::secret::{REDACTED, Secret};
 pub use record::sensitive::Sensitive;
 pub use report::close_report::CloseReport;
@@ -127,7 +129,7 @@ pub mod testing {
 #[doc(hidden)]
 pub use capture::client::global::global_client;
 #[doc(hidden)]
-pub use capture::client::record_unattached_span;
+pub use capture::client::{record_sampled_out_span, record_unattached_span};
 #[doc(hidden)]
 pub use capture::instrument::{EnteredInPlace, enter_in_place};
 #[doc(hidden)]

@@ -1,7 +1,9 @@
 //! Starting, scoping and finishing the span of one annotated call.
 
 use super::warn_once::warn_no_client;
-use prefactor_runtime::{Client, Context, ContextGuard, Error, FinishSpan, Payload, SpanGuard, global_client};
+use prefactor_runtime::{
+    AgentInstanceHandle, Client, Context, ContextGuard, Error, FinishSpan, Payload, SampleDecision, SpanGuard, global_client,
+};
 
 /// The started span of an async call (`instrument_span` moves it into its boxed state).
 pub type Started = Option<SpanGuard>;
@@ -47,12 +49,22 @@ fn open_recorded_span(
 ) -> Option<SpanGuard> {
     // The thread's context is read in place (cloning it would cost three reference counts up
     // and down per call).
-    if !Context::with_current(|context| context.instance().is_some()) {
-        // Counted, warned once per span type and reported by `close()`, with the fix.
-        // Inside a test capture's `run`, the capture counts it (not the installed client).
-        let capture = prefactor_runtime::capturing_client();
-        prefactor_runtime::record_unattached_span(capture.as_ref().unwrap_or(client), schema);
-        return None;
+    let sampling = Context::with_current(|context| context.instance().map(AgentInstanceHandle::sampling));
+    match sampling {
+        None => {
+            // Counted, warned once per span type and reported by `close()`, with the fix.
+            // Inside a test capture's `run`, the capture counts it (not the installed client).
+            let capture = prefactor_runtime::capturing_client();
+            prefactor_runtime::record_unattached_span(capture.as_ref().unwrap_or(client), schema);
+            return None;
+        }
+        // Nothing of an unsampled run is sent: neither its arguments nor its return value are
+        // serialized, no guard is made (the nested spans find the run in the context as before).
+        Some(SampleDecision::Unsampled) => {
+            prefactor_runtime::record_sampled_out_span(client);
+            return None;
+        }
+        Some(_) => {}
     }
     // Serialized outside the context borrow: user `Serialize` code runs here.
     let payload = payload().unwrap_or_else(|error| {

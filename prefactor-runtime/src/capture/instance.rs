@@ -15,6 +15,7 @@ use crate::delivery::instance_state::InstanceState;
 use crate::queue::operation::{Op, SpanEnd, SpanFinish};
 use crate::record::ids::{InstanceId, SpanId};
 use crate::record::payload::Payload;
+use crate::record::sample_decision::SampleDecision;
 use crate::record::timestamp::Timestamp;
 use crate::report::error::Error;
 
@@ -53,9 +54,21 @@ impl AgentInstanceHandle {
         self.state.id
     }
 
+    /// What sampling decided for this run when it was created ([`SampleDecision`]): its code
+    /// runs the same either way, only what is sent differs.
+    pub fn sampling(&self) -> SampleDecision {
+        self.state.sampling
+    }
+
+    /// Whether nothing of this run is queued (unsampled, no tail rule).
+    #[inline]
+    fn is_unsampled(&self) -> bool {
+        self.state.sampling == SampleDecision::Unsampled
+    }
+
     /// Queues the start (only the first call counts).
     pub fn start(&self) {
-        if !self.state.started.swap(true, Ordering::AcqRel) {
+        if !self.state.started.swap(true, Ordering::AcqRel) && !self.is_unsampled() {
             self.client.enqueue(Op::Start { instance: self.state.id, at: Timestamp::now() });
         }
     }
@@ -63,7 +76,7 @@ impl AgentInstanceHandle {
     /// Queues the finish with `status` (only the first call counts). It is sent after every
     /// other queued operation of this instance. A 409 (already terminated) counts as done.
     pub fn finish(&self, status: FinishStatus) {
-        if !self.state.finished.swap(true, Ordering::AcqRel) {
+        if !self.state.finished.swap(true, Ordering::AcqRel) && !self.is_unsampled() {
             self.client.enqueue(Op::Finish { instance: self.state.id, status, at: Timestamp::now() });
         }
     }
@@ -80,7 +93,7 @@ impl AgentInstanceHandle {
     /// ```
     #[inline]
     pub fn span<'a>(&'a self, schema_name: &'a str) -> SpanBuilder<'a> {
-        SpanBuilder::new(&self.client, self.state.id, schema_name)
+        SpanBuilder::new(&self.client, self.state.id, schema_name, self.is_unsampled())
     }
 
     /// Queues the finish of a span made by [`SpanBuilder::create`] (the Python SDK's
@@ -90,6 +103,9 @@ impl AgentInstanceHandle {
     /// Fails when the client is not initialized, closed, or its token was rejected.
     pub fn finish_span(&self, span_id: SpanId, end: FinishSpan) -> Result<(), Error> {
         self.client.ensure_usable()?;
+        if self.is_unsampled() {
+            return Ok(());
+        }
         let at = end.ended_at.map_or_else(Timestamp::now, Timestamp::from_system_time);
         let end = SpanEnd { status: end.status, result: end.result, at };
         self.client.enqueue(Op::FinishSpan(SpanFinish { instance: Some(self.state.id), id: span_id, end }));
@@ -107,11 +123,17 @@ impl AgentInstanceHandle {
     }
 
     fn enqueue_quality(&self, name: &str, payload: Option<Payload>) {
+        if self.is_unsampled() {
+            return;
+        }
         let key = format!("quality-{}", prefactor_protocol::Pfid::generate(self.state.id.pfid().partition()));
         self.client.enqueue(Op::Quality { instance: self.state.id, name: name.to_owned(), payload, key });
     }
 
-    /// Whether the platform asked this instance to stop.
+    /// Whether the platform asked this instance to stop. Never true for a run sampling kept
+    /// from the platform ([`sampling`](AgentInstanceHandle::sampling) not `Sampled`): the
+    /// platform does not know it, so nobody can stop it there (a held run kept at its end is
+    /// known only once it has ended).
     pub fn is_terminated(&self) -> bool {
         self.state.termination.is_terminated()
     }

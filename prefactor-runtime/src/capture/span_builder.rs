@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use crate::capture::client::Client;
 use crate::capture::context::current_parent;
-use crate::capture::span_guard::SpanGuard;
+use crate::capture::span_guard::{Opening, SpanGuard};
 use crate::record::ids::{InstanceId, SpanId};
 use crate::record::payload::Payload;
 use crate::record::timestamp::Timestamp;
@@ -48,12 +48,14 @@ pub struct SpanBuilder<'a> {
     parent: Option<SpanId>,
     payload: Option<Payload>,
     started_at: Option<SystemTime>,
+    /// The run is unsampled (no tail rule): nothing is queued.
+    unsampled: bool,
 }
 
 impl<'a> SpanBuilder<'a> {
     #[inline]
-    pub(crate) fn new(client: &'a Client, instance: InstanceId, schema: &'a str) -> Self {
-        SpanBuilder { client, instance, schema, parent: None, payload: None, started_at: None }
+    pub(crate) fn new(client: &'a Client, instance: InstanceId, schema: &'a str, unsampled: bool) -> Self {
+        SpanBuilder { client, instance, schema, parent: None, payload: None, started_at: None, unsampled }
     }
 
     /// The parent span (default: the current context's span of this instance).
@@ -84,7 +86,8 @@ impl<'a> SpanBuilder<'a> {
     pub fn start(self) -> SpanGuard {
         let parent = self.parent_or_current();
         let started_at = self.started_at.map(Timestamp::from_system_time);
-        SpanGuard::open(self.client, self.instance, self.schema, parent, self.payload, started_at, true)
+        let opening = self.opening(Opening::Start);
+        SpanGuard::open(self.client, self.instance, self.schema, parent, self.payload, started_at, opening)
     }
 
     /// A guard whose span is sent only when [`SpanGuard::start`] is called, when it is entered
@@ -93,7 +96,8 @@ impl<'a> SpanBuilder<'a> {
     pub fn deferred(self) -> SpanGuard {
         let parent = self.parent_or_current();
         let started_at = self.started_at.map(Timestamp::from_system_time);
-        SpanGuard::open(self.client, self.instance, self.schema, parent, self.payload, started_at, false)
+        let opening = self.opening(Opening::Defer);
+        SpanGuard::open(self.client, self.instance, self.schema, parent, self.payload, started_at, opening)
     }
 
     /// Queues the span's create (status `active`) and returns its id, with no guard: finish it
@@ -108,7 +112,17 @@ impl<'a> SpanBuilder<'a> {
         self.client.ensure_usable()?;
         let parent = self.parent_or_current();
         let started_at = self.started_at.map_or_else(Timestamp::now, Timestamp::from_system_time);
+        if self.unsampled {
+            self.client.count_sampled_out_span();
+            return Ok(self.client.span_id_at(started_at));
+        }
         Ok(self.client.enqueue_span_create(self.instance, self.schema, parent, self.payload, started_at))
+    }
+
+    /// `wanted`, unless the run is unsampled.
+    #[inline]
+    fn opening(&self, wanted: Opening) -> Opening {
+        if self.unsampled { Opening::SampledOut } else { wanted }
     }
 
     #[inline]

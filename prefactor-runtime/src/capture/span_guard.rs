@@ -65,9 +65,22 @@ struct Live {
     /// Made by `span_deferred`: only then can `unstarted` hold something, so started guards
     /// never lock it.
     deferred: bool,
+    /// Its run is unsampled (no tail rule): nothing of the span is queued.
+    sampled_out: bool,
     started_at: Timestamp,
     result: Option<Payload>,
     drop_status: FinishStatus,
+}
+
+/// How [`SpanGuard::open`] opens a span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Opening {
+    /// Its create is queued now.
+    Start,
+    /// Its create is queued when started, entered, or at its end.
+    Defer,
+    /// Nothing is queued, ever (an unsampled run): only counted.
+    SampledOut,
 }
 
 /// An open span, made by [`SpanBuilder::start`](crate::SpanBuilder::start) or
@@ -108,33 +121,39 @@ impl SpanGuard {
         parent: Option<SpanId>,
         payload: Option<Payload>,
         explicit_start: Option<Timestamp>,
-        start: bool,
+        opening: Opening,
     ) -> SpanGuard {
         // One clock read gives both the id's timestamp and `started_at`.
         let started_at = explicit_start.unwrap_or_else(Timestamp::now);
         let id = client.span_id_at(started_at);
         let schema = SchemaName::new(schema);
-        let unstarted = if start {
-            client.enqueue(Op::CreateSpan(SpanCreate {
-                instance,
-                id,
-                parent,
-                schema,
-                payload,
-                started_at,
-                end: None,
-                weight: 1,
-            }));
-            None
-        } else {
-            Some(Box::new(Unstarted { schema, payload, started_at: explicit_start }))
+        let unstarted = match opening {
+            Opening::Start => {
+                client.enqueue(Op::CreateSpan(SpanCreate {
+                    instance,
+                    id,
+                    parent,
+                    schema,
+                    payload,
+                    started_at,
+                    end: None,
+                    weight: 1,
+                }));
+                None
+            }
+            Opening::Defer => Some(Box::new(Unstarted { schema, payload, started_at: explicit_start })),
+            Opening::SampledOut => {
+                client.count_sampled_out_span();
+                None
+            }
         };
         let live = Live {
             client: Holder::new(client),
             instance,
             parent,
             unstarted: Mutex::new(unstarted),
-            deferred: !start,
+            deferred: opening == Opening::Defer,
+            sampled_out: opening == Opening::SampledOut,
             started_at,
             result: None,
             drop_status: FinishStatus::Complete,
@@ -191,7 +210,7 @@ impl SpanGuard {
 
     /// Sets the payload of a span not started yet; ignored (logged at debug) afterwards.
     pub fn set_payload(&mut self, payload: Payload) {
-        let Some(live) = &self.live else { return };
+        let Some(live) = self.live.as_ref().filter(|live| !live.sampled_out) else { return };
         match lock(&live.unstarted).as_mut() {
             Some(unstarted) => unstarted.payload = Some(payload),
             None => tracing::debug!(span = %self.id, "prefactor: set_payload after start is ignored"),
@@ -286,6 +305,9 @@ impl SpanGuard {
     /// Queues the end of the span. Works on the guard in place (moving the whole `Live` out
     /// first costs a copy of it on every span); the caller then drops it.
     fn finish_live(id: SpanId, live: &mut Live, status: FinishStatus, ended_at: Option<Timestamp>) {
+        if live.sampled_out {
+            return;
+        }
         let at = ended_at.unwrap_or_else(Timestamp::now);
         let end = SpanEnd { status, result: live.result.take(), at };
         let unstarted = match live.deferred {

@@ -2,6 +2,7 @@
 
 pub(crate) mod delivery;
 mod runtime_environment;
+pub(crate) mod sampling;
 
 pub use runtime_environment::RUNTIME;
 #[cfg(feature = "otel")]
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::delivery::Delivery;
+use crate::config::sampling::{HoldBudget, SampleOverflow, Sampling};
 use crate::record::scrub::Scrubber;
 use crate::record::truncate::MIN_LIMIT;
 use crate::report::error::Error;
@@ -80,6 +82,7 @@ pub struct Config {
     /// Compiled from `scrub_secrets` and `scrub_patterns` by `build()`.
     scrubber: Option<Arc<Scrubber>>,
     max_payload_bytes: usize,
+    sampling: Sampling,
     #[cfg(feature = "otel")]
     otel: Option<otel::OtelExport>,
 }
@@ -196,6 +199,35 @@ impl Config {
     pub fn max_payload_bytes(&self) -> usize {
         self.max_payload_bytes
     }
+    /// The share of agent runs sent, for agents without their own rate (see
+    /// [`ConfigBuilder::sample_rate`]).
+    pub fn sample_rate(&self) -> f64 {
+        self.sampling.rate
+    }
+    /// The share of runs sent for the agent named `agent` (its name, or its agent id): its own
+    /// rate if set with [`ConfigBuilder::sample_rate_for`], else [`sample_rate`](Config::sample_rate).
+    pub fn sample_rate_of(&self, agent: &str) -> f64 {
+        self.sampling.rate_of(Some(agent), None)
+    }
+    /// Whether unsampled runs that fail are sent anyway (see [`ConfigBuilder::keep_failed_runs`]).
+    pub fn keep_failed_runs(&self) -> bool {
+        self.sampling.keep_failed
+    }
+    /// The duration over which unsampled runs are sent anyway (see [`ConfigBuilder::keep_slow_runs`]).
+    pub fn keep_slow_runs(&self) -> Option<Duration> {
+        self.sampling.keep_slower_than
+    }
+    /// The most the worker holds of runs waiting for their end (see [`HoldBudget`]).
+    pub fn sample_hold_budget(&self) -> HoldBudget {
+        self.sampling.budget
+    }
+    /// What happens to a held run over its budget (see [`SampleOverflow`]).
+    pub fn sample_overflow(&self) -> SampleOverflow {
+        self.sampling.overflow
+    }
+    pub(crate) fn sampling(&self) -> &Sampling {
+        &self.sampling
+    }
     /// The explicit schema registry, if any.
     pub fn schema_registry(&self) -> Option<&SchemaRegistry> {
         self.schema_registry.as_ref()
@@ -255,6 +287,7 @@ impl fmt::Debug for Config {
             .field("scrub_secrets", &self.scrub_secrets)
             .field("scrub_patterns", &self.scrub_patterns.len())
             .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("sampling", &self.sampling)
             .field("schema_registry", &self.schema_registry.as_ref().map(|r| r.len()))
             .field("sdk_header", &self.sdk_header())
             .field("agent_sdk_entries", &self.agent_sdk_entries);
@@ -306,6 +339,7 @@ impl Default for ConfigBuilder {
                 scrub_patterns: Vec::new(),
                 scrubber: None,
                 max_payload_bytes: 256 * 1024,
+                sampling: Sampling::default(),
                 #[cfg(feature = "otel")]
                 otel: None,
             },
@@ -494,6 +528,66 @@ impl ConfigBuilder {
         /// ```
         max_payload_bytes: usize
     );
+    /// Head sampling: the share of agent runs sent (0–1; default 1, every run). Decided once
+    /// per run, when it is created, from a hash of its instance id: a run is sent whole or not
+    /// at all, and the same id and rate always decide the same way (choose the id with
+    /// [`CreateInstance::instance_id`](crate::CreateInstance::instance_id) to decide by a job
+    /// or conversation). Runs of agents with their own rate
+    /// ([`sample_rate_for`](ConfigBuilder::sample_rate_for)) follow it instead. An unsampled
+    /// run is still sent if a tail rule keeps it ([`keep_failed_runs`](ConfigBuilder::keep_failed_runs),
+    /// on by default, and [`keep_slow_runs`](ConfigBuilder::keep_slow_runs)). Sampled-out runs
+    /// are counted in [`Stats`](crate::Stats), never as lost.
+    ///
+    /// ```
+    /// let config = prefactor_runtime::Config::builder()
+    ///     .api_url("http://127.0.0.1:9")
+    ///     .api_token("t")
+    ///     .sample_rate(0.01)
+    ///     .sample_rate_for("billing", 1.0)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!((config.sample_rate_of("triage"), config.sample_rate_of("billing")), (0.01, 1.0));
+    /// ```
+    pub fn sample_rate(mut self, rate: f64) -> Self {
+        self.config.sampling.rate = rate;
+        self
+    }
+    /// The sampling rate of one agent, matched with its name (`#[agent(name)]`,
+    /// [`AgentVersion::name`](crate::AgentVersion)) or its agent id; overrides
+    /// [`sample_rate`](ConfigBuilder::sample_rate). Setting the same agent again replaces its rate.
+    pub fn sample_rate_for(mut self, agent: impl Into<String>, rate: f64) -> Self {
+        let agent = agent.into().trim().to_owned();
+        self.config.sampling.rates.retain(|(known, _)| *known != agent);
+        self.config.sampling.rates.push((agent, rate));
+        self
+    }
+    /// The tail rule for failures (on by default): an unsampled run that ends `failed`, or in
+    /// which any span fails, is sent whole anyway. Its operations are held by the client's
+    /// worker (never the agent's thread) until the run ends or a span fails, within the
+    /// [`sample_hold_budget`](ConfigBuilder::sample_hold_budget). `false` with no
+    /// [`keep_slow_runs`](ConfigBuilder::keep_slow_runs) makes unsampled runs cost almost
+    /// nothing: none of their operations is even queued.
+    pub fn keep_failed_runs(mut self, keep: bool) -> Self {
+        self.config.sampling.keep_failed = keep;
+        self
+    }
+    /// The tail rule for slow runs (off by default): an unsampled run that lasts longer than
+    /// `threshold` (from its start to its finish; sent as soon as one of its operations comes
+    /// later than that) is sent whole anyway.
+    pub fn keep_slow_runs(mut self, threshold: Duration) -> Self {
+        self.config.sampling.keep_slower_than = Some(threshold);
+        self
+    }
+    /// How much the worker may hold of unsampled runs waiting for their end (see [`HoldBudget`]).
+    pub fn sample_hold_budget(mut self, budget: HoldBudget) -> Self {
+        self.config.sampling.budget = budget;
+        self
+    }
+    /// What happens to a held run over its budget (default: sent, see [`SampleOverflow`]).
+    pub fn sample_overflow(mut self, overflow: SampleOverflow) -> Self {
+        self.config.sampling.overflow = overflow;
+        self
+    }
     /// An explicit schema registry, merged with the statically declared span types.
     pub fn schema_registry(mut self, registry: crate::schema::registry::SchemaRegistry) -> Self {
         self.config.schema_registry = Some(registry);
@@ -556,7 +650,10 @@ impl ConfigBuilder {
     /// `PREFACTOR_QUEUE_CAPACITY`, `PREFACTOR_CONCURRENCY`, `PREFACTOR_DELIVERY` (`bulk` or
     /// `per_request`), `PREFACTOR_BULK_MAX_ITEMS`, `PREFACTOR_LINGER` (seconds),
     /// `PREFACTOR_SPOOL_DIR`, `PREFACTOR_SPOOL_MAX_BYTES`, `PREFACTOR_SCRUB_SECRETS` (`true`
-    /// or `false`), `PREFACTOR_MAX_PAYLOAD_BYTES`. An empty variable counts as unset. A
+    /// or `false`), `PREFACTOR_MAX_PAYLOAD_BYTES`, `PREFACTOR_SAMPLE_RATE`,
+    /// `PREFACTOR_SAMPLE_RATES` (`agent=rate` pairs separated by commas),
+    /// `PREFACTOR_KEEP_FAILED_RUNS` (`true` or `false`), `PREFACTOR_KEEP_SLOW_RUNS` (seconds),
+    /// `PREFACTOR_SAMPLE_OVERFLOW` (`keep` or `drop`). An empty variable counts as unset. A
     /// value that does not parse is an [`Error::InvalidConfig`]. `PREFACTOR_MAX_RETRIES` is
     /// ignored with a warning (once per process): retries have no count any more (see
     /// [`Config::max_retry_delay`]).
@@ -637,14 +734,27 @@ impl ConfigBuilder {
             self.config.spool_max_bytes = parse_number("spool_max_bytes", &v)?;
         }
         if let Some(v) = get("PREFACTOR_SCRUB_SECRETS") {
-            self.config.scrub_secrets = match v.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => true,
-                "false" | "0" | "no" | "off" => false,
-                _ => return Err(invalid("scrub_secrets", format!("`{v}` is not true or false"))),
-            };
+            self.config.scrub_secrets = parse_bool("scrub_secrets", &v)?;
         }
         if let Some(v) = get("PREFACTOR_MAX_PAYLOAD_BYTES") {
             self.config.max_payload_bytes = parse_number("max_payload_bytes", &v)?;
+        }
+        if let Some(v) = get("PREFACTOR_SAMPLE_RATE") {
+            self.config.sampling.rate = parse_number("sample_rate", &v)?;
+        }
+        if let Some(v) = get("PREFACTOR_SAMPLE_RATES") {
+            for (agent, rate) in sampling::parse_rates(&v)? {
+                self = self.sample_rate_for(agent, rate);
+            }
+        }
+        if let Some(v) = get("PREFACTOR_KEEP_FAILED_RUNS") {
+            self.config.sampling.keep_failed = parse_bool("keep_failed_runs", &v)?;
+        }
+        if let Some(v) = get("PREFACTOR_KEEP_SLOW_RUNS") {
+            self.config.sampling.keep_slower_than = Some(seconds("keep_slow_runs", v)?);
+        }
+        if let Some(v) = get("PREFACTOR_SAMPLE_OVERFLOW") {
+            self.config.sampling.overflow = v.parse().map_err(|reason| invalid("sample_overflow", reason))?;
         }
         Ok(self)
     }
@@ -712,6 +822,7 @@ impl ConfigBuilder {
                 format!("must be between {MIN_PAYLOAD_BYTES} and {MAX_PAYLOAD_BYTES}, got {}", c.max_payload_bytes),
             ));
         }
+        c.sampling.validate()?;
         c.scrubber = Scrubber::new(c.scrub_secrets, &c.scrub_patterns)
             .map_err(|(pattern, reason)| invalid("scrub_patterns", format!("`{pattern}`: {reason}")))?
             .map(Arc::new);
@@ -730,6 +841,14 @@ fn invalid(field: &'static str, reason: String) -> Error {
 
 fn positive(field: &'static str, value: Duration) -> Result<(), Error> {
     if value.is_zero() { Err(invalid(field, "must be greater than zero".into())) } else { Ok(()) }
+}
+
+fn parse_bool(field: &'static str, value: &str) -> Result<bool, Error> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(invalid(field, format!("`{value}` is not true or false"))),
+    }
 }
 
 fn parse_number<T: std::str::FromStr>(field: &'static str, value: &str) -> Result<T, Error> {

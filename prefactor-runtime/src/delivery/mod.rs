@@ -15,6 +15,7 @@ pub(crate) mod scheduler;
 pub(crate) mod shared;
 pub(crate) mod spool;
 pub(crate) mod spool_replay;
+pub(crate) mod tail_hold;
 pub(crate) mod termination;
 pub(crate) mod token_check;
 pub(crate) mod token_state;

@@ -520,7 +520,7 @@ mod tests {
         let mut s = Scheduler::default();
         push(
             &mut s,
-            Op::Register { instance: i.id, request: Box::new(RegisterInstanceRequest::default()), schema: None },
+            Op::Register { instance: i.id, request: Box::new(RegisterInstanceRequest::default()), schema: None, held: false },
         );
         push(&mut s, Op::Start { instance: i.id, at: Timestamp::now() });
         let (span, op) = create(&i, None);
@@ -561,7 +561,7 @@ mod tests {
     }
 
     fn run(i: &Instance, s: &mut Scheduler) -> (SpanId, SpanId) {
-        push(s, Op::Register { instance: i.id, request: Box::new(RegisterInstanceRequest::default()), schema: None });
+        push(s, Op::Register { instance: i.id, request: Box::new(RegisterInstanceRequest::default()), schema: None, held: false });
         push(s, Op::Start { instance: i.id, at: Timestamp::now() });
         let (parent, op) = create(i, None);
         push(s, op);

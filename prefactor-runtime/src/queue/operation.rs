@@ -55,6 +55,9 @@ pub(crate) enum Op {
         instance: InstanceId,
         request: Box<RegisterInstanceRequest>,
         schema: Option<Arc<RawValue>>,
+        /// The run was not sampled but a tail rule may keep it: the worker holds this and every
+        /// later operation of the instance until the run is decided (`delivery/tail_hold.rs`).
+        held: bool,
     },
     Start {
         instance: InstanceId,

@@ -6,6 +6,7 @@ pub(crate) mod clock;
 pub(crate) mod ids;
 pub(crate) mod payload;
 pub(crate) mod redaction;
+pub(crate) mod sample_decision;
 pub(crate) mod schema_name;
 pub(crate) mod scrub;
 pub(crate) mod secret;

@@ -23,6 +23,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 ///   cut down to `Config::max_payload_bytes` (their spans were kept).
 /// * `unattached`: `#[span]` calls made outside any agent run (not recorded; not operations):
 ///   usually work moved to another task or thread without its context.
+/// * Sampling (`Config::sample_rate`), never counted as lost: `sampled_out_runs` and
+///   `sampled_out_spans`, the runs not sent and their spans; `sampled_out`, the queued
+///   operations of held runs discarded (settled, like sent ones); `kept_by_tail_rule`, unsampled
+///   runs sent because they failed or were slow; `hold_overflows`, held runs that outgrew the
+///   hold budget (then sent or discarded as `Config::sample_overflow` says).
 ///
 /// ```
 /// use prefactor_runtime::Stats;
@@ -60,6 +65,17 @@ pub struct Stats {
     pub scrubbed: u64,
     /// Payloads and results over `max_payload_bytes`, cut down and sent (never dropped).
     pub truncated: u64,
+    /// Agent runs not sent because sampling left them out (not lost).
+    pub sampled_out_runs: u64,
+    /// Spans of those runs (each counted once, queued or not).
+    pub sampled_out_spans: u64,
+    /// Queued operations of held runs discarded once their run was sampled out (settled, not
+    /// lost; operations of unsampled runs never queued are not counted here).
+    pub sampled_out: u64,
+    /// Unsampled runs sent whole because a tail rule kept them (failed or slow).
+    pub kept_by_tail_rule: u64,
+    /// Held runs that went over the hold budget before they ended.
+    pub hold_overflows: u64,
 }
 
 impl Stats {
@@ -88,6 +104,11 @@ pub(crate) struct Counters {
     pub(crate) settled: Padded,
     pub(crate) scrubbed: Padded,
     pub(crate) truncated: Padded,
+    pub(crate) sampled_out_runs: Padded,
+    pub(crate) sampled_out_spans: Padded,
+    pub(crate) sampled_out: Padded,
+    pub(crate) kept_by_tail_rule: Padded,
+    pub(crate) hold_overflows: Padded,
 }
 
 /// An atomic counter alone on its cache line (128 bytes covers adjacent-line prefetching).
@@ -117,6 +138,11 @@ impl Counters {
             unattached: 0,
             scrubbed: self.scrubbed.load(Ordering::Relaxed),
             truncated: self.truncated.load(Ordering::Relaxed),
+            sampled_out_runs: self.sampled_out_runs.load(Ordering::Relaxed),
+            sampled_out_spans: self.sampled_out_spans.load(Ordering::Relaxed),
+            sampled_out: self.sampled_out.load(Ordering::Relaxed),
+            kept_by_tail_rule: self.kept_by_tail_rule.load(Ordering::Relaxed),
+            hold_overflows: self.hold_overflows.load(Ordering::Relaxed),
         }
     }
 

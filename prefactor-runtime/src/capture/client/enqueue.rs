@@ -72,6 +72,12 @@ impl Client {
         id
     }
 
+    /// Counts a span of an unsampled run (nothing of it is queued).
+    #[inline]
+    pub(crate) fn count_sampled_out_span(&self) {
+        Counters::add(&self.inner.shared.counters.sampled_out_spans, 1);
+    }
+
     /// Whether both handles share one client.
     pub(crate) fn same_as(&self, other: &Client) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)

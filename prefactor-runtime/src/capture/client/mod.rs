@@ -26,8 +26,9 @@ use crate::delivery::transport::Transport;
 use crate::lock::lock;
 use crate::queue::operation::Op;
 use crate::record::ids::InstanceId;
+use crate::record::sample_decision::SampleDecision;
 use crate::report::error::Error;
-use crate::report::stats::Stats;
+use crate::report::stats::{Counters, Stats};
 use crate::schema::document::SchemaDocuments;
 use crate::schema::registry::SchemaRegistry;
 use enqueue::WorkerLink;
@@ -142,19 +143,28 @@ impl Client {
             external_identifier: options.external_identifier.filter(|id| !id.trim().is_empty()),
             runtime_environment: None,
         };
-        let state = self.instance_state(id);
-        self.enqueue(Op::Register { instance: id, request: Box::new(request), schema });
+        let name = request.agent_version.name.as_deref();
+        let sampling = config.sampling().decide(id.pfid(), name, request.agent_id.as_deref());
+        let state = self.instance_state(id, sampling);
+        match state.sampling {
+            SampleDecision::Unsampled => Counters::add(&self.inner.shared.counters.sampled_out_runs, 1),
+            decision => {
+                let held = decision == SampleDecision::Held;
+                self.enqueue(Op::Register { instance: id, request: Box::new(request), schema, held });
+            }
+        }
         Ok(AgentInstanceHandle { client: self.clone(), state })
     }
 
-    /// The shared state of an instance, created for ids this client has not seen.
-    pub(crate) fn instance_state(&self, id: InstanceId) -> Arc<InstanceState> {
+    /// The shared state of an instance, created (with `sampling`) for ids this client has not
+    /// seen; an instance it knows keeps the decision it was created with.
+    pub(crate) fn instance_state(&self, id: InstanceId, sampling: SampleDecision) -> Arc<InstanceState> {
         let mut instances = lock(&self.inner.shared.instances);
         if let Some(state) = instances.get(&id).and_then(Weak::upgrade) {
             return state;
         }
         instances.retain(|_, weak| weak.strong_count() > 0);
-        let state = Arc::new(InstanceState::new(id));
+        let state = Arc::new(InstanceState::new(id, sampling));
         instances.insert(id, Arc::downgrade(&state));
         state
     }
@@ -163,9 +173,11 @@ impl Client {
         lock(&self.inner.shared.instances).values().filter_map(Weak::upgrade).collect()
     }
 
-    /// A handle for an instance by id (one created earlier, or registered elsewhere).
+    /// A handle for an instance by id (one created earlier, or registered elsewhere). A run
+    /// this client did not create is always sent ([`SampleDecision::Sampled`]): sampling is
+    /// decided by the process that creates a run.
     pub fn instance(&self, id: InstanceId) -> AgentInstanceHandle {
-        AgentInstanceHandle { client: self.clone(), state: self.instance_state(id) }
+        AgentInstanceHandle { client: self.clone(), state: self.instance_state(id, SampleDecision::Sampled) }
     }
 
     /// Manages instances by id.
@@ -182,6 +194,13 @@ impl fmt::Debug for Client {
             .field("stats", &self.stats())
             .finish()
     }
+}
+
+/// Counts a span of an unsampled run that `#[prefactor::span]` did not open (nothing of it
+/// is serialized or queued). For the macros' expansion, through `prefactor::__private`.
+#[inline]
+pub fn record_sampled_out_span(client: &Client) {
+    client.count_sampled_out_span();
 }
 
 /// Counts a span of `schema` that was opened outside any agent run with `client` installed

@@ -328,7 +328,7 @@ mod tests {
             agent_version: AgentVersionSpec { name: Some("late".into()), ..AgentVersionSpec::default() },
             ..RegisterInstanceRequest::default()
         };
-        mirror.observe(&Op::Register { instance, request: Box::new(request), schema: None });
+        mirror.observe(&Op::Register { instance, request: Box::new(request), schema: None, held: false });
         mirror.observe(&Op::Start { instance, at: Timestamp::from_micros(1_000) });
         mirror.observe(&create(instance, parent, None, 2_000));
         mirror.observe(&finish(instance, parent, 3_000));

@@ -32,6 +32,7 @@ use crate::delivery::scheduler::Scheduler;
 use crate::delivery::shared::Shared;
 use crate::delivery::spool::Spool;
 use crate::delivery::spool_replay::Replayed;
+use crate::delivery::tail_hold::TailHold;
 use crate::delivery::token_check;
 use crate::delivery::token_state::TokenCheck;
 use crate::delivery::transport::{Attempt, BulkReply, Transport};
@@ -45,6 +46,7 @@ mod dispatch;
 mod flush_close;
 mod outcomes;
 mod retries;
+mod sampling;
 mod spooling;
 mod termination_poll;
 
@@ -214,6 +216,8 @@ pub(crate) struct Worker {
     /// The background token check's state, until the API answered it: operations wait
     /// meanwhile (each failed probe wakes the worker, which may spool what waits).
     token_check: Option<watch::Receiver<TokenCheck>>,
+    /// Unsampled runs a tail rule may still keep, until they are decided (`tail_hold.rs`).
+    hold: TailHold,
     /// The OpenTelemetry export, when configured.
     #[cfg(feature = "otel")]
     pub(crate) otel: Option<crate::delivery::otel::mirror::OtelMirror>,
@@ -226,6 +230,7 @@ impl Worker {
         ops: Arc<OpQueue>,
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Worker {
+        let hold = TailHold::new(&shared.config);
         Worker {
             delivery: shared.config.delivery(),
             scheduler: Scheduler::with_linger(shared.config.linger()),
@@ -257,6 +262,7 @@ impl Worker {
             closing: None,
             settled: 0,
             token_check: None,
+            hold,
             #[cfg(feature = "otel")]
             otel: None,
         }
@@ -275,6 +281,9 @@ impl Worker {
         }
         loop {
             let drained = self.accept_batch();
+            if self.closing.is_some() && self.hold.has_open_runs() {
+                self.decide_held_runs();
+            }
             self.dispatch();
             self.answer_flushes();
             if self.finish_close_if_due() {
@@ -349,8 +358,17 @@ impl Worker {
         false
     }
 
-    fn accept(&mut self, mut op: Op, now: Instant) {
+    fn accept(&mut self, op: Op, now: Instant) {
         let epochs = self.ledger.accept(op.weight());
+        if self.hold.is_idle() && !matches!(op, Op::Register { held: true, .. }) {
+            self.admit(op, epochs, now);
+        } else {
+            self.accept_sampled(op, epochs, now);
+        }
+    }
+
+    /// Sends an accepted operation on its way: payload policy, OTel, scheduler.
+    fn admit(&mut self, mut op: Op, epochs: Epochs, now: Instant) {
         // Redactions, scrubbing and the size limit, before the operation can be spooled, sent
         // or exported to OTel.
         payload_policy::apply(&self.shared.config, &mut op).count_into(&self.shared.counters);

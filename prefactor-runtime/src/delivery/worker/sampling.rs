@@ -1,0 +1,73 @@
+//! Sampling on the worker: operations of held runs go to the tail hold (`tail_hold.rs`), and
+//! each run it decides is sent on or discarded and counted.
+
+use std::sync::atomic::Ordering;
+
+use tokio::time::Instant;
+
+use crate::delivery::flush_epochs::Epochs;
+use crate::delivery::tail_hold::{Decided, Verdict};
+use crate::queue::operation::Op;
+use crate::record::timestamp::Timestamp;
+use crate::report::stats::Counters;
+
+use super::Worker;
+
+impl Worker {
+    /// Accepts an operation while runs are held: it joins its held run, or goes on.
+    pub(super) fn accept_sampled(&mut self, op: Op, epochs: Epochs, now: Instant) {
+        let weight = op.weight();
+        match self.hold.take(op, epochs, Timestamp::now()) {
+            Some((op, epochs)) => self.admit(op, epochs, now),
+            // Held: not deliverable until its run is decided, so a flush does not wait for it
+            // (a run kept later joins the epoch open then).
+            None => self.ledger.settle(epochs, weight),
+        }
+        self.apply_decided(now);
+    }
+
+    /// Decides every held run (the client closes) by the rule for open runs.
+    pub(super) fn decide_held_runs(&mut self) {
+        self.hold.decide_all(Timestamp::now());
+        self.apply_decided(Instant::now());
+    }
+
+    fn apply_decided(&mut self, now: Instant) {
+        for decided in self.hold.take_decided() {
+            self.count_verdict(&decided);
+            if decided.verdict.keeps() {
+                for (op, _) in decided.ops {
+                    let epochs = self.ledger.accept(op.weight());
+                    self.admit(op, epochs, now);
+                }
+            } else {
+                self.discard_sampled_out(decided);
+            }
+        }
+    }
+
+    fn count_verdict(&self, decided: &Decided) {
+        let counters = &self.shared.counters;
+        match decided.verdict {
+            Verdict::Failed | Verdict::Slow => Counters::add(&counters.kept_by_tail_rule, 1),
+            Verdict::OverflowKept => Counters::add(&counters.hold_overflows, 1),
+            Verdict::OverflowDropped => {
+                Counters::add(&counters.hold_overflows, 1);
+                Counters::add(&counters.sampled_out_runs, 1);
+            }
+            Verdict::SampledOut => Counters::add(&counters.sampled_out_runs, 1),
+            Verdict::Late => {}
+        }
+    }
+
+    /// Settles the operations of a sampled-out run: not sent, not lost (they left the flush
+    /// ledger when they were held).
+    fn discard_sampled_out(&mut self, decided: Decided) {
+        let weight: u64 = decided.ops.iter().map(|(op, _)| op.weight()).sum();
+        let counters = &self.shared.counters;
+        Counters::add(&counters.sampled_out, weight);
+        Counters::add(&counters.sampled_out_spans, decided.spans);
+        self.settled += weight;
+        counters.settled.store(self.settled, Ordering::Release);
+    }
+}
