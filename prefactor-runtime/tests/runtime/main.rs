@@ -16,6 +16,7 @@ mod ordering;
 mod queue;
 mod redaction;
 mod retries;
+mod sampling;
 mod schema;
 mod soak;
 mod spans;
