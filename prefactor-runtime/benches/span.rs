@@ -9,6 +9,11 @@
 //! (untimed), so undelivered spans do not pile up across batches: the producer is far faster
 //! than any HTTP delivery. `delivery/1000_spans` measures that delivery end to end.
 //!
+//! `sampling/*` opens and closes the same span in runs sampling left out: `unsampled` (no
+//! tail rule: nothing is queued) and `held` (a tail rule is on: queued, then held by the worker
+//! until the run ends), next to `sampled` (the same span in a run that is sent), in one run so
+//! that their ratio holds on a loaded machine.
+//!
 //! Two clocks: `wall` is the usual elapsed time; `thread_cpu` is the CPU time of the calling
 //! thread (`CLOCK_THREAD_CPUTIME_ID`), which leaves out time the thread spent preempted. On a
 //! busy 2-core machine the worker thread and the server compete with the measured thread,
@@ -18,7 +23,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use prefactor_runtime::{AgentInstanceHandle, Client, Config, CreateInstance, Payload};
+use prefactor_runtime::{AgentInstanceHandle, Client, Config, ConfigBuilder, CreateInstance, HoldBudget, Payload};
 use prefactor_server::{LocalServer, ServerConfig};
 use serde::Serialize;
 
@@ -33,17 +38,42 @@ struct LlmCall<'a> {
     stream: bool,
 }
 
-fn config(server: &LocalServer) -> Config {
-    Config::builder()
-        .api_url(server.base_url())
-        .api_token(server.token())
-        .queue_capacity(4 * BATCH as usize)
-        .build()
-        .expect("valid config")
+fn config(server: &LocalServer) -> ConfigBuilder {
+    Config::builder().api_url(server.base_url()).api_token(server.token()).queue_capacity(4 * BATCH as usize)
+}
+
+/// How the runs of a measurement are sampled.
+#[derive(Clone, Copy)]
+enum Sampling {
+    /// Sent (the default).
+    Sampled,
+    /// Left out, no tail rule: nothing queued.
+    Unsampled,
+    /// Left out, the failure rule on: queued and held by the worker (a budget above a batch,
+    /// so the run stays held).
+    Held,
+}
+
+fn sampled(builder: ConfigBuilder, sampling: Sampling) -> ConfigBuilder {
+    match sampling {
+        Sampling::Sampled => builder,
+        Sampling::Unsampled => builder.sample_rate(0.0).keep_failed_runs(false),
+        Sampling::Held => {
+            let ops = 4 * BATCH;
+            builder.sample_rate(0.0).queue_capacity(4 * ops as usize).sample_hold_budget(
+                HoldBudget::default().per_run(ops, 1 << 30).total(ops, 1 << 30),
+            )
+        }
+    }
 }
 
 fn fresh_instance(server: &LocalServer) -> (Client, AgentInstanceHandle) {
-    let client = Client::new(config(server)).expect("client");
+    fresh_sampled_instance(server, Sampling::Sampled)
+}
+
+fn fresh_sampled_instance(server: &LocalServer, sampling: Sampling) -> (Client, AgentInstanceHandle) {
+    let config = sampled(config(server), sampling).build().expect("valid config");
+    let client = Client::new(config).expect("client");
     client.initialize_blocking().expect("initialize");
     let instance = client.create_agent_instance(CreateInstance::default()).expect("instance");
     instance.start();
@@ -75,12 +105,23 @@ fn now(clock: Clock) -> Duration {
 
 /// Runs `iters` iterations of `one` in batches, timing only the iterations.
 fn measure(server: &LocalServer, clock: Clock, iters: u64, one: impl Fn(&AgentInstanceHandle)) -> Duration {
+    measure_sampled(server, Sampling::Sampled, clock, iters, one)
+}
+
+/// [`measure`] in runs sampled as `sampling` says.
+fn measure_sampled(
+    server: &LocalServer,
+    sampling: Sampling,
+    clock: Clock,
+    iters: u64,
+    one: impl Fn(&AgentInstanceHandle),
+) -> Duration {
     let mut total = Duration::ZERO;
     let mut left = iters;
     while left > 0 {
         let n = left.min(BATCH);
         left -= n;
-        let (client, instance) = fresh_instance(server);
+        let (client, instance) = fresh_sampled_instance(server, sampling);
         let started = now(clock);
         for _ in 0..n {
             one(&instance);
@@ -124,6 +165,20 @@ fn hot_path(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    let mut sampling = c.benchmark_group("sampling");
+    sampling.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
+    for (mode, label) in [(Sampling::Sampled, "sampled"), (Sampling::Unsampled, "unsampled"), (Sampling::Held, "held")] {
+        sampling.bench_function(format!("{label}/thread_cpu"), |b| {
+            b.iter_custom(|iters| {
+                measure_sampled(&server, mode, Clock::ThreadCpu, iters, |instance| {
+                    let span = instance.span(black_box("bench:empty")).start();
+                    black_box(span.id());
+                })
+            })
+        });
+    }
+    sampling.finish();
 
     let mut delivery = c.benchmark_group("delivery");
     delivery.sample_size(10).measurement_time(Duration::from_secs(10));
