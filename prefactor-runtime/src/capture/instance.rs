@@ -56,6 +56,16 @@ impl AgentInstanceHandle {
 
     /// What sampling decided for this run when it was created ([`SampleDecision`]): its code
     /// runs the same either way, only what is sent differs.
+    ///
+    /// ```
+    /// use prefactor_runtime::{CreateInstance, SampleDecision, testing::Capture};
+    ///
+    /// // A capture sends every run; with `Config::sample_rate` some would not be.
+    /// let capture = Capture::new()?;
+    /// let run = capture.client().create_agent_instance(CreateInstance::default())?;
+    /// assert_eq!(run.sampling(), SampleDecision::Sampled);
+    /// # Ok::<(), prefactor_runtime::Error>(())
+    /// ```
     pub fn sampling(&self) -> SampleDecision {
         self.state.sampling
     }

@@ -567,6 +567,21 @@ impl ConfigBuilder {
     /// [`sample_hold_budget`](ConfigBuilder::sample_hold_budget). `false` with no
     /// [`keep_slow_runs`](ConfigBuilder::keep_slow_runs) makes unsampled runs cost almost
     /// nothing: none of their operations is even queued.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let config = prefactor_runtime::Config::builder()
+    ///     .api_url("http://127.0.0.1:9")
+    ///     .api_token("t")
+    ///     .sample_rate(0.05)
+    ///     .keep_failed_runs(true)
+    ///     .keep_slow_runs(Duration::from_secs(30))
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(config.keep_failed_runs());
+    /// assert_eq!(config.keep_slow_runs(), Some(Duration::from_secs(30)));
+    /// ```
     pub fn keep_failed_runs(mut self, keep: bool) -> Self {
         self.config.sampling.keep_failed = keep;
         self
@@ -579,6 +594,24 @@ impl ConfigBuilder {
         self
     }
     /// How much the worker may hold of unsampled runs waiting for their end (see [`HoldBudget`]).
+    ///
+    /// ```
+    /// use prefactor_runtime::{Config, HoldBudget, SampleOverflow};
+    ///
+    /// let config = Config::builder()
+    ///     .api_url("http://127.0.0.1:9")
+    ///     .api_token("t")
+    ///     .sample_rate(0.1)
+    ///     .sample_hold_budget(HoldBudget::default().per_run(512, 1 << 20))
+    ///     .sample_overflow(SampleOverflow::Drop)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.sample_hold_budget().run_ops(), 512);
+    ///
+    /// let too_big = Config::builder().api_url("http://127.0.0.1:9").api_token("t")
+    ///     .sample_hold_budget(HoldBudget::default().per_run(1 << 20, 1 << 20));
+    /// assert!(too_big.build().is_err(), "a run's bound over the total");
+    /// ```
     pub fn sample_hold_budget(mut self, budget: HoldBudget) -> Self {
         self.config.sampling.budget = budget;
         self

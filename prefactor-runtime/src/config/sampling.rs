@@ -287,6 +287,40 @@ mod tests {
     }
 
     #[test]
+    fn the_environment_sets_every_sampling_setting_and_bad_values_name_their_field() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |key: &str| vars.iter().find(|(k, _)| *k == key).map(|(_, v)| (*v).to_owned())
+        };
+        let builder = crate::config::Config::builder().api_url("http://127.0.0.1:9").api_token("t");
+        let config = builder
+            .clone()
+            .from_env_with(env(&[
+                ("PREFACTOR_SAMPLE_RATE", "0.25"),
+                ("PREFACTOR_SAMPLE_RATES", "triage=0.05,billing=1"),
+                ("PREFACTOR_KEEP_FAILED_RUNS", "false"),
+                ("PREFACTOR_KEEP_SLOW_RUNS", "2.5"),
+                ("PREFACTOR_SAMPLE_OVERFLOW", "drop"),
+            ]))
+            .and_then(crate::config::ConfigBuilder::build)
+            .expect("valid settings");
+        assert_eq!((config.sample_rate(), config.sample_rate_of("triage"), config.sample_rate_of("billing")), (0.25, 0.05, 1.0));
+        assert!(!config.keep_failed_runs());
+        assert_eq!(config.keep_slow_runs(), Some(Duration::from_millis(2500)));
+        assert_eq!(config.sample_overflow(), SampleOverflow::Drop);
+        for (vars, field) in [
+            (&[("PREFACTOR_SAMPLE_RATE", "1.5")][..], "sample_rate"),
+            (&[("PREFACTOR_SAMPLE_RATE", "NaN")][..], "sample_rate"),
+            (&[("PREFACTOR_SAMPLE_RATES", "triage")][..], "sample_rate_for"),
+            (&[("PREFACTOR_KEEP_FAILED_RUNS", "maybe")][..], "keep_failed_runs"),
+            (&[("PREFACTOR_KEEP_SLOW_RUNS", "0")][..], "keep_slow_runs"),
+            (&[("PREFACTOR_SAMPLE_OVERFLOW", "spill")][..], "sample_overflow"),
+        ] {
+            let err = builder.clone().from_env_with(env(vars)).and_then(crate::config::ConfigBuilder::build);
+            assert!(matches!(err, Err(Error::InvalidConfig { field: f, .. }) if f == field), "{vars:?}: {err:?}");
+        }
+    }
+
+    #[test]
     fn the_decision_holds_an_unsampled_run_only_under_a_tail_rule() {
         let id = Pfid::generate(1);
         let none = Sampling { rate: 0.0, ..Sampling::default() };
