@@ -269,3 +269,44 @@ fn a_capture_records_what_the_client_sends_to_the_server() {
         .collect();
     assert_eq!(from_capture, from_server);
 }
+
+/// An async agent for the sampling tests: a span on this task and one on a spawned task.
+#[agent(name = "sampled-bot")]
+async fn sampled_bot(question: String) -> Result<String, String> {
+    let asked = question.clone();
+    let spawned = prefactor::spawn(async move { tool(&asked) }).await.map_err(|error| error.to_string())??;
+    Ok(complete(&format!("{question}: {}", spawned.join(", ")), 0.1))
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime").block_on(future)
+}
+
+/// A capture with sampling records what a sampling client would send: an unsampled run is
+/// absent (its spans, on any task, neither serialized nor queued), a failed one kept whole by
+/// the tail rule; all counted in the stats.
+#[test]
+fn a_capture_with_sampling_records_only_the_runs_a_sampling_client_would_send() {
+    let no_tail = Capture::with_config(prefactor::Config::builder().sample_rate(0.0).keep_failed_runs(false))
+        .expect("a capture");
+    let answers = block_on(async {
+        (no_tail.run_async(sampled_bot("ok".into())).await, no_tail.run_async(sampled_bot(String::new())).await)
+    });
+    assert_eq!(answers, (Ok("echo: ok: hit for ok at 0.1".into()), Err("empty query".into())), "the code runs the same");
+    assert!(no_tail.runs().is_empty(), "nothing of an unsampled run is recorded");
+    let stats = no_tail.client().stats();
+    assert_eq!((stats.sampled_out_runs, stats.sampled_out_spans, stats.enqueued), (2, 3, 0));
+
+    let tail = Capture::with_config(prefactor::Config::builder().sample_rate(0.0)).expect("a capture");
+    let answers = block_on(async {
+        (tail.run_async(sampled_bot("ok".into())).await, tail.run_async(sampled_bot(String::new())).await)
+    });
+    assert!(answers.0.is_ok() && answers.1.is_err());
+    let runs = tail.runs();
+    assert_eq!(runs.len(), 1, "only the failed run: {runs:#?}");
+    assert_eq!(runs[0].status, AgentStatus::Failed);
+    assert_eq!(runs[0].span("capture:tool").map(|span| span.status), Some(AgentStatus::Failed));
+    let stats = tail.client().stats();
+    assert_eq!((stats.kept_by_tail_rule, stats.sampled_out_runs, stats.sampled_out_spans), (1, 1, 2));
+    assert!(tail.client().close_blocking().expect("sampling is not loss").is_clean());
+}

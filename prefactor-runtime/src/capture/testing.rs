@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::capture::client::Client;
 use crate::capture::context::Context;
 use crate::capture::instrument::{FutureExt, Instrumented};
+use crate::config::{Config, ConfigBuilder};
 use crate::delivery::recorder::Recorder;
 use crate::report::captured_run::CapturedRun;
 use crate::report::error::Error;
@@ -65,7 +66,30 @@ impl Capture {
     /// A capture with your explicit span types too (what you pass to
     /// [`ConfigBuilder::schema_registry`](crate::ConfigBuilder::schema_registry)).
     pub fn with_registry(registry: SchemaRegistry) -> Result<Capture, Error> {
-        let (client, recorder) = Client::new_capturing(registry)?;
+        Capture::with_config(Config::builder().schema_registry(registry))
+    }
+
+    /// A capture that records what a client with `config`'s settings would send: its sampling
+    /// (unsampled runs are absent, held runs appear once the tail rule keeps them), scrubbing,
+    /// size limit and schemas. Where it would send them is ignored (nothing is sent).
+    ///
+    /// ```
+    /// use prefactor_runtime::testing::Capture;
+    /// use prefactor_runtime::{Config, CreateInstance, FinishStatus};
+    ///
+    /// let capture = Capture::with_config(Config::builder().sample_rate(0.0))?;
+    /// for status in [FinishStatus::Complete, FinishStatus::Failed] {
+    ///     let run = capture.client().create_agent_instance(CreateInstance::default())?;
+    ///     run.span("agent:step").start().complete();
+    ///     run.finish(status);
+    /// }
+    /// let runs = capture.runs();
+    /// assert_eq!(runs.len(), 1, "only the failed run is kept by the tail rule");
+    /// assert_eq!(capture.client().stats().sampled_out_runs, 1);
+    /// # Ok::<(), prefactor_runtime::Error>(())
+    /// ```
+    pub fn with_config(config: ConfigBuilder) -> Result<Capture, Error> {
+        let (client, recorder) = Client::new_capturing(config)?;
         LIVE_CAPTURES.fetch_add(1, Ordering::AcqRel);
         Ok(Capture { client, recorder })
     }

@@ -9,8 +9,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use prefactor_protocol::{AgentStatus, FinishStatus};
 use serde_json::Value;
 
+use crate::delivery::flush_epochs::Epochs;
 use crate::delivery::payload_policy;
 use crate::delivery::shared::Shared;
+use crate::delivery::tail_hold::TailHold;
 use crate::lock::lock;
 use crate::queue::op_queue::OpQueue;
 use crate::queue::operation::{Op, SpanCreate, SpanEnd, SpanFinish};
@@ -24,38 +26,70 @@ use crate::report::stats::Counters;
 pub(crate) struct Recorder {
     ops: Arc<OpQueue>,
     shared: Arc<Shared>,
-    runs: Mutex<Vec<CapturedRun>>,
+    /// The recorded runs, and the runs held for the tail rule as the worker would hold them.
+    runs: Mutex<(Vec<CapturedRun>, TailHold)>,
 }
 
 impl Recorder {
     pub(crate) fn new(ops: Arc<OpQueue>, shared: Arc<Shared>) -> Recorder {
-        Recorder { ops, shared, runs: Mutex::new(Vec::new()) }
+        let hold = TailHold::new(&shared.config);
+        Recorder { ops, shared, runs: Mutex::new((Vec::new(), hold)) }
     }
 
     /// Takes everything queued so far into the recorded runs (each operation counts as sent,
-    /// so the client's stats and close report read as after a clean delivery).
+    /// so the client's stats and close report read as after a clean delivery), except what
+    /// sampling holds or discards, as the worker would.
     pub(crate) fn drain(&self) {
-        let mut runs = lock(&self.runs);
-        while let Some(mut op) = self.ops.pop() {
-            let weight = op.weight();
-            // What the worker would send: redacted, scrubbed and cut to size.
-            payload_policy::apply(&self.shared.config, &mut op).count_into(&self.shared.counters);
-            apply(&mut runs, op);
-            Counters::add(&self.shared.counters.sent, weight);
-            self.shared.counters.settled.fetch_add(weight, Ordering::Release);
+        let mut guard = lock(&self.runs);
+        let (runs, hold) = &mut *guard;
+        while let Some(op) = self.ops.pop() {
+            if let Some((op, _)) = hold.take(op, Epochs::at(0), Timestamp::now()) {
+                self.record(runs, op);
+            }
+            self.record_decided(runs, hold);
         }
+    }
+
+    /// Drains, then decides the runs still held (the client closes), as the worker does.
+    pub(crate) fn close(&self) {
+        self.drain();
+        let mut guard = lock(&self.runs);
+        let (runs, hold) = &mut *guard;
+        hold.decide_all(Timestamp::now());
+        self.record_decided(runs, hold);
+    }
+
+    /// Records the runs `hold` kept; settles (uncounted as sent) those it discarded.
+    fn record_decided(&self, runs: &mut Vec<CapturedRun>, hold: &mut TailHold) {
+        for decided in hold.take_decided() {
+            decided.count_into(&self.shared.counters);
+            if decided.verdict.keeps() {
+                decided.ops.into_iter().for_each(|(op, _)| self.record(runs, op));
+            } else {
+                self.shared.counters.settled.fetch_add(decided.weight(), Ordering::Release);
+            }
+        }
+    }
+
+    /// Records `op` as sent: what the worker would send, redacted, scrubbed and cut to size.
+    fn record(&self, runs: &mut Vec<CapturedRun>, mut op: Op) {
+        let weight = op.weight();
+        payload_policy::apply(&self.shared.config, &mut op).count_into(&self.shared.counters);
+        apply(runs, op);
+        Counters::add(&self.shared.counters.sent, weight);
+        self.shared.counters.settled.fetch_add(weight, Ordering::Release);
     }
 
     /// A copy of the runs recorded so far, in the order they were registered (or first seen).
     pub(crate) fn runs(&self) -> Vec<CapturedRun> {
         self.drain();
-        lock(&self.runs).clone()
+        lock(&self.runs).0.clone()
     }
 
     /// Forgets the runs recorded so far (what is queued is taken first, then forgotten too).
     pub(crate) fn clear(&self) {
         self.drain();
-        lock(&self.runs).clear();
+        lock(&self.runs).0.clear();
     }
 }
 

@@ -24,6 +24,7 @@ use crate::delivery::flush_epochs::Epochs;
 use crate::queue::operation::Op;
 use crate::record::ids::InstanceId;
 use crate::record::timestamp::Timestamp;
+use crate::report::stats::Counters;
 
 /// Discarded runs remembered so that their late operations are discarded too. An operation
 /// coming after this many other runs were discarded since its own is held as a run of its own
@@ -65,6 +66,32 @@ pub(crate) struct Decided {
     pub(crate) ops: Vec<(Op, Epochs)>,
     /// Span creates among `ops`.
     pub(crate) spans: u64,
+}
+
+impl Decided {
+    /// Queue operations it stands for.
+    pub(crate) fn weight(&self) -> u64 {
+        self.ops.iter().map(|(op, _)| op.weight()).sum()
+    }
+
+    /// Counts the decision in the client's stats (the kept operations are counted again as
+    /// they are sent; the discarded ones here, as sampled out).
+    pub(crate) fn count_into(&self, counters: &Counters) {
+        match self.verdict {
+            Verdict::Failed | Verdict::Slow => Counters::add(&counters.kept_by_tail_rule, 1),
+            Verdict::OverflowKept => Counters::add(&counters.hold_overflows, 1),
+            Verdict::OverflowDropped => {
+                Counters::add(&counters.hold_overflows, 1);
+                Counters::add(&counters.sampled_out_runs, 1);
+            }
+            Verdict::SampledOut => Counters::add(&counters.sampled_out_runs, 1),
+            Verdict::Late => {}
+        }
+        if !self.verdict.keeps() {
+            Counters::add(&counters.sampled_out, self.weight());
+            Counters::add(&counters.sampled_out_spans, self.spans);
+        }
+    }
 }
 
 #[derive(Debug)]

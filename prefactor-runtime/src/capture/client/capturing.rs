@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::Client;
 use super::enqueue::{Drain, WorkerLink};
 use super::lifecycle::Lifecycle;
-use crate::config::Config;
+use crate::config::ConfigBuilder;
 use crate::delivery::recorder::Recorder;
 use crate::lock::lock;
 use crate::queue::op_queue::OpQueue;
@@ -18,17 +18,13 @@ use crate::schema::registry::SchemaRegistry;
 const CAPTURE_CAPACITY: usize = 1 << 28;
 
 impl Client {
-    /// A ready client that records instead of sending. Its schemas are merged as
-    /// [`initialize`](Client::initialize) merges them, so conflicting declarations fail here
-    /// as they would there.
-    pub(crate) fn new_capturing(registry: SchemaRegistry) -> Result<(Client, Arc<Recorder>), Error> {
+    /// A ready client that records instead of sending, with the settings of `config` that
+    /// shape what is recorded (sampling, scrubbing, size limit, schemas). Its schemas are
+    /// merged as [`initialize`](Client::initialize) merges them, so conflicting declarations
+    /// fail here as they would there.
+    pub(crate) fn new_capturing(config: ConfigBuilder) -> Result<(Client, Arc<Recorder>), Error> {
         // Never contacted: the address only satisfies the configuration's checks.
-        let config = Config::builder()
-            .api_url("http://127.0.0.1:9")
-            .api_token("capture")
-            .queue_capacity(CAPTURE_CAPACITY)
-            .schema_registry(registry)
-            .build()?;
+        let config = config.api_url("http://127.0.0.1:9").api_token("capture").queue_capacity(CAPTURE_CAPACITY).build()?;
         let client = Client::new(config)?;
         let mut registry = client.config().schema_registry().cloned().unwrap_or_default();
         registry.merge(&SchemaRegistry::from_static()?)?;

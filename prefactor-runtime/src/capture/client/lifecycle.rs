@@ -209,7 +209,7 @@ impl Client {
                 }
             }
             Some(Drain::Recorder(recorder)) => {
-                recorder.drain();
+                recorder.close();
                 let settled = self.inner.shared.counters.settled.load(Ordering::Acquire);
                 Some(self.inner.shared.report(self.enqueued(), settled, false))
             }

@@ -6,10 +6,8 @@ use std::sync::atomic::Ordering;
 use tokio::time::Instant;
 
 use crate::delivery::flush_epochs::Epochs;
-use crate::delivery::tail_hold::{Decided, Verdict};
 use crate::queue::operation::Op;
 use crate::record::timestamp::Timestamp;
-use crate::report::stats::Counters;
 
 use super::Worker;
 
@@ -34,40 +32,17 @@ impl Worker {
 
     fn apply_decided(&mut self, now: Instant) {
         for decided in self.hold.take_decided() {
-            self.count_verdict(&decided);
+            decided.count_into(&self.shared.counters);
             if decided.verdict.keeps() {
                 for (op, _) in decided.ops {
                     let epochs = self.ledger.accept(op.weight());
                     self.admit(op, epochs, now);
                 }
             } else {
-                self.discard_sampled_out(decided);
+                // Settled, not sent and not lost (they left the flush ledger when held).
+                self.settled += decided.weight();
+                self.shared.counters.settled.store(self.settled, Ordering::Release);
             }
         }
-    }
-
-    fn count_verdict(&self, decided: &Decided) {
-        let counters = &self.shared.counters;
-        match decided.verdict {
-            Verdict::Failed | Verdict::Slow => Counters::add(&counters.kept_by_tail_rule, 1),
-            Verdict::OverflowKept => Counters::add(&counters.hold_overflows, 1),
-            Verdict::OverflowDropped => {
-                Counters::add(&counters.hold_overflows, 1);
-                Counters::add(&counters.sampled_out_runs, 1);
-            }
-            Verdict::SampledOut => Counters::add(&counters.sampled_out_runs, 1),
-            Verdict::Late => {}
-        }
-    }
-
-    /// Settles the operations of a sampled-out run: not sent, not lost (they left the flush
-    /// ledger when they were held).
-    fn discard_sampled_out(&mut self, decided: Decided) {
-        let weight: u64 = decided.ops.iter().map(|(op, _)| op.weight()).sum();
-        let counters = &self.shared.counters;
-        Counters::add(&counters.sampled_out, weight);
-        Counters::add(&counters.sampled_out_spans, decided.spans);
-        self.settled += weight;
-        counters.settled.store(self.settled, Ordering::Release);
     }
 }
