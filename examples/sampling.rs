@@ -81,12 +81,8 @@ struct Outcome {
 
 fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
     let backend = backend::Backend::from_env_or_embedded("prefactor-sampling.db")?;
-    let config = backend
-        .config()?
-        .sample_rate(0.01)
-        .sample_rate_for("billing", 1.0)
-        .keep_slow_runs(SLOW_RUN)
-        .build()?;
+    let config =
+        backend.config()?.sample_rate(0.01).sample_rate_for("billing", 1.0).keep_slow_runs(SLOW_RUN).build()?;
     let guard = prefactor::init_blocking(config)?;
     let (mut kept, mut ordinary) = (Vec::new(), Vec::new());
     for ticket in 0..TICKETS {

@@ -96,13 +96,12 @@ pub fn schema_for<T: ?Sized + schemars::JsonSchema>() -> serde_json::Value {
 pub use prefactor_runtime::{
     ActionProfile, AgentInstanceHandle, AgentSchemaVersion, AgentStatus, AgentVersion, Classification, Client,
     CloseReport, Config, ConfigBuilder, Context, ContextGuard, CreateInstance, DEFAULT_DROP_TIMEOUT, DataCategories,
-    DataRisk, Delivery, Error, HoldBudget, FinishSpan, FinishStatus, FutureExt, Inclusion, InitGuard, InstanceId, InstanceManager,
-    InstancePurpose, Instrumented, MAX_BULK_ITEMS, MAX_LINGER, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES, Payload,
-    Permission, Pfid, QualityType, REDACTED, RUNTIME, Redaction, RuntimeEnvironment, SDK_HEADER_ENTRY, SampleDecision,
-    SampleOverflow, SchemaRegistry,
-    Secret, Sensitive, SpanBuilder, SpanGuard, SpanId, SpanStream, SpanType, Stats, StreamExt, Terminated,
-    TerminationSubscription, check_terminated, current_instance, init, init_blocking, spawn, spawn_blocking, stream,
-    streaming, terminated, thread, try_stream,
+    DataRisk, Delivery, Error, FinishSpan, FinishStatus, FutureExt, HoldBudget, Inclusion, InitGuard, InstanceId,
+    InstanceManager, InstancePurpose, Instrumented, MAX_BULK_ITEMS, MAX_LINGER, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES,
+    Payload, Permission, Pfid, QualityType, REDACTED, RUNTIME, Redaction, RuntimeEnvironment, SDK_HEADER_ENTRY,
+    SampleDecision, SampleOverflow, SchemaRegistry, Secret, Sensitive, SpanBuilder, SpanGuard, SpanId, SpanStream,
+    SpanType, Stats, StreamExt, Terminated, TerminationSubscription, check_terminated, current_instance, init,
+    init_blocking, spawn, spawn_blocking, stream, streaming, terminated, thread, try_stream,
 };
 
 /// Testing your instrumentation the way Logfire's `capfire` does: run code under a

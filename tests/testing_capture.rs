@@ -279,7 +279,12 @@ async fn sampled_bot(question: String) -> Result<String, String> {
 }
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime").block_on(future)
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(future)
 }
 
 /// A capture with sampling records what a sampling client would send: an unsampled run is
@@ -287,12 +292,16 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 /// the tail rule; all counted in the stats.
 #[test]
 fn a_capture_with_sampling_records_only_the_runs_a_sampling_client_would_send() {
-    let no_tail = Capture::with_config(prefactor::Config::builder().sample_rate(0.0).keep_failed_runs(false))
-        .expect("a capture");
+    let no_tail =
+        Capture::with_config(prefactor::Config::builder().sample_rate(0.0).keep_failed_runs(false)).expect("a capture");
     let answers = block_on(async {
         (no_tail.run_async(sampled_bot("ok".into())).await, no_tail.run_async(sampled_bot(String::new())).await)
     });
-    assert_eq!(answers, (Ok("echo: ok: hit for ok at 0.1".into()), Err("empty query".into())), "the code runs the same");
+    assert_eq!(
+        answers,
+        (Ok("echo: ok: hit for ok at 0.1".into()), Err("empty query".into())),
+        "the code runs the same"
+    );
     assert!(no_tail.runs().is_empty(), "nothing of an unsampled run is recorded");
     let stats = no_tail.client().stats();
     assert_eq!((stats.sampled_out_runs, stats.sampled_out_spans, stats.enqueued), (2, 3, 0));

@@ -60,9 +60,10 @@ fn sampled(builder: ConfigBuilder, sampling: Sampling) -> ConfigBuilder {
         Sampling::Unsampled => builder.sample_rate(0.0).keep_failed_runs(false),
         Sampling::Held => {
             let ops = 4 * BATCH;
-            builder.sample_rate(0.0).queue_capacity(4 * ops as usize).sample_hold_budget(
-                HoldBudget::default().per_run(ops, 1 << 30).total(ops, 1 << 30),
-            )
+            builder
+                .sample_rate(0.0)
+                .queue_capacity(4 * ops as usize)
+                .sample_hold_budget(HoldBudget::default().per_run(ops, 1 << 30).total(ops, 1 << 30))
         }
     }
 }
@@ -168,7 +169,8 @@ fn hot_path(c: &mut Criterion) {
 
     let mut sampling = c.benchmark_group("sampling");
     sampling.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
-    for (mode, label) in [(Sampling::Sampled, "sampled"), (Sampling::Unsampled, "unsampled"), (Sampling::Held, "held")] {
+    for (mode, label) in [(Sampling::Sampled, "sampled"), (Sampling::Unsampled, "unsampled"), (Sampling::Held, "held")]
+    {
         sampling.bench_function(format!("{label}/thread_cpu"), |b| {
             b.iter_custom(|iters| {
                 measure_sampled(&server, mode, Clock::ThreadCpu, iters, |instance| {

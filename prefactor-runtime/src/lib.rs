@@ -87,9 +87,9 @@ pub use capture::span_guard::SpanGuard;
 pub use capture::span_stream::{SpanStream, stream, try_stream};
 pub use capture::thread;
 pub use config::delivery::Delivery;
-pub use config::sampling::{HoldBudget, SampleOverflow};
 #[cfg(feature = "otel")]
 pub use config::otel::{ContentCapture, GenAiOperation, OtelExport, SemconvStability};
+pub use config::sampling::{HoldBudget, SampleOverflow};
 pub use config::{
     Config, ConfigBuilder, MAX_BULK_ITEMS, MAX_LINGER, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES, RUNTIME, SDK_HEADER_ENTRY,
 };

@@ -2,7 +2,8 @@
 
 use super::warn_once::warn_no_client;
 use prefactor_runtime::{
-    AgentInstanceHandle, Client, Context, ContextGuard, Error, FinishSpan, Payload, SampleDecision, SpanGuard, global_client,
+    AgentInstanceHandle, Client, Context, ContextGuard, Error, FinishSpan, Payload, SampleDecision, SpanGuard,
+    global_client,
 };
 
 /// The started span of an async call (`instrument_span` moves it into its boxed state).

@@ -277,7 +277,8 @@ mod tests {
 
     #[test]
     fn per_agent_rates_match_the_name_then_the_id_and_parse_from_text() {
-        let sampling = Sampling { rates: parse_rates(" triage = 0.05, agent-id-1=0.5 ,").unwrap(), ..Sampling::default() };
+        let sampling =
+            Sampling { rates: parse_rates(" triage = 0.05, agent-id-1=0.5 ,").unwrap(), ..Sampling::default() };
         assert_eq!(sampling.rate_of(Some("triage"), Some("agent-id-1")), 0.05);
         assert_eq!(sampling.rate_of(Some("other"), Some("agent-id-1")), 0.5);
         assert_eq!(sampling.rate_of(None, None), 1.0);
@@ -303,7 +304,10 @@ mod tests {
             ]))
             .and_then(crate::config::ConfigBuilder::build)
             .expect("valid settings");
-        assert_eq!((config.sample_rate(), config.sample_rate_of("triage"), config.sample_rate_of("billing")), (0.25, 0.05, 1.0));
+        assert_eq!(
+            (config.sample_rate(), config.sample_rate_of("triage"), config.sample_rate_of("billing")),
+            (0.25, 0.05, 1.0)
+        );
         assert!(!config.keep_failed_runs());
         assert_eq!(config.keep_slow_runs(), Some(Duration::from_millis(2500)));
         assert_eq!(config.sample_overflow(), SampleOverflow::Drop);

@@ -520,7 +520,12 @@ mod tests {
         let mut s = Scheduler::default();
         push(
             &mut s,
-            Op::Register { instance: i.id, request: Box::new(RegisterInstanceRequest::default()), schema: None, held: false },
+            Op::Register {
+                instance: i.id,
+                request: Box::new(RegisterInstanceRequest::default()),
+                schema: None,
+                held: false,
+            },
         );
         push(&mut s, Op::Start { instance: i.id, at: Timestamp::now() });
         let (span, op) = create(&i, None);
@@ -561,7 +566,15 @@ mod tests {
     }
 
     fn run(i: &Instance, s: &mut Scheduler) -> (SpanId, SpanId) {
-        push(s, Op::Register { instance: i.id, request: Box::new(RegisterInstanceRequest::default()), schema: None, held: false });
+        push(
+            s,
+            Op::Register {
+                instance: i.id,
+                request: Box::new(RegisterInstanceRequest::default()),
+                schema: None,
+                held: false,
+            },
+        );
         push(s, Op::Start { instance: i.id, at: Timestamp::now() });
         let (parent, op) = create(i, None);
         push(s, op);

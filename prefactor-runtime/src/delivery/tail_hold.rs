@@ -384,7 +384,10 @@ mod tests {
         let mut hold = hold_with(|b| b);
         let (kept, dropped) = (InstanceId::generate(1), InstanceId::generate(1));
         assert_eq!(feed(&mut hold, run(kept, finish(kept, FinishStatus::Failed, 5))), [(Verdict::Failed, 5)]);
-        assert_eq!(feed(&mut hold, run(dropped, finish(dropped, FinishStatus::Complete, 5))), [(Verdict::SampledOut, 5)]);
+        assert_eq!(
+            feed(&mut hold, run(dropped, finish(dropped, FinishStatus::Complete, 5))),
+            [(Verdict::SampledOut, 5)]
+        );
         let late = Op::FinishSpan(SpanFinish {
             instance: Some(dropped),
             id: SpanId::generate(1),
@@ -423,7 +426,9 @@ mod tests {
     #[test]
     fn a_run_over_its_budget_overflows_as_configured() {
         let budget = HoldBudget::default().per_run(3, 1 << 20);
-        for (overflow, verdict) in [(SampleOverflow::Keep, Verdict::OverflowKept), (SampleOverflow::Drop, Verdict::OverflowDropped)] {
+        for (overflow, verdict) in
+            [(SampleOverflow::Keep, Verdict::OverflowKept), (SampleOverflow::Drop, Verdict::OverflowDropped)]
+        {
             let mut hold = hold_with(|b| b.sample_hold_budget(budget).sample_overflow(overflow));
             let i = InstanceId::generate(1);
             let ops = vec![register(i), span(i, None, 1, 1), span(i, None, 1, 1), span(i, None, 1, 1)];

@@ -23,7 +23,11 @@ fn server_with_file(dir: &Path) -> LocalServer {
         .expect("the local server starts")
 }
 
-async fn client_with(server: &LocalServer, delivery: Delivery, sampling: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Client {
+async fn client_with(
+    server: &LocalServer,
+    delivery: Delivery,
+    sampling: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> Client {
     let client = Client::new(sampling(config_for(server, delivery)).build().expect("valid config")).expect("client");
     client.initialize().await.expect("initialize");
     client
@@ -95,7 +99,8 @@ fn stored(dir: &Path) -> Stored {
 /// Every run in `sent` is stored whole with its status; nothing else is stored.
 fn assert_whole_or_absent(dir: &Path, sent: &BTreeMap<InstanceId, &str>) {
     let stored = stored(dir);
-    let expected: BTreeMap<String, String> = sent.iter().map(|(id, status)| (id.to_string(), status.to_string())).collect();
+    let expected: BTreeMap<String, String> =
+        sent.iter().map(|(id, status)| (id.to_string(), status.to_string())).collect();
     assert_eq!(stored.instances, expected, "exactly the sent runs are stored, with their status");
     let whole: BTreeMap<String, usize> = expected.keys().map(|id| (id.clone(), SPANS_PER_RUN)).collect();
     assert_eq!(stored.spans_by_instance, whole, "every stored run has all its spans; no span of another run");
@@ -179,7 +184,8 @@ async fn a_per_agent_rate_overrides_the_default_and_the_same_id_decides_the_same
     let config = |b: ConfigBuilder| b.sample_rate(0.0).keep_failed_runs(false).sample_rate_for("billing", 1.0);
     let client = client_with(&server, Delivery::Bulk, config).await;
     let named = |name: &str| {
-        CreateInstance::default().agent_version(prefactor_runtime::AgentVersion { name: Some(name.into()), ..Default::default() })
+        CreateInstance::default()
+            .agent_version(prefactor_runtime::AgentVersion { name: Some(name.into()), ..Default::default() })
     };
     let billing = client.create_agent_instance(named("billing")).expect("an instance");
     let triage = client.create_agent_instance(named("triage")).expect("an instance");
@@ -213,7 +219,11 @@ async fn the_slow_rule_keeps_a_run_longer_than_its_threshold() {
     slow.finish(FinishStatus::Complete);
     let report = client.close().await.expect("nothing lost");
     let stored = stored(dir.path());
-    assert_eq!(stored.instances.keys().cloned().collect::<Vec<_>>(), [slow.id().to_string()], "{quick} failed but quick");
+    assert_eq!(
+        stored.instances.keys().cloned().collect::<Vec<_>>(),
+        [slow.id().to_string()],
+        "{quick} failed but quick"
+    );
     assert_eq!(stored.spans_by_instance.get(&slow.id().to_string()), Some(&1));
     assert_eq!((report.stats.kept_by_tail_rule, report.stats.sampled_out_runs), (1, 1));
 }
@@ -260,12 +270,18 @@ async fn flush_does_not_wait_for_an_open_held_run_and_close_decides_it() {
     open.start();
     let span = open.span("agent:step").start();
     let (failed, _) = one_run(&client, true).await;
-    client.flush(Duration::from_secs(10)).await.expect("the failed run is delivered; the open one does not hold the flush");
+    client
+        .flush(Duration::from_secs(10))
+        .await
+        .expect("the failed run is delivered; the open one does not hold the flush");
     assert!(stored(dir.path()).instances.contains_key(&failed.to_string()), "a failed run is sent at its end");
     let report = client.close().await.expect("nothing lost");
     drop(span);
     let stored = stored(dir.path());
-    assert!(!stored.instances.contains_key(&open.id().to_string()), "open at close, neither failed nor slow: sampled out");
+    assert!(
+        !stored.instances.contains_key(&open.id().to_string()),
+        "open at close, neither failed nor slow: sampled out"
+    );
     assert_eq!((report.stats.sampled_out_runs, report.stats.kept_by_tail_rule), (1, 1));
     assert!(report.is_clean());
 }

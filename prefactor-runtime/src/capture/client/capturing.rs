@@ -24,7 +24,8 @@ impl Client {
     /// fail here as they would there.
     pub(crate) fn new_capturing(config: ConfigBuilder) -> Result<(Client, Arc<Recorder>), Error> {
         // Never contacted: the address only satisfies the configuration's checks.
-        let config = config.api_url("http://127.0.0.1:9").api_token("capture").queue_capacity(CAPTURE_CAPACITY).build()?;
+        let config =
+            config.api_url("http://127.0.0.1:9").api_token("capture").queue_capacity(CAPTURE_CAPACITY).build()?;
         let client = Client::new(config)?;
         let mut registry = client.config().schema_registry().cloned().unwrap_or_default();
         registry.merge(&SchemaRegistry::from_static()?)?;

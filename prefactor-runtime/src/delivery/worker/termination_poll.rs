@@ -91,7 +91,10 @@ mod tests {
     use crate::record::timestamp::Timestamp;
 
     fn known_instance(worker: &Worker) -> Arc<InstanceState> {
-        let state = Arc::new(InstanceState::new(InstanceId::generate(0), crate::record::sample_decision::SampleDecision::Sampled));
+        let state = Arc::new(InstanceState::new(
+            InstanceId::generate(0),
+            crate::record::sample_decision::SampleDecision::Sampled,
+        ));
         lock(&worker.shared.instances).insert(state.id, Arc::downgrade(&state));
         state
     }
