@@ -142,8 +142,8 @@ impl AgentInstanceHandle {
 
     /// Whether the platform asked this instance to stop. Never true for a run sampling kept
     /// from the platform ([`sampling`](AgentInstanceHandle::sampling) not `Sampled`): the
-    /// platform does not know it, so nobody can stop it there (a held run kept at its end is
-    /// known only once it has ended).
+    /// platform does not know it, so nobody can stop it there (a held run is known, and can be
+    /// stopped, only once the tail rule kept it).
     pub fn is_terminated(&self) -> bool {
         self.state.termination.is_terminated()
     }

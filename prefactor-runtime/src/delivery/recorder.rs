@@ -43,7 +43,7 @@ impl Recorder {
         let mut guard = lock(&self.runs);
         let (runs, hold) = &mut *guard;
         while let Some(op) = self.ops.pop() {
-            if let Some((op, _)) = hold.take(op, Epochs::at(0), Timestamp::now()) {
+            if let Some((op, _)) = hold.take(op, Epochs::at(0), Timestamp::now) {
                 self.record(runs, op);
             }
             self.record_decided(runs, hold);

@@ -166,11 +166,12 @@ impl TailHold {
     }
 
     /// Takes `op` if it belongs to a held run (or to one discarded), else gives it back. What
-    /// this decided is in [`take_decided`](TailHold::take_decided).
-    pub(crate) fn take(&mut self, op: Op, epochs: Epochs, now: Timestamp) -> Option<(Op, Epochs)> {
+    /// this decided is in [`take_decided`](TailHold::take_decided). `now` is read only when a
+    /// held run opens (a clock read per operation would cost every other one).
+    pub(crate) fn take(&mut self, op: Op, epochs: Epochs, now: impl FnOnce() -> Timestamp) -> Option<(Op, Epochs)> {
         let Some(instance) = op.kind().instance() else { return Some((op, epochs)) };
         if let Op::Register { held: true, .. } = op {
-            self.open(instance, now);
+            self.open(instance, now());
         } else if !self.runs.contains_key(&instance) {
             if !self.discarded.contains(&instance) {
                 return Some((op, epochs));
@@ -364,7 +365,7 @@ mod tests {
     /// Feeds `ops` and returns the verdicts, each with its number of operations.
     fn feed(hold: &mut TailHold, ops: Vec<Op>) -> Vec<(Verdict, usize)> {
         for op in ops {
-            assert!(hold.take(op, Epochs::at(0), at(0)).is_none(), "held");
+            assert!(hold.take(op, Epochs::at(0), || at(0)).is_none(), "held");
         }
         hold.take_decided().into_iter().map(|d| (d.verdict, d.ops.len())).collect()
     }
@@ -395,7 +396,7 @@ mod tests {
         });
         assert_eq!(feed(&mut hold, vec![late]), [(Verdict::Late, 1)]);
         let after = finish(kept, FinishStatus::Failed, 9);
-        assert!(hold.take(after, Epochs::at(0), at(0)).is_some(), "a kept run's later operations pass");
+        assert!(hold.take(after, Epochs::at(0), || at(0)).is_some(), "a kept run's later operations pass");
         assert_eq!(hold.held_ops(), 0);
     }
 
@@ -434,7 +435,7 @@ mod tests {
             let ops = vec![register(i), span(i, None, 1, 1), span(i, None, 1, 1), span(i, None, 1, 1)];
             assert_eq!(feed(&mut hold, ops), [(verdict, 4)]);
             let next = span(i, None, 2, 1);
-            assert_eq!(hold.take(next, Epochs::at(0), at(0)).is_some(), overflow == SampleOverflow::Keep);
+            assert_eq!(hold.take(next, Epochs::at(0), || at(0)).is_some(), overflow == SampleOverflow::Keep);
         }
     }
 
@@ -450,7 +451,7 @@ mod tests {
         }
         assert_eq!(decided, [(Verdict::OverflowDropped, 2)]);
         let oldest = span(runs[0], None, 2, 1);
-        assert!(hold.take(oldest, Epochs::at(0), at(0)).is_none(), "the oldest run was dropped");
+        assert!(hold.take(oldest, Epochs::at(0), || at(0)).is_none(), "the oldest run was dropped");
         assert_eq!(hold.take_decided()[0].verdict, Verdict::Late);
         assert!(hold.held_ops() <= 6);
     }
@@ -460,7 +461,7 @@ mod tests {
         let mut hold = hold_with(|b| b);
         let op = finish(InstanceId::generate(1), FinishStatus::Failed, 1);
         let kind = op.kind();
-        assert_eq!(hold.take(op, Epochs::at(0), at(0)).map(|(op, _)| op.kind()), Some(kind));
+        assert_eq!(hold.take(op, Epochs::at(0), || at(0)).map(|(op, _)| op.kind()), Some(kind));
         assert!(matches!(kind, OpKind::Finish(_)));
     }
 }

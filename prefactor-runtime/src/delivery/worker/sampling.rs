@@ -15,7 +15,7 @@ impl Worker {
     /// Accepts an operation while runs are held: it joins its held run, or goes on.
     pub(super) fn accept_sampled(&mut self, op: Op, epochs: Epochs, now: Instant) {
         let weight = op.weight();
-        match self.hold.take(op, epochs, Timestamp::now()) {
+        match self.hold.take(op, epochs, Timestamp::now) {
             Some((op, epochs)) => self.admit(op, epochs, now),
             // Held: not deliverable until its run is decided, so a flush does not wait for it
             // (a run kept later joins the epoch open then).
