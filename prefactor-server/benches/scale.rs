@@ -264,6 +264,13 @@ impl Bench {
         fill.runs.extend(made.into_iter().map(|(_, run)| run));
     }
 
+    /// The JSON answer of `path` (untimed: a key or time the timed reads need).
+    async fn json(&self, path: &str, ui: bool) -> serde_json::Value {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        request = if ui { request.header("cookie", &self.cookie) } else { request.bearer_auth(TOKEN) };
+        request.send().await.expect("GET").json().await.expect("a JSON answer")
+    }
+
     async fn get(&self, path: &str, ui: bool) -> (Duration, usize) {
         let mut request = self.http.get(format!("{}{path}", self.base));
         request = if ui { request.header("cookie", &self.cookie) } else { request.bearer_auth(TOKEN) };
@@ -341,6 +348,12 @@ impl Bench {
                 false,
             ),
             ("dashboard: spans of `side` (10 %), page 1".into(), spans_of(side, 0), None, false),
+            (
+                format!("dashboard: every run, offset {} (cold)", deep_runs * 10 / 9 / 100 * 100),
+                format!("/api/v1/agent_instance?{}", page(deep_runs * 10 / 9 / 100 * 100)),
+                None,
+                false,
+            ),
             ("dashboard: one run".into(), format!("/api/v1/agent_instance/{run}"), None, false),
             (
                 "API: spans of one run with summaries".into(),
@@ -348,35 +361,10 @@ impl Bench {
                 None,
                 false,
             ),
-            ("UI: agents".into(), "/ui/api/agents".into(), None, true),
-            ("UI: runs of `main`, page 1".into(), format!("/ui/api/runs?agent_id={main}"), None, true),
-            (
-                "UI: runs of `main`, page 2".into(),
-                format!("/ui/api/runs?agent_id={main}&offset=50"),
-                Some(format!("/ui/api/runs?agent_id={main}")),
-                true,
-            ),
-            (
-                "UI: runs of `main`, failed only".into(),
-                format!("/ui/api/runs?agent_id={main}&status=failed"),
-                None,
-                true,
-            ),
-            (
-                "UI: runs of `main` registered in the last minute".into(),
-                format!("/ui/api/runs?agent_id={main}&since={}", rfc3339(SystemTime::now() - Duration::from_secs(60))),
-                None,
-                true,
-            ),
-            (
-                "UI: runs of `main` with text 'search'".into(),
-                format!("/ui/api/runs?agent_id={main}&q=search"),
-                None,
-                true,
-            ),
-            ("UI: run view".into(), format!("/ui/api/runs/{run}"), None, true),
-            ("UI: the page".into(), "/".into(), None, true),
         ];
+        reads.extend(self.ui_reads(fill).await);
+        reads.push(("UI: run view".into(), format!("/ui/api/runs/{run}"), None, true));
+        reads.push(("UI: the page".into(), "/".into(), None, true));
         if run_spans > 100 {
             let last = (run_spans - 1) / 100 * 100;
             let path =
@@ -395,6 +383,92 @@ impl Bench {
             ));
         }
         table
+    }
+}
+
+impl Bench {
+    /// The runs page's reads (`ui/app.js`): its pages as the Newer / Older buttons link them
+    /// (by the key of the neighbouring row), a deep page by offset alone, each filter shape,
+    /// and a text search that finds its page at once, one that reads its whole span budget
+    /// without a match, and that search continued.
+    async fn ui_reads(&self, fill: &Fill) -> Vec<(String, String, Option<String>, bool)> {
+        let main = &fill.main_agent;
+        let runs = |query: &str| format!("/ui/api/runs?agent_id={main}{query}");
+        let first = self.json(&runs(""), true).await;
+        let key = |page: &serde_json::Value, name: &str| page[name].as_str().unwrap_or_default().to_string();
+        // A run of `main` half-way down the list, and its registration time.
+        // Run indexes ending in 0 are `main`'s (see `run_items`).
+        let middle = &fill.runs[fill.runs.len() / 2 / 10 * 10];
+        let middle_offset = fill.runs.len() as u64 * 9 / 10 / 2;
+        let middle_run = self.json(&format!("/api/v1/agent_instance/{middle}"), false).await;
+        let middle_at = middle_run["details"]["inserted_at"].as_str().expect("inserted_at").to_string();
+        let middle_key = format!("{middle_at}~{middle}");
+        let middle_page = self.json(&runs(&format!("&offset={middle_offset}&after={middle_key}")), true).await;
+        let window = |seconds: i64| {
+            let rfc3339_format = &time::format_description::well_known::Rfc3339;
+            let at = time::OffsetDateTime::parse(&middle_at, rfc3339_format).expect("a stored time");
+            prefactor_server::timestamps::format_utc(at + time::Duration::seconds(seconds))
+        };
+        let (from, to) = (window(-30), window(30));
+        let absent = runs("&q=no-such-text");
+        let stopped = self.json(&absent, true).await;
+        let last_minute = rfc3339(SystemTime::now() - Duration::from_secs(60));
+        vec![
+            ("UI: agents".into(), "/ui/api/agents".into(), None, true),
+            ("UI: runs of `main`, page 1".into(), runs(""), None, true),
+            (
+                "UI: runs of `main`, page 2 (Older)".into(),
+                runs(&format!("&offset=50&after={}", key(&first, "older"))),
+                None,
+                true,
+            ),
+            (
+                "UI: runs of `main`, Older from the middle".into(),
+                runs(&format!("&offset={middle_offset}&after={middle_key}")),
+                None,
+                true,
+            ),
+            (
+                "UI: runs of `main`, Newer from the middle".into(),
+                runs(&format!("&offset={}&before={}", middle_offset.saturating_sub(50), key(&middle_page, "newer"))),
+                None,
+                true,
+            ),
+            ("UI: runs of `main`, offset 10,000 without a key".into(), runs("&offset=10000"), None, true),
+            ("UI: runs of `main`, failed only".into(), runs("&status=failed"), None, true),
+            (
+                "UI: runs of `main` registered in the last minute".into(),
+                runs(&format!("&since={last_minute}")),
+                None,
+                true,
+            ),
+            (
+                "UI: runs of `main` in a minute half-way back".into(),
+                runs(&format!("&since={from}&until={to}")),
+                None,
+                true,
+            ),
+            (
+                "UI: failed runs of `main` in a minute half-way back".into(),
+                runs(&format!("&status=failed&since={from}&until={to}")),
+                None,
+                true,
+            ),
+            (
+                "UI: runs of `main` registered before the middle (until)".into(),
+                runs(&format!("&until={middle_at}")),
+                None,
+                true,
+            ),
+            ("UI: runs of `main` with text 'search' (found at once)".into(), runs("&q=search"), None, true),
+            ("UI: runs of `main` with text 'no-such-text' (reads its budget)".into(), absent.clone(), None, true),
+            (
+                "UI: that search continued (Search older runs)".into(),
+                runs(&format!("&q=no-such-text&after={}", key(&stopped, "older"))),
+                None,
+                true,
+            ),
+        ]
     }
 }
 

@@ -175,6 +175,55 @@ async fn agents_runs_and_the_run_view_carry_what_the_pages_show() {
     assert!(other != run);
 }
 
+/// The runs page over HTTP: its `older` / `newer` keys page through every run and back, a
+/// search answers how far it read, and a bad key, both keys or an offset too deep for a walk
+/// are 422s.
+#[tokio::test]
+async fn the_runs_page_pages_by_key_and_says_how_far_a_search_read() {
+    let api = Api::start();
+    let session = login(&api, api.server.token()).await.unwrap();
+    let first = api.register(None).await;
+    let agent = first["agent_id"].as_str().unwrap().to_string();
+    let mut registered = vec![first["id"].as_str().unwrap().to_string()];
+    for _ in 0..119 {
+        registered.push(api.register_id().await);
+    }
+    let runs_url = |extra: &str| format!("/ui/api/runs?agent_id={agent}{extra}");
+    let ids = |page: &Value| -> Vec<String> {
+        page["runs"].as_array().unwrap().iter().map(|run| run["id"].as_str().unwrap().to_string()).collect()
+    };
+    let mut pages = vec![ui_get(&api, Some(&session), &runs_url("")).await.1];
+    assert_eq!((pages[0]["total"].as_u64(), pages[0]["newer"].is_null()), (Some(120), true), "{}", pages[0]);
+    while let Some(older) = pages.last().unwrap()["older"].as_str() {
+        let offset = 50 * pages.len();
+        let (status, page) = ui_get(&api, Some(&session), &runs_url(&format!("&offset={offset}&after={older}"))).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["offset"], offset);
+        pages.push(page);
+        assert!(pages.len() <= 3, "120 runs are three pages");
+    }
+    let mut listed: Vec<String> = pages.iter().flat_map(ids).collect();
+    assert_eq!(listed.len(), 120);
+    listed.sort();
+    registered.sort();
+    assert_eq!(listed, registered, "every run once");
+    let newer = pages[2]["newer"].as_str().unwrap();
+    let (_, back) = ui_get(&api, Some(&session), &runs_url(&format!("&offset=50&before={newer}"))).await;
+    assert_eq!(ids(&back), ids(&pages[1]));
+
+    let (_, since) = ui_get(&api, Some(&session), &runs_url("&since=2000-01-01T00:00:00Z")).await;
+    assert_eq!((since["total"].as_u64(), since["total_is_lower_bound"].as_bool()), (Some(120), Some(false)));
+    let (_, searched) = ui_get(&api, Some(&session), &runs_url("&q=nowhere")).await;
+    assert_eq!(searched["runs"].as_array().unwrap().len(), 0);
+    assert_eq!(searched["search"]["runs_examined"], 120, "{searched}");
+    assert_eq!((searched["search"]["stopped"].as_bool(), searched["older"].is_null()), (Some(false), true));
+
+    for bad in ["&after=nonsense", "&after=a~b&before=a~b", "&offset=10001", "&q=x&before=a~b"] {
+        let (status, body) = ui_get(&api, Some(&session), &runs_url(bad)).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+    }
+}
+
 #[tokio::test]
 async fn terminate_needs_the_csrf_token_and_a_reason_and_the_agent_is_told() {
     let api = Api::start();

@@ -176,7 +176,7 @@
 
   async function runsPage(agentId, params) {
     const query = new URLSearchParams({ agent_id: agentId });
-    for (const name of ["status", "since", "until", "q", "offset"]) {
+    for (const name of ["status", "since", "until", "q", "offset", "after", "before"]) {
       if (params.get(name)) query.set(name, params.get(name));
     }
     const page = await api("/ui/api/runs?" + query.toString());
@@ -187,13 +187,16 @@
     const since = el("input", { id: "filter-since", type: "datetime-local", value: toLocalInput(params.get("since")) });
     const until = el("input", { id: "filter-until", type: "datetime-local", value: toLocalInput(params.get("until")) });
     const search = el("input", { id: "filter-q", type: "search", placeholder: "text in payloads", value: params.get("q") || "" });
-    const apply = (offset) => {
+    // A page is placed by the key of its neighbour ("after" = older than it, "before" = newer),
+    // so any page costs the server the same; the offset only numbers its rows.
+    const apply = (offset, key) => {
       const next = new URLSearchParams();
       if (status.value) next.set("status", status.value);
       if (since.value) next.set("since", new Date(since.value).toISOString());
       if (until.value) next.set("until", new Date(until.value).toISOString());
       if (search.value.trim()) next.set("q", search.value.trim());
       if (offset) next.set("offset", String(offset));
+      if (key) next.set(key.name, key.value);
       location.hash = "#/agents/" + encodeURIComponent(agentId) + (next.toString() ? "?" + next.toString() : "");
     };
     const filters = el("form", { class: "filters", onsubmit: (event) => { event.preventDefault(); apply(0); } },
@@ -211,16 +214,29 @@
         el("td", { class: "error-text", text: run.error || run.termination_reason || "" }));
     });
     const offset = page.offset;
-    const pager = el("div", { class: "pager" },
-      el("span", { class: "muted", text: page.total === 0 ? "no runs match" : `${offset + 1}–${offset + page.runs.length} of ${page.total}` }),
-      offset > 0 ? el("button", { type: "button", text: "Newer", onclick: () => apply(Math.max(0, offset - page.page_size)) }) : null,
-      offset + page.runs.length < page.total ? el("button", { type: "button", text: "Older", onclick: () => apply(offset + page.page_size) }) : null);
+    const total = page.total.toLocaleString() + (page.total_is_lower_bound ? "+" : "");
+    const range = page.runs.length === 0 ? "no runs match" + (page.older ? " yet" : "")
+      : `${(offset + 1).toLocaleString()}–${(offset + page.runs.length).toLocaleString()} of ${total}`;
+    const newer = page.newer
+      ? el("button", { type: "button", id: "runs-newer", text: "Newer", onclick: () => apply(Math.max(0, offset - page.page_size), { name: "before", value: page.newer }) })
+      : offset > 0 ? el("button", { type: "button", id: "runs-newer", text: "Newest", onclick: () => apply(0) }) : null;
+    const olderText = page.search && page.search.stopped ? "Search older runs" : "Older";
+    const older = page.older
+      ? el("button", { type: "button", id: "runs-older", text: olderText, onclick: () => apply(offset + page.runs.length, { name: "after", value: page.older }) })
+      : null;
+    const pager = el("div", { class: "pager" }, el("span", { class: "muted", id: "runs-range", text: range }), newer, older);
+    const searched = page.search && page.search.stopped
+      ? el("p", { class: "notice", id: "search-stopped", text: `The search read ${page.search.spans_examined.toLocaleString()} spans of ` +
+          `${page.search.runs_examined.toLocaleString()} runs (down to ${formatTime(page.search.examined_down_to)}) and stopped there ` +
+          "to answer quickly: narrow the time range, or search older runs." })
+      : null;
     show(el("h1", { text: page.agent.name }),
       page.agent.description ? el("p", { class: "muted", text: page.agent.description }) : null,
       filters,
       el("table", { id: "runs" },
         el("thead", {}, el("tr", {}, ["Status", "Run", "Purpose", "Started", "Duration", "Spans", "Error"].map((h) => el("th", { text: h })))),
         el("tbody", {}, rows)),
+      searched,
       pager);
   }
 

@@ -39,6 +39,11 @@ pub struct Seek {
     pub skipped: u64,
 }
 
+/// The agent id whose run buckets count every agent's runs (migration 10): no agent has it,
+/// agent ids being PFIDs. A seek in [`IdList::Runs`] with it places an offset of the list of
+/// every run.
+pub const EVERY_AGENT: &str = "";
+
 /// Which of an agent's lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdList {
@@ -200,8 +205,8 @@ mod tests {
         assert_eq!(empty, 0, "emptied buckets are deleted");
     }
 
-    /// An agent's runs page from a seek is the page `OFFSET` gives, at every offset, both
-    /// directions, after deletes too.
+    /// An agent's runs page (and a page of every run) from a seek is the page `OFFSET` gives,
+    /// at every offset, both directions, after deletes too.
     #[test]
     fn a_runs_page_from_a_seek_is_the_offset_page() {
         let mut conn = Connection::open_in_memory().unwrap();
@@ -219,13 +224,15 @@ mod tests {
             .unwrap();
         }
         conn.execute("DELETE FROM agent_instances WHERE id LIKE '0002%'", []).unwrap();
-        for agent in ["agent-0", "agent-1", "agent-2"] {
+        // `None`: the list of every run, which seeks in the buckets of EVERY_AGENT.
+        for agent in [Some("agent-0"), Some("agent-1"), Some("agent-2"), None] {
             for ascending in [true, false] {
                 let order = if ascending { "ASC" } else { "DESC" };
-                for offset in 0..45u64 {
+                for offset in 0..110u64 {
                     let expected: Vec<String> = conn
                         .prepare(&format!(
-                            "SELECT id FROM agent_instances WHERE agent_id = ?1 ORDER BY id {order} LIMIT 4 OFFSET ?2"
+                            "SELECT id FROM agent_instances WHERE ?1 IS NULL OR agent_id = ?1
+                             ORDER BY id {order} LIMIT 4 OFFSET ?2"
                         ))
                         .unwrap()
                         .query_map(params![agent, offset as i64], |row| row.get(0))
@@ -233,9 +240,9 @@ mod tests {
                         .collect::<Result<_, _>>()
                         .unwrap();
                     let page = crate::db::instances::PageStart { offset, after: None, limit: 4 };
-                    let (rows, _) = crate::db::instances::list(&conn, Some(agent), page, ascending).unwrap();
+                    let (rows, _) = crate::db::instances::list(&conn, agent, page, ascending).unwrap();
                     let got: Vec<String> = rows.into_iter().map(|row| row.id).collect();
-                    assert_eq!(got, expected, "{agent} {ascending} {offset}");
+                    assert_eq!(got, expected, "{agent:?} {ascending} {offset}");
                 }
             }
         }

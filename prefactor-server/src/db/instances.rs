@@ -141,9 +141,9 @@ pub struct PageStart<'a> {
 
 /// One page of instances (optionally of one agent), newest first by id, and the total (from
 /// the counters). One statement per filter shape, so each uses its index: the agent's
-/// `(agent_id, id)` index, or the id index for every instance. An agent's page at an offset
-/// starts at the id bucket the offset falls in ([`id_buckets::seek`]), so a jump costs the
-/// same at any depth.
+/// `(agent_id, id)` index, or the id index for every instance. A page at an offset starts at
+/// the id bucket the offset falls in ([`id_buckets::seek`]; the list of every run seeks in
+/// the buckets of [`id_buckets::EVERY_AGENT`]), so a jump costs the same at any depth.
 pub fn list(
     conn: &Connection,
     agent_id: Option<&str>,
@@ -153,8 +153,9 @@ pub fn list(
     let total = counts::instance_total(conn, agent_id, None)?;
     let mut after = page.after.map(|key| (if ascending { ">" } else { "<" }, key.to_string()));
     let mut offset = if after.is_some() { 0 } else { page.offset };
-    if let (Some(agent_id), None, true) = (agent_id, &after, offset > 0) {
-        match id_buckets::seek(conn, IdList::Runs, agent_id, ascending, offset)? {
+    if let (None, true) = (&after, offset > 0) {
+        let buckets_of = agent_id.unwrap_or(id_buckets::EVERY_AGENT);
+        match id_buckets::seek(conn, IdList::Runs, buckets_of, ascending, offset)? {
             Some(seek) => {
                 after = Some((seek.op, seek.bound));
                 offset -= seek.skipped;

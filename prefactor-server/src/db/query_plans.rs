@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use rusqlite::trace::{TraceEvent, TraceEventCodes};
 
 use crate::db::instances::PageStart;
-use crate::db::runs::RunFilter;
+use crate::db::runs::{RunFilter, RunKey, RunPageStart};
 use crate::db::spans::{SpanOrder, SpanScope};
 use crate::db::{agents, counts, instances, migrations, runs, spans};
 
@@ -92,17 +92,25 @@ fn run_every_list_read(conn: &Connection) {
     agents::find(conn, "agent-1").unwrap();
     counts::instance_span_counts(conn, "run-0001").unwrap();
     runs::agents(conn).unwrap();
+    let key = RunKey { inserted_at: "run-0201".into(), id: "run-0201".into() };
+    let starts =
+        [RunPageStart::Offset(0), RunPageStart::Offset(10), RunPageStart::Older(key.clone()), RunPageStart::Newer(key)];
     for status in [None, Some("failed")] {
-        for since in [None, Some("run-0100")] {
+        for (since, until) in
+            [(None, None), (Some("run-0100"), Some("run-0300")), (Some("run-0100"), None), (None, Some("run-0300"))]
+        {
             for search in [None, Some("x")] {
                 let filter = RunFilter {
                     agent_id: "agent-1".into(),
                     status: status.map(str::to_string),
                     since: since.map(str::to_string),
-                    until: since.map(|_| "run-0300".to_string()),
+                    until: until.map(str::to_string),
                     search: search.map(str::to_string),
                 };
-                runs::runs(conn, &filter, 10, 5).unwrap();
+                for start in &starts {
+                    let searched_newer = search.is_some() && matches!(start, RunPageStart::Newer(_));
+                    assert_eq!(runs::runs(conn, &filter, start, 5).is_err(), searched_newer);
+                }
             }
         }
     }
@@ -123,8 +131,8 @@ fn is_full_scan(step: &str) -> bool {
 }
 
 /// The declared walks, in list order (no sort) and stopped by LIMIT: the span table's primary
-/// key for an agent with many spans, and the id index for the list of every instance from an
-/// offset (every row it passes is on the way to the page: there is no filter).
+/// key for an agent with many spans, and the id index for the first page of every instance
+/// (a deeper page starts at its id bucket: a range).
 fn is_declared_walk(sql: &str, steps: &[String]) -> bool {
     let in_order = sql.contains("LIMIT") && !steps.iter().any(|step| step.contains("TEMP B-TREE"));
     let agent_spans = sql.contains("CROSS JOIN agent_instances i")
@@ -135,11 +143,39 @@ fn is_declared_walk(sql: &str, steps: &[String]) -> bool {
     in_order && (agent_spans || every_instance)
 }
 
+/// The trace UI's runs of an agent (its pages, its capped counts, a search's runs) must be one
+/// range of a time index read in page order: a plan that reads the agent's runs through
+/// another index and filters or sorts them walks every run of the agent, which is no full scan
+/// of the table but grows with it all the same (0.9 s at 3M spans for a time filter).
+fn walks_an_agents_runs(sql: &str, steps: &[String]) -> bool {
+    // An agent named by a parameter (expanded to a literal): the runs of one agent.
+    if !(sql.contains("FROM agent_instances i ") && sql.contains("i.agent_id = '")) {
+        return false;
+    }
+    let by_time = |step: &&String| {
+        step.starts_with("SEARCH i USING INDEX agent_instances_by_agent_time (agent_id=?")
+            || step.starts_with("SEARCH i USING INDEX agent_instances_by_agent_status_time (agent_id=? AND status=?")
+            || step.starts_with("SEARCH i USING COVERING INDEX agent_instances_by_agent_time (agent_id=?")
+            || step.starts_with(
+                "SEARCH i USING COVERING INDEX agent_instances_by_agent_status_time (agent_id=? AND status=?",
+            )
+    };
+    let Some(search) = steps.iter().find(by_time) else {
+        return true;
+    };
+    let time_bounded =
+        sql.contains("i.inserted_at >=") || sql.contains("i.inserted_at <=") || sql.contains("(i.inserted_at, i.id)");
+    let unsorted = !steps.iter().any(|step| step.contains("TEMP B-TREE"));
+    let status_used = !sql.contains("i.status =") || search.contains("status=?");
+    !(unsorted && status_used && (!time_bounded || search.contains("inserted_at")))
+}
+
 fn check_plans(conn: &Connection, statements: &[String]) {
     let mut failures = Vec::new();
     for sql in statements {
         let steps = plan(conn, sql);
-        if steps.iter().any(|step| is_full_scan(step)) && !is_declared_walk(sql, &steps) {
+        let scans = steps.iter().any(|step| is_full_scan(step)) && !is_declared_walk(sql, &steps);
+        if scans || walks_an_agents_runs(sql, &steps) {
             failures.push(format!("{sql}\n  => {steps:?}"));
         }
     }
@@ -167,4 +203,12 @@ fn the_check_finds_a_full_scan() {
     let unbounded = "SELECT s.id FROM agent_spans s CROSS JOIN agent_instances i ON i.id = s.agent_instance_id
         WHERE i.agent_id = 'agent-1' ORDER BY s.started_at";
     assert!(!is_declared_walk(unbounded, &plan(&conn, unbounded)));
+    // The time filter as it was: the agent's id index, every run of the agent filtered.
+    let filtered = "SELECT i.id FROM agent_instances i INDEXED BY agent_instances_by_agent
+        WHERE i.agent_id = 'agent-1' AND i.inserted_at >= 'run-0100' ORDER BY i.id DESC LIMIT 5";
+    let steps = plan(&conn, filtered);
+    assert!(!steps.iter().any(|step| is_full_scan(step)) && walks_an_agents_runs(filtered, &steps), "{steps:?}");
+    let sorted = "SELECT i.id FROM agent_instances i WHERE i.agent_id = 'agent-1' AND i.inserted_at >= 'run-0100'
+        ORDER BY i.id DESC LIMIT 5";
+    assert!(walks_an_agents_runs(sorted, &plan(&conn, sorted)), "{:?}", plan(&conn, sorted));
 }

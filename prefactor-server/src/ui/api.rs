@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::body::parse;
-use crate::db::runs::{self, AgentOverview, RunFilter, RunOverview};
+use crate::db::runs::{self, AgentOverview, RunFilter, RunKey, RunOverview, RunPageStart};
 use crate::db::{agents, instances, schema_versions};
 use crate::error::ApiError;
 use crate::handlers::instances::{compiled_for, terminate_in_tx};
@@ -108,7 +108,13 @@ struct RunRow {
     error: Option<String>,
 }
 
-/// `GET /ui/api/runs?agent_id=&status=&since=&until=&q=&offset=`.
+/// `GET /ui/api/runs?agent_id=&status=&since=&until=&q=&offset=&after=&before=`: a page of an
+/// agent's runs, newest registration first. `after` (the page's `older` key) reads the next
+/// older page, `before` (its `newer` key) the next newer one, each as cheap as the first;
+/// `offset` then only numbers the rows. Without a key, `offset` itself places the page (at
+/// most [`runs::MAX_UNKEYED_OFFSET`]). `total` is exact unless `total_is_lower_bound` (a time
+/// filter's count stops at [`runs::COUNT_CAP`]; a text search answers how far it read in
+/// `search`).
 pub async fn runs_page(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -122,17 +128,27 @@ pub async fn runs_page(
             None => 0,
             Some(text) => text.parse::<u64>().map_err(|_| ApiError::validation("offset", "must be a number"))?,
         };
+        let start = page_start(&query, offset)?;
+        // A search always starts from its newest run unless continued from a key.
+        let offset = if filter.search.is_some() && matches!(start, RunPageStart::Offset(_)) { 0 } else { offset };
         let agent_id = filter.agent_id.clone();
-        let (rows, total, agent) = state
+        let (page, agent) = state
             .db
             .read(move |conn| {
                 let agent = agents::find(conn, &filter.agent_id)?
                     .ok_or_else(|| ApiError::not_found(format!("agent {} not found", filter.agent_id)))?;
-                let (rows, total) = runs::runs(conn, &filter, offset, RUNS_PAGE_SIZE)?;
-                Ok((rows, total, agent))
+                Ok((runs::runs(conn, &filter, &start, RUNS_PAGE_SIZE)?, agent))
             })
             .await?;
-        let rows: Vec<RunRow> = rows
+        let shown = page.runs.len() as u64;
+        // A lower bound is at least what the reader has paged through.
+        let total = if page.total_is_lower_bound {
+            page.total.max(offset + shown + u64::from(page.older.is_some()))
+        } else {
+            page.total
+        };
+        let rows: Vec<RunRow> = page
+            .runs
             .into_iter()
             .map(|run| {
                 let error = run.first_failure.as_deref().map(|text| {
@@ -144,10 +160,33 @@ pub async fn runs_page(
             .collect();
         Ok(json!({
             "agent": {"id": agent_id, "name": agent.name, "description": agent.description},
-            "runs": rows, "total": total, "offset": offset, "page_size": RUNS_PAGE_SIZE
+            "runs": rows, "total": total, "total_is_lower_bound": page.total_is_lower_bound,
+            "offset": offset, "page_size": RUNS_PAGE_SIZE,
+            "older": page.older.as_ref().map(RunKey::encode), "newer": page.newer.as_ref().map(RunKey::encode),
+            "search": page.search,
         }))
     };
     reply(result.await)
+}
+
+/// Where the page starts: after the `after` key, before the `before` key, else at `offset`.
+fn page_start(query: &QueryPairs, offset: u64) -> Result<RunPageStart, ApiError> {
+    let key = |name: &str| {
+        param(query, name)
+            .filter(|text| !text.is_empty())
+            .map(|text| {
+                RunKey::decode(text)
+                    .filter(|_| text.len() <= MAX_TEXT)
+                    .ok_or_else(|| ApiError::validation(name, "is not a page key of this list (time~id)"))
+            })
+            .transpose()
+    };
+    match (key("after")?, key("before")?) {
+        (Some(_), Some(_)) => Err(ApiError::validation("after", "give after or before, not both")),
+        (Some(after), None) => Ok(RunPageStart::Older(after)),
+        (None, Some(before)) => Ok(RunPageStart::Newer(before)),
+        (None, None) => Ok(RunPageStart::Offset(offset)),
+    }
 }
 
 fn run_filter(query: &QueryPairs) -> Result<RunFilter, ApiError> {
