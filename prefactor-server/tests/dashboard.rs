@@ -297,3 +297,45 @@ async fn register_accepts_what_prefactor_core_0_5_3_sends() {
     let (status, other) = api.post("/api/v1/agent_instance/register", elsewhere).await;
     assert_eq!(status, 200, "another agent may use the same identifier: {other}");
 }
+
+/// An agent with more spans than its list sorts by time (20,000): asked for no order, its
+/// list is read in id order and says so; asked for `started_at`, it is a 422 that names the
+/// orders that work; by id, and one run's spans by `started_at`, it answers as always.
+#[tokio::test]
+async fn an_agent_too_large_to_sort_by_time_lists_by_id_and_refuses_a_time_sort() {
+    let api = Api::start();
+    let instance = api.register_id().await;
+    let (_, run) = api.get(&format!("/api/v1/agent_instance/{instance}")).await;
+    let agent = run["details"]["agent_id"].as_str().unwrap().to_string();
+    let spans = prefactor_server::db::spans::SORTED_AGENT_LIST_LIMIT + 1;
+    for batch in 0..spans.div_ceil(1_000) {
+        let items: Vec<Value> = (batch * 1_000..((batch + 1) * 1_000).min(spans))
+            .map(|index| {
+                json!({"_type": "agent_spans/create", "idempotency_key": format!("span-key-{index:06}"),
+                       "details": {"agent_instance_id": instance, "schema_name": "agent:x", "status": "complete",
+                                   "payload": {"index": index}}})
+            })
+            .collect();
+        let (status, body) = api.post("/api/v1/bulk", json!({ "items": items })).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = api.get(&format!("/api/v1/agent_spans?agent_id={agent}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sorting"], json!({"field": "id", "direction": "asc"}));
+    assert_eq!(body["pagination"]["item_count"], spans);
+    let ids: Vec<&str> = body["summaries"].as_array().unwrap().iter().map(|row| row["id"].as_str().unwrap()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(ids, sorted);
+    for sorting in ["sorting=started_at", "sorting[field]=inserted_at&sorting[direction]=desc"] {
+        let (status, body) = api.get(&format!("/api/v1/agent_spans?agent_id={agent}&{sorting}")).await;
+        assert_eq!(status, 422, "{sorting}: {body}");
+        assert!(body["message"].as_str().unwrap().contains("sort by id"), "{body}");
+    }
+    let (status, _) = api.get(&format!("/api/v1/agent_spans?agent_id={agent}&{}", paging(0))).await;
+    assert_eq!(status, 200);
+    let (status, body) =
+        api.get(&format!("/api/v1/agent_spans?agent_instance_id={instance}&sorting=-started_at")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["pagination"]["item_count"], spans);
+}

@@ -280,7 +280,8 @@ fn validate_result(
 /// `GET /api/v1/agent_spans?agent_instance_id=..` or `?agent_id=..` (every run of an agent),
 /// with `include_summaries`, `include_risk_level`, `pagination[..]` and `sorting` /
 /// `sorting[field]`+`sorting[direction]`. Default order: `started_at` ascending, then id (a
-/// trace reads top to bottom); the dashboard asks for `id` descending (newest first).
+/// trace reads top to bottom), except for an agent with more spans than an agent's list sorts
+/// by time (see [`sized_order`]); the dashboard asks for `id` descending (newest first).
 pub async fn list(
     State(state): State<AppState>,
     query: Result<Query<QueryPairs>, axum::extract::rejection::QueryRejection>,
@@ -293,18 +294,12 @@ pub async fn list(
         flag(&query, "include_risk_level")?;
         let page = page_request(&query)?;
         let default = Sorting { field: "started_at".to_string(), direction: SortDirection::Asc };
-        let order = sorting(&query, &["started_at", "id", "inserted_at"], default)?;
-        let span_order = match order.field.as_str() {
-            "id" => SpanOrder::Id,
-            "inserted_at" => SpanOrder::InsertedAt,
-            _ => SpanOrder::StartedAt,
-        };
-        let ascending = order.direction == SortDirection::Asc;
+        let asked = sorting(&query, &["started_at", "id", "inserted_at"], default)?;
+        let explicit = param(&query, "sorting").is_some() || param(&query, "sorting[field]").is_some();
         let reader_state = state.clone();
         // Read before the snapshot: a page key remembered under this generation is current.
         let generation = state.db.commit_generation();
-        let list = format!("spans|{}|{}|{ascending}", scope.label(), order.field);
-        let (versioned, total) = state
+        let (versioned, total, order) = state
             .db
             .read(move |conn| {
                 let scope = match &scope {
@@ -314,6 +309,14 @@ pub async fn list(
                     }
                     ListScope::Agent(id) => SpanScope::Agent(id.as_str()),
                 };
+                let order = sized_order(conn, scope, asked, explicit)?;
+                let span_order = match order.field.as_str() {
+                    "id" => SpanOrder::Id,
+                    "inserted_at" => SpanOrder::InsertedAt,
+                    _ => SpanOrder::StartedAt,
+                };
+                let ascending = order.direction == SortDirection::Asc;
+                let list = format!("spans|{}|{}|{ascending}", label(scope), order.field);
                 let after = reader_state.page_keys.get(&list, page.offset, generation);
                 let start = PageStart { offset: page.offset, after: after.as_deref(), limit: page.page_size };
                 let (listed, total) =
@@ -322,12 +325,40 @@ pub async fn list(
                     let next = page.offset.saturating_add(page.page_size);
                     reader_state.page_keys.store(&list, next, generation, span_order.page_key(&last.span));
                 }
-                Ok((with_versions(conn, &reader_state, listed)?, total))
+                Ok((with_versions(conn, &reader_state, listed)?, total, order))
             })
             .await?;
         list_answer(list_rows(&state, versioned, include_summaries), page, total, order)
     };
     respond(result.await)
+}
+
+/// The order an agent's span list is read in. Sorted by a time, the list is collected and
+/// sorted (no index orders an agent's spans by time: it would cost ~60 bytes a span), which
+/// is done up to [`spans::SORTED_AGENT_LIST_LIMIT`] spans; beyond, a list asked for by time
+/// is refused with the orders that work, and a list that asked for no order is read in id
+/// order (span ids are k-sortable: creation order), as its `sorting` answer says, instead of
+/// sorting millions of spans on every page.
+fn sized_order(conn: &Connection, scope: SpanScope<'_>, asked: Sorting, explicit: bool) -> Result<Sorting, ApiError> {
+    if !matches!(scope, SpanScope::Agent(_)) || asked.field == "id" {
+        return Ok(asked);
+    }
+    let total = spans::count_scoped(conn, scope)?;
+    if total <= spans::SORTED_AGENT_LIST_LIMIT {
+        return Ok(asked);
+    }
+    if explicit {
+        return Err(ApiError::validation(
+            "sorting",
+            format!(
+                "this agent has {total} spans; its spans are sorted by {} up to {} spans: sort by id (creation \
+                 order), or list one run's spans (agent_instance_id) in any order",
+                asked.field,
+                spans::SORTED_AGENT_LIST_LIMIT
+            ),
+        ));
+    }
+    Ok(Sorting { field: "id".to_string(), direction: asked.direction })
 }
 
 /// The filter of a span list: one instance, or one agent when no instance is named.
@@ -336,15 +367,15 @@ enum ListScope {
     Agent(String),
 }
 
-impl ListScope {
-    /// Names the list in [`crate::page_keys`].
-    fn label(&self) -> String {
-        match self {
-            ListScope::Instance(id) => format!("instance:{id}"),
-            ListScope::Agent(id) => format!("agent:{id}"),
-        }
+/// Names a span list's scope in [`crate::page_keys`].
+fn label(scope: SpanScope<'_>) -> String {
+    match scope {
+        SpanScope::Instance(id) => format!("instance:{id}"),
+        SpanScope::Agent(id) => format!("agent:{id}"),
     }
+}
 
+impl ListScope {
     fn from_query(query: &QueryPairs) -> Result<ListScope, ApiError> {
         match (param(query, "agent_instance_id"), param(query, "agent_id")) {
             (Some(id), _) => Ok(ListScope::Instance(parse_pfid("agent_instance_id", id)?)),
