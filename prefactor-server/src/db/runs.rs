@@ -469,7 +469,9 @@ pub fn run_spans(conn: &Connection, instance_id: &str) -> Result<(Vec<SpanRow>, 
 }
 
 /// What changes whenever a run or one of its spans changes: the run's status and last change,
-/// its span count and their last change. `None` when the run does not exist.
+/// its span count and its span counts by status (from the counters, so a poll costs the same for a run of
+/// 10 spans and of a million: a span is created, or finished with a new status, and no span
+/// write leaves the counts as they were). `None` when the run does not exist.
 pub fn fingerprint(conn: &Connection, instance_id: &str) -> Result<Option<String>, ApiError> {
     let run: Option<(String, String)> = conn
         .prepare_cached("SELECT status, updated_at FROM agent_instances WHERE id = ?1")?
@@ -478,13 +480,15 @@ pub fn fingerprint(conn: &Connection, instance_id: &str) -> Result<Option<String
     let Some((status, updated_at)) = run else {
         return Ok(None);
     };
-    let (count, last): (i64, Option<String>) = conn
-        .prepare_cached(
-            "SELECT COUNT(*), MAX(CASE updated_at WHEN '' THEN inserted_at ELSE updated_at END)
-                 FROM agent_spans WHERE agent_instance_id = ?1",
-        )?
-        .query_row(params![instance_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    Ok(Some(format!("{status}|{updated_at}|{count}|{}", last.unwrap_or_default())))
+    let mut statement = conn.prepare_cached(
+        "SELECT status, spans FROM instance_span_counts WHERE agent_instance_id = ?1 AND spans <> 0 ORDER BY status",
+    )?;
+    let counts =
+        statement.query_map(params![instance_id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
+    let counts = counts.collect::<Result<Vec<_>, _>>()?;
+    let total: i64 = counts.iter().map(|(_, spans)| spans).sum();
+    let by_status: Vec<String> = counts.iter().map(|(status, spans)| format!("{status}={spans}")).collect();
+    Ok(Some(format!("{status}|{updated_at}|{total}|{}", by_status.join(","))))
 }
 
 #[cfg(test)]
