@@ -9,13 +9,24 @@
 #   STEPS=1000000,3000000,10000000 bash bench/scale/run.sh   # the issue's three steps
 #
 # The database goes to $DB (default: the system temp directory) and is deleted at the end
-# (KEEP=1 keeps it); 10M spans need about 6 GB of free disk. The tables are appended to $OUT
-# (default: a new temporary file, printed at the end).
+# (KEEP=1 keeps it); at about 600 bytes a span, 10M spans need about 6 GB of free disk, 7 GB
+# with the WAL and headroom (the script refuses to start with less than 0.7 KB a span free).
+# The tables are appended to $OUT (default: a new temporary file, printed at the end).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 OUT="${OUT:-$(mktemp --suffix=.md)}"
+
+DB="${DB:-${TMPDIR:-/tmp}/prefactor-scale-$$.db}"
+LAST_STEP="${STEPS:-1000000}"
+LAST_STEP="${LAST_STEP##*,}"
+NEEDED_KB=$((LAST_STEP * 7 / 10))
+FREE_KB=$(df -Pk "$(dirname "$DB")" | awk 'NR == 2 {print $4}')
+if [ "$FREE_KB" -lt "$NEEDED_KB" ]; then
+  echo "$(dirname "$DB") has $((FREE_KB / 1024)) MiB free; $LAST_STEP spans need about $((NEEDED_KB / 1024)) MiB (set DB=...)" >&2
+  exit 1
+fi
 
 (cd "$ROOT" && cargo build --release --quiet -p prefactor-server --bin prefactor-server)
 
@@ -30,7 +41,7 @@ PF_SERVER_BIN="$TARGET/release/prefactor-server" \
 PF_SCALE_STEPS="${STEPS:-1000000}" \
 PF_SCALE_REPEATS="${REPEATS:-20}" \
 PF_SCALE_RUN_SPANS="${RUN_SPANS:-10}" \
-PF_SCALE_DB="${DB:-${TMPDIR:-/tmp}/prefactor-scale-$$.db}" \
+PF_SCALE_DB="$DB" \
 PF_SCALE_KEEP="${KEEP:-0}" \
 PF_SCALE_OUT="$OUT" \
   cargo bench --quiet -p prefactor-server --bench scale -- --bench

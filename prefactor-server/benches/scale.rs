@@ -264,16 +264,19 @@ impl Bench {
         fill.runs.extend(made.into_iter().map(|(_, run)| run));
     }
 
+    /// A GET of `path` with the UI's session or the API's token.
+    fn request(&self, path: &str, ui: bool) -> reqwest::RequestBuilder {
+        let request = self.http.get(format!("{}{path}", self.base));
+        if ui { request.header("cookie", &self.cookie) } else { request.bearer_auth(TOKEN) }
+    }
+
     /// The JSON answer of `path` (untimed: a key or time the timed reads need).
     async fn json(&self, path: &str, ui: bool) -> serde_json::Value {
-        let mut request = self.http.get(format!("{}{path}", self.base));
-        request = if ui { request.header("cookie", &self.cookie) } else { request.bearer_auth(TOKEN) };
-        request.send().await.expect("GET").json().await.expect("a JSON answer")
+        self.request(path, ui).send().await.expect("GET").json().await.expect("a JSON answer")
     }
 
     async fn get(&self, path: &str, ui: bool) -> (Duration, usize) {
-        let mut request = self.http.get(format!("{}{path}", self.base));
-        request = if ui { request.header("cookie", &self.cookie) } else { request.bearer_auth(TOKEN) };
+        let request = self.request(path, ui);
         let started = Instant::now();
         let response = request.send().await.expect("GET");
         let status = response.status();
@@ -413,60 +416,33 @@ impl Bench {
         let absent = runs("&q=no-such-text");
         let stopped = self.json(&absent, true).await;
         let last_minute = rfc3339(SystemTime::now() - Duration::from_secs(60));
+        let ui = |name: &str, path: String| (name.to_string(), path, None, true);
         vec![
-            ("UI: agents".into(), "/ui/api/agents".into(), None, true),
-            ("UI: runs of `main`, page 1".into(), runs(""), None, true),
-            (
-                "UI: runs of `main`, page 2 (Older)".into(),
-                runs(&format!("&offset=50&after={}", key(&first, "older"))),
-                None,
-                true,
-            ),
-            (
-                "UI: runs of `main`, Older from the middle".into(),
+            ui("UI: agents", "/ui/api/agents".into()),
+            ui("UI: runs of `main`, page 1", runs("")),
+            ui("UI: runs of `main`, page 2 (Older)", runs(&format!("&offset=50&after={}", key(&first, "older")))),
+            ui(
+                "UI: runs of `main`, Older from the middle",
                 runs(&format!("&offset={middle_offset}&after={middle_key}")),
-                None,
-                true,
             ),
-            (
-                "UI: runs of `main`, Newer from the middle".into(),
+            ui(
+                "UI: runs of `main`, Newer from the middle",
                 runs(&format!("&offset={}&before={}", middle_offset.saturating_sub(50), key(&middle_page, "newer"))),
-                None,
-                true,
             ),
-            ("UI: runs of `main`, offset 10,000 without a key".into(), runs("&offset=10000"), None, true),
-            ("UI: runs of `main`, failed only".into(), runs("&status=failed"), None, true),
-            (
-                "UI: runs of `main` registered in the last minute".into(),
-                runs(&format!("&since={last_minute}")),
-                None,
-                true,
-            ),
-            (
-                "UI: runs of `main` in a minute half-way back".into(),
-                runs(&format!("&since={from}&until={to}")),
-                None,
-                true,
-            ),
-            (
-                "UI: failed runs of `main` in a minute half-way back".into(),
+            ui("UI: runs of `main`, offset 10,000 without a key", runs("&offset=10000")),
+            ui("UI: runs of `main`, failed only", runs("&status=failed")),
+            ui("UI: runs of `main` registered in the last minute", runs(&format!("&since={last_minute}"))),
+            ui("UI: runs of `main` in a minute half-way back", runs(&format!("&since={from}&until={to}"))),
+            ui(
+                "UI: failed runs of `main` in a minute half-way back",
                 runs(&format!("&status=failed&since={from}&until={to}")),
-                None,
-                true,
             ),
-            (
-                "UI: runs of `main` registered before the middle (until)".into(),
-                runs(&format!("&until={middle_at}")),
-                None,
-                true,
-            ),
-            ("UI: runs of `main` with text 'search' (found at once)".into(), runs("&q=search"), None, true),
-            ("UI: runs of `main` with text 'no-such-text' (reads its budget)".into(), absent.clone(), None, true),
-            (
-                "UI: that search continued (Search older runs)".into(),
+            ui("UI: runs of `main` registered before the middle (until)", runs(&format!("&until={middle_at}"))),
+            ui("UI: runs of `main` with text 'search' (found at once)", runs("&q=search")),
+            ui("UI: runs of `main` with text 'no-such-text' (reads its budget)", absent.clone()),
+            ui(
+                "UI: that search continued (Search older runs)",
                 runs(&format!("&q=no-such-text&after={}", key(&stopped, "older"))),
-                None,
-                true,
             ),
         ]
     }

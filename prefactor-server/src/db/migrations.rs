@@ -493,19 +493,28 @@ mod tests {
         assert_eq!(version, MIGRATIONS.len() as i64);
     }
 
+    /// A database file (in a temporary directory, kept while the returned guard lives) with the
+    /// schema of the first `migrations` migrations, as a build of then left it.
+    fn file_of_schema(migrations: usize) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("schema-{migrations}.db"));
+        let conn = Connection::open(&path).unwrap();
+        for sql in &MIGRATIONS[..migrations] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {migrations}")).unwrap();
+        (dir, path)
+    }
+
     /// A database file made by the previous schema (5 migrations) with runs and spans in
     /// every status: the upgrade fills the counters from the rows, and the triggers keep them
     /// from then on.
     #[test]
     fn an_existing_database_file_gets_counters_that_match_its_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("previous.db");
+        let (_dir, path) = file_of_schema(5);
         {
             let conn = Connection::open(&path).unwrap();
-            for sql in &MIGRATIONS[..5] {
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.execute_batch("PRAGMA user_version = 5; BEGIN;").unwrap();
+            conn.execute_batch("BEGIN").unwrap();
             let statuses = ["pending", "active", "complete", "failed", "cancelled", "terminated"];
             for index in 0..30 {
                 conn.execute(
@@ -556,14 +565,10 @@ mod tests {
     /// status index they replace, and counts every run's id buckets, which the triggers keep.
     #[test]
     fn an_existing_database_file_gets_the_time_indexes_and_every_runs_buckets() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("schema-9.db");
+        let (_dir, path) = file_of_schema(9);
         {
             let conn = Connection::open(&path).unwrap();
-            for sql in &MIGRATIONS[..9] {
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.execute_batch("PRAGMA user_version = 9; BEGIN;").unwrap();
+            conn.execute_batch("BEGIN").unwrap();
             for index in 0..60 {
                 conn.execute(
                     "INSERT INTO agent_instances (id, agent_id, agent_version_id, environment_id, status, purpose,
