@@ -400,6 +400,10 @@
   }
 
   function terminateForm(run) {
+    // The live view re-renders the run on every change; the form being typed in is kept as
+    // it is (same nodes: focus, caret and the typed text stay) rather than rebuilt each time.
+    const existing = document.getElementById("terminate-form");
+    if (existing && existing.dataset.runId === run.id) return existing;
     const reason = el("input", { id: "terminate-reason", type: "text", placeholder: "Reason (required)", maxlength: "2000", value: state.reason });
     const button = el("button", { id: "terminate-button", type: "submit", class: "danger", text: "Terminate run", disabled: !state.reason.trim() });
     const problem = el("span", { class: "error-text", id: "terminate-error" });
@@ -407,7 +411,7 @@
       state.reason = reason.value;
       button.disabled = !reason.value.trim();
     });
-    return el("form", { class: "terminate", onsubmit: async (event) => {
+    return el("form", { class: "terminate", id: "terminate-form", data: { runId: run.id }, onsubmit: async (event) => {
       event.preventDefault();
       button.disabled = true;
       try {
