@@ -54,6 +54,8 @@
 //! * Keeping secrets out: [`Secret`], [`Sensitive`], `#[span(redact(...))]`, [`Redaction`],
 //!   and the default scrubbing and size limit of [`ConfigBuilder::scrub_secrets`] and
 //!   [`ConfigBuilder::max_payload_bytes`].
+//! * LLM calls: [`llm`] has the request, response, usage and cost types of `agent:llm` spans,
+//!   and the price table costs are computed from.
 //! * Outcomes: [`Error`], [`Stats`], [`CloseReport`].
 //! * `tracing` both ways (feature `tracing-bridge`): `tracing_bridge::PrefactorLayer` records
 //!   `#[instrument]` spans inside runs, `tracing_bridge::PrefactorIds` puts Prefactor ids in
@@ -68,6 +70,9 @@
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
+
+// `#[derive(Payload)]` names this crate `::prefactor`, also inside it (the `llm` types).
+extern crate self as prefactor;
 
 pub use prefactor_macros::{Payload, agent, span};
 
@@ -147,6 +152,8 @@ pub mod testing {
 /// The OpenTelemetry export (feature `otel`): see [`OtelExport`] and `docs/otel.md`.
 #[cfg(feature = "otel")]
 pub use prefactor_runtime::{ContentCapture, GenAiOperation, OtelExport, SemconvStability};
+
+pub mod llm;
 
 #[cfg(feature = "tracing-bridge")]
 pub mod tracing_bridge;

@@ -72,6 +72,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A model price (of a `prefactor::llm::PriceTable`) is negative, not finite or unnamed.
+    #[error("invalid price for model `{model}`: {reason}")]
+    InvalidPrice {
+        /// The model name of the price entry.
+        model: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The client was closed.
     #[error("the client is closed")]
     Closed,
