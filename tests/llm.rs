@@ -1,7 +1,7 @@
 //! `prefactor::llm` spans against the local server: `#[span]` on sync and async functions
 //! taking a `Request` and returning a `Response`, and the explicit API with the same payloads;
 //! the server's schema validation accepting them; the model, finish reason, usage and cost
-//! where the dashboard and the OTel mapping read them; prices of your own models.
+//! where the dashboard and the `OTel` mapping read them; prices of your own models.
 #![deny(clippy::pedantic)]
 
 mod common;

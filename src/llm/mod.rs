@@ -55,6 +55,7 @@ mod builtin_prices;
 mod finish_reason;
 mod message;
 mod model_name;
+pub mod openai;
 mod price_table;
 mod request;
 mod response;

@@ -2,7 +2,9 @@
 //! when its `result_payload` (or else its `payload`) has a `usage` object with any of
 //! `input_tokens`, `output_tokens`, `total_tokens` (OpenAI's `prompt_tokens` /
 //! `completion_tokens` too), and cost is read from `cost`, `total_cost` or `cost_usd`, at the
-//! top level or inside `usage`.
+//! top level or inside `usage`: a number (US dollars), or an object `{"total", "currency"}`
+//! (the Rust SDK's `prefactor::llm::Cost`) counted when its currency is `USD`, since the page
+//! shows one dollar total.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -64,12 +66,24 @@ fn carries_usage(value: &Value) -> bool {
 }
 
 fn cost_of(value: &Value) -> Option<f64> {
-    let direct = COST_FIELDS.iter().find_map(|name| value.get(*name).and_then(Value::as_f64));
+    let direct = COST_FIELDS.iter().find_map(|name| value.get(*name).and_then(dollars));
     let nested = || {
         let usage = value.get("usage")?;
-        COST_FIELDS.iter().find_map(|name| usage.get(*name).and_then(Value::as_f64))
+        COST_FIELDS.iter().find_map(|name| usage.get(*name).and_then(dollars))
     };
     direct.or_else(nested).filter(|cost| cost.is_finite())
+}
+
+/// A cost in US dollars: a number, or a `{"total", "currency": "USD"}` object (no currency:
+/// dollars, as a bare number is).
+fn dollars(cost: &Value) -> Option<f64> {
+    match cost {
+        Value::Object(cost) => {
+            let usd = cost.get("currency").is_none_or(|currency| currency.as_str() == Some("USD"));
+            cost.get("total").and_then(Value::as_f64).filter(|_| usd)
+        }
+        other => other.as_f64(),
+    }
 }
 
 #[cfg(test)]
@@ -92,6 +106,17 @@ mod tests {
         assert_eq!(totals.output_tokens, 5);
         assert_eq!(totals.total_tokens, 19);
         assert_eq!(totals.cost, Some(0.5));
+        assert_eq!(totals.spans_with_usage, 3);
+    }
+
+    #[test]
+    fn cost_objects_count_in_dollars_only() {
+        let mut totals = UsageTotals::default();
+        let priced = |total: f64, currency: &str| json!({"usage": {"input_tokens": 1, "cost": {"total": total, "currency": currency, "priced_as": "m"}}});
+        totals.add(&json!({}), Some(&priced(0.25, "USD")));
+        totals.add(&json!({}), Some(&priced(7.0, "EUR")));
+        totals.add(&json!({}), Some(&json!({"usage": {"cost": {"total": 0.5}}})));
+        assert_eq!(totals.cost, Some(0.75));
         assert_eq!(totals.spans_with_usage, 3);
     }
 
