@@ -23,9 +23,11 @@ mod bulk;
 mod envelope;
 mod instance;
 mod pfid;
+mod prefactor_context;
 mod schema;
 mod span;
 mod status;
+mod traceparent;
 
 pub use agent::{Agent, AvailableActions, CreateAgentDetails, CreateAgentRequest, InstanceCounts};
 pub use bulk::{BULK_KEY_MAX_LEN, BULK_KEY_MIN_LEN, BulkAction, BulkItem, BulkOutput, BulkRequest, BulkResponse};
@@ -36,6 +38,10 @@ pub use instance::{
     UpdateInstanceRequest,
 };
 pub use pfid::{PFID_LEN, Pfid, PfidError, PfidStr};
+pub use prefactor_context::{PREFACTOR_CONTEXT, PrefactorContext, otel_run_span_id, otel_span_id, otel_trace_id};
 pub use schema::{AgentSchemaVersion, QualitySchema, SingleQualitySchema, SpanTypeSchema};
 pub use span::{AgentSpan, CreateSpanDetails, CreateSpanRequest, FinishSpanRequest};
 pub use status::{AgentLifecycleStatus, AgentStatus, FinishStatus, InstancePurpose, SortDirection};
+pub use traceparent::{
+    MAX_TRACESTATE_LEN, SAMPLED, TRACEPARENT, TRACESTATE, TraceHeaderError, TraceParent, valid_tracestate,
+};

@@ -26,7 +26,7 @@ if [ "$seconds" -eq 0 ]; then
 fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(body_parse bulk_scan template timestamp otlp)
+    targets=(body_parse bulk_scan template timestamp otlp trace_headers)
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --version 0.13.2 --locked
