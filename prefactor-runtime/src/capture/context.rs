@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use crate::capture::client::Client;
 use crate::capture::instance::AgentInstanceHandle;
@@ -30,14 +31,17 @@ pub struct Context {
     client: Option<Client>,
     instance: Option<AgentInstanceHandle>,
     span: Option<SpanId>,
+    /// The W3C `tracestate` a caller sent with this run's context, passed on to what this code
+    /// calls in turn (propagation).
+    pub(crate) trace_state: Option<Arc<str>>,
 }
 
 impl Context {
-    const EMPTY: Context = Context { client: None, instance: None, span: None };
+    const EMPTY: Context = Context { client: None, instance: None, span: None, trace_state: None };
 
     /// A context from its parts.
     pub fn new(client: Option<Client>, instance: Option<AgentInstanceHandle>, span: Option<SpanId>) -> Context {
-        Context { client, instance, span }
+        Context { client, instance, span, trace_state: None }
     }
 
     /// The context of the running code (a clone of the thread-local).
@@ -116,6 +120,27 @@ impl Context {
     pub fn with_span(&self, span: Option<SpanId>) -> Context {
         Context { span, ..self.clone() }
     }
+
+    /// The W3C `tracestate` that came with this context from a caller (see
+    /// [`with_trace_state`](Context::with_trace_state)).
+    pub fn trace_state(&self) -> Option<&str> {
+        self.trace_state.as_deref()
+    }
+
+    /// This context carrying a caller's W3C `tracestate`, so that calls made from it pass the
+    /// value on unchanged (spans opened in it inherit it). Propagation sets it; the value is
+    /// not checked here.
+    ///
+    /// ```
+    /// use prefactor_runtime::Context;
+    ///
+    /// let cx = Context::current().with_trace_state(Some("congo=t61rcWkgMzE".into()));
+    /// assert_eq!(cx.trace_state(), Some("congo=t61rcWkgMzE"));
+    /// ```
+    #[must_use]
+    pub fn with_trace_state(self, trace_state: Option<Arc<str>>) -> Context {
+        Context { trace_state, ..self }
+    }
 }
 
 impl fmt::Debug for Context {
@@ -124,6 +149,7 @@ impl fmt::Debug for Context {
             .field("client", &self.client.is_some())
             .field("instance", &self.instance.as_ref().map(|i| i.id()))
             .field("span", &self.span)
+            .field("trace_state", &self.trace_state)
             .finish()
     }
 }

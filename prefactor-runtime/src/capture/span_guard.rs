@@ -272,12 +272,15 @@ impl SpanGuard {
     }
 
     fn live_context(id: SpanId, live: &Live) -> Context {
-        // The current context's handle when it is this instance (no lookup), else the client's.
+        // The current context's handle (and a caller's `tracestate`) when it is this instance
+        // (no lookup), else the client's.
         let current = Context::with_current(|cx| {
-            cx.instance().filter(|i| i.id() == live.instance && i.client().same_as(live.client.get())).cloned()
+            let instance =
+                cx.instance().filter(|i| i.id() == live.instance && i.client().same_as(live.client.get())).cloned()?;
+            Some((instance, cx.trace_state.clone()))
         });
-        let instance = current.unwrap_or_else(|| live.client.get().instance(live.instance));
-        Context::new(Some(live.client.get().clone()), Some(instance), Some(id))
+        let (instance, trace_state) = current.unwrap_or_else(|| (live.client.get().instance(live.instance), None));
+        Context::new(Some(live.client.get().clone()), Some(instance), Some(id)).with_trace_state(trace_state)
     }
 
     /// Makes this span the current parent on this thread until the returned guard drops.

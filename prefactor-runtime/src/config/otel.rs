@@ -91,12 +91,14 @@ impl OtelExport {
 
     /// Export through the application's own provider (a clone of its handle): the spans go
     /// wherever its processors send them. It is flushed with the client, never shut down: it
-    /// stays the application's. The global provider is neither read nor set.
+    /// stays the application's. The global provider is neither read nor set. Build it with
+    /// [`OtelIdGenerator`](crate::OtelIdGenerator) so that the spans of tool services join
+    /// the agent's traces (propagation); the application's own spans still get random ids.
     ///
     /// ```
     /// use opentelemetry_sdk::trace::SdkTracerProvider;
     ///
-    /// let provider = SdkTracerProvider::builder().build();
+    /// let provider = SdkTracerProvider::builder().with_id_generator(prefactor_runtime::OtelIdGenerator::default()).build();
     /// let export = prefactor_runtime::OtelExport::with_provider(provider.clone());
     /// # let _ = export;
     /// ```

@@ -2,18 +2,26 @@
 //! `invoke_agent` span, the root of a trace of its own; a span opens as an OTel span when its
 //! create is accepted (its parent's OTel span, or the run's, as parent) and ends when its
 //! finish is. Runs on the worker's thread: the agent's thread only queued the operation.
+//!
+//! Ids are derived from the Prefactor ones (`id_generator.rs`): the trace id from the
+//! instance, a span's id from its span id. A span whose parent or run this process never saw
+//! (a tool service's span joining a caller's run, see `docs/propagation.md`) gets its parent
+//! from the same derivation, so it lands in the caller's trace under the caller's span.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry::trace::{Span as _, SpanBuilder, SpanContext, Status, TraceContextExt, Tracer as _};
+use opentelemetry::trace::{
+    Span as _, SpanBuilder, SpanContext, Status, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer as _,
+};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::Span;
 use prefactor_protocol::{FinishStatus, RegisterInstanceRequest};
 use serde_json::Value;
 
 use super::genai::{self, DETAILS_EVENT};
+use super::id_generator::build_pinned;
 use super::pipeline::OtelPipeline;
 use crate::config::otel::GenAiOperation;
 use crate::queue::operation::{Op, SpanCreate, SpanEnd};
@@ -27,7 +35,8 @@ const MAX_OPEN_SPANS: usize = 1 << 17;
 
 /// Most contexts of ended spans kept (for children created after their parent ended: a task
 /// spawned in a span that outlives it) until their run finishes; past it, such late children
-/// hang off the run instead.
+/// name their parent by its derived id (right unless the application's provider lacks
+/// `OtelIdGenerator`).
 const MAX_ENDED: usize = 1 << 16;
 
 /// An agent run being mirrored.
@@ -59,11 +68,20 @@ pub(crate) struct OtelMirror {
     ended: HashMap<SpanId, SpanContext>,
     /// Spans not exported because `MAX_OPEN_SPANS` were open.
     skipped: u64,
+    /// A span did not get its derived id (a provider without `OtelIdGenerator`): warned once.
+    warned_ids: bool,
 }
 
 impl OtelMirror {
     pub(crate) fn new(pipeline: Arc<OtelPipeline>) -> OtelMirror {
-        OtelMirror { pipeline, runs: HashMap::new(), open: HashMap::new(), ended: HashMap::new(), skipped: 0 }
+        OtelMirror {
+            pipeline,
+            runs: HashMap::new(),
+            open: HashMap::new(),
+            ended: HashMap::new(),
+            skipped: 0,
+            warned_ids: false,
+        }
     }
 
     /// Mirrors one operation the worker accepted.
@@ -156,15 +174,16 @@ impl OtelMirror {
             None => operation.as_str().to_owned(),
         };
         // A root: each run is its own trace (an empty parent context, never the thread's).
-        let span = self.pipeline.tracer.build_with_context(
-            SpanBuilder::from_name(name)
-                .with_kind(genai::span_kind(Some(operation)))
-                .with_start_time(at.to_system_time())
-                .with_attributes(attributes),
-            &Context::new(),
-        );
+        let builder = SpanBuilder::from_name(name)
+            .with_kind(genai::span_kind(Some(operation)))
+            .with_start_time(at.to_system_time())
+            .with_attributes(attributes);
+        let (trace, id) = (trace_id(instance), run_span_id(instance));
+        let tracer = &self.pipeline.tracer;
+        let span = build_pinned(trace, id, || tracer.build_with_context(builder, &Context::new()));
         let context = span.span_context().clone();
         run.span = Some(span);
+        self.check_derived(&context, id);
         Some(context)
     }
 
@@ -208,9 +227,14 @@ impl OtelMirror {
             Some(open) => Some(open.context.clone()),
             None => self.ended.get(&parent).cloned(),
         });
-        let parent = match parent_context {
-            Some(context) => Some(context),
-            None => self.run_span(create.instance, create.started_at),
+        // A parent this process never saw (the caller's span, for a tool service's span), or
+        // a run it never saw: the ids their own process gave them, derived the same way.
+        let parent = match (parent_context, create.parent) {
+            (Some(context), _) => context,
+            (None, Some(parent)) => derived_context(create.instance, span_id(parent)),
+            (None, None) => self
+                .run_span(create.instance, create.started_at)
+                .unwrap_or_else(|| derived_context(create.instance, run_span_id(create.instance))),
         };
         let schema: &str = &create.schema;
         let operation =
@@ -222,24 +246,34 @@ impl OtelMirror {
             KeyValue::new("prefactor.schema_name", schema.to_owned()),
         ];
         genai::request_attributes(operation, schema, &payload, self.pipeline.conventions, &mut attributes);
-        let parent_context = match parent {
-            Some(parent) => Context::new().with_remote_span_context(parent),
-            None => Context::new(),
-        };
-        let span = self.pipeline.tracer.build_with_context(
-            SpanBuilder::from_name(genai::span_name(operation, schema, &payload))
-                .with_kind(genai::span_kind(operation))
-                .with_start_time(create.started_at.to_system_time())
-                .with_attributes(attributes),
-            &parent_context,
-        );
+        let parent_context = Context::new().with_remote_span_context(parent);
+        let builder = SpanBuilder::from_name(genai::span_name(operation, schema, &payload))
+            .with_kind(genai::span_kind(operation))
+            .with_start_time(create.started_at.to_system_time())
+            .with_attributes(attributes);
+        let (trace, id) = (trace_id(create.instance), span_id(create.id));
+        let tracer = &self.pipeline.tracer;
+        let span = build_pinned(trace, id, || tracer.build_with_context(builder, &parent_context));
         let context = span.span_context().clone();
+        self.check_derived(&context, id);
         let captured = self.pipeline.conventions.capture;
         let keep = (captured.on_span() || captured.as_event()) && !payload.is_null();
         self.open.insert(
             create.id,
             Open { span, context, instance: create.instance, operation, payload: keep.then_some(payload) },
         );
+    }
+
+    /// Warns once when a span did not get its derived id: the application's provider was
+    /// built without `OtelIdGenerator`, so spans of other processes cannot name it as parent.
+    fn check_derived(&mut self, context: &SpanContext, expected: opentelemetry::trace::SpanId) {
+        if context.is_valid() && context.span_id() != expected && !std::mem::replace(&mut self.warned_ids, true) {
+            tracing::warn!(
+                "prefactor: the OTel tracer provider does not use `OtelIdGenerator`, so spans of tool services \
+                 (propagation) cannot join this agent's traces; build it with \
+                 `.with_id_generator(prefactor::OtelIdGenerator::default())`"
+            );
+        }
     }
 
     fn finish(&mut self, id: SpanId, end: &SpanEnd) {
@@ -270,6 +304,26 @@ impl OtelMirror {
     }
 }
 
+/// The OTel trace id of `instance`'s run.
+fn trace_id(instance: InstanceId) -> TraceId {
+    TraceId::from_bytes(prefactor_protocol::otel_trace_id(&instance.pfid()))
+}
+
+/// The OTel span id of the span `span`.
+fn span_id(span: SpanId) -> opentelemetry::trace::SpanId {
+    opentelemetry::trace::SpanId::from_bytes(prefactor_protocol::otel_span_id(&span.pfid()))
+}
+
+/// The OTel span id of `instance`'s `invoke_agent` span.
+fn run_span_id(instance: InstanceId) -> opentelemetry::trace::SpanId {
+    opentelemetry::trace::SpanId::from_bytes(prefactor_protocol::otel_run_span_id(&instance.pfid()))
+}
+
+/// The context of a span of `instance`'s run made in another process (or no longer held).
+fn derived_context(instance: InstanceId, span: opentelemetry::trace::SpanId) -> SpanContext {
+    SpanContext::new(trace_id(instance), span, TraceFlags::SAMPLED, true, TraceState::NONE)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -279,6 +333,7 @@ mod tests {
 
     use super::*;
     use crate::config::otel::OtelExport;
+    use crate::delivery::otel::id_generator::OtelIdGenerator;
     use crate::queue::operation::SpanFinish;
     use crate::record::schema_name::SchemaName;
 
@@ -319,9 +374,7 @@ mod tests {
     #[test]
     fn a_child_created_after_its_parent_ended_keeps_that_parent() {
         let ended = Ended::default();
-        let provider = SdkTracerProvider::builder().with_span_processor(ended.clone()).build();
-        let pipeline = OtelPipeline::new(&OtelExport::with_provider(provider), |_| None).unwrap();
-        let mut mirror = OtelMirror::new(Arc::new(pipeline));
+        let mut mirror = mirror(&ended);
         let instance = InstanceId::generate(0);
         let (parent, child) = (SpanId::generate(0), SpanId::generate(0));
         let request = RegisterInstanceRequest {
@@ -344,5 +397,58 @@ mod tests {
         assert_eq!(steps[0].parent_span_id, root.span_context.span_id());
         assert_eq!(steps[1].parent_span_id, steps[0].span_context.span_id());
         assert_eq!(root.end_time, std::time::UNIX_EPOCH + Duration::from_micros(6_000));
+        assert_eq!(root.span_context.trace_id(), trace_id(instance), "derived from the instance");
+        assert_eq!(root.span_context.span_id(), run_span_id(instance));
+        assert_eq!(steps[1].span_context.span_id(), span_id(child), "derived from the span");
+        assert!(!mirror.warned_ids);
+    }
+
+    fn mirror(ended: &Ended) -> OtelMirror {
+        let provider = SdkTracerProvider::builder()
+            .with_id_generator(OtelIdGenerator::default())
+            .with_span_processor(ended.clone())
+            .build();
+        let pipeline = OtelPipeline::new(&OtelExport::with_provider(provider), |_| None).unwrap();
+        OtelMirror::new(Arc::new(pipeline))
+    }
+
+    /// A tool service's span: its run and its parent live in the calling agent's process.
+    #[test]
+    fn a_span_of_a_run_seen_elsewhere_joins_that_runs_trace_under_its_parent() {
+        let ended = Ended::default();
+        let mut mirror = mirror(&ended);
+        let (instance, caller_span) = (InstanceId::generate(0), SpanId::generate(0));
+        let (tool, step, root_level) = (SpanId::generate(1), SpanId::generate(1), SpanId::generate(1));
+        mirror.observe(&create(instance, tool, Some(caller_span), 1_000));
+        mirror.observe(&create(instance, step, Some(tool), 2_000));
+        mirror.observe(&finish(instance, step, 3_000));
+        mirror.observe(&finish(instance, tool, 4_000));
+        mirror.observe(&create(instance, root_level, None, 5_000));
+        mirror.observe(&finish(instance, root_level, 6_000));
+
+        let spans = ended.0.lock().unwrap();
+        assert_eq!(spans.len(), 3, "no invoke_agent span here: the run is the caller's");
+        let by_id = |id: SpanId| spans.iter().find(|s| s.span_context.span_id() == span_id(id)).unwrap();
+        assert!(spans.iter().all(|s| s.span_context.trace_id() == trace_id(instance)));
+        assert_eq!(by_id(tool).parent_span_id, span_id(caller_span));
+        assert!(by_id(tool).parent_span_is_remote);
+        assert_eq!(by_id(step).parent_span_id, span_id(tool));
+        assert_eq!(by_id(root_level).parent_span_id, run_span_id(instance), "under the caller's invoke_agent");
+    }
+
+    #[test]
+    fn a_provider_without_the_id_generator_still_exports_and_is_warned_about() {
+        let ended = Ended::default();
+        let provider = SdkTracerProvider::builder().with_span_processor(ended.clone()).build();
+        let pipeline = OtelPipeline::new(&OtelExport::with_provider(provider), |_| None).unwrap();
+        let mut mirror = OtelMirror::new(Arc::new(pipeline));
+        let (instance, parent, child) = (InstanceId::generate(0), SpanId::generate(0), SpanId::generate(0));
+        mirror.observe(&create(instance, parent, None, 1_000));
+        mirror.observe(&create(instance, child, Some(parent), 2_000));
+        mirror.observe(&finish(instance, child, 3_000));
+        mirror.observe(&finish(instance, parent, 4_000));
+        assert!(mirror.warned_ids);
+        let spans = ended.0.lock().unwrap();
+        assert_eq!(spans[0].parent_span_id, spans[1].span_context.span_id(), "local parents are still kept");
     }
 }

@@ -5,5 +5,6 @@
 
 pub(crate) mod genai;
 pub(crate) mod http_client;
+pub(crate) mod id_generator;
 pub(crate) mod mirror;
 pub(crate) mod pipeline;

@@ -12,6 +12,7 @@ use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracer
 
 use super::genai::Conventions;
 use super::http_client::BlockingHttp;
+use super::id_generator::OtelIdGenerator;
 use crate::config::otel::{ContentCapture, GenAiOperation, OtelExport, OtelTarget, SemconvStability};
 use crate::report::error::Error;
 use crate::schema::static_schema::StaticSpanType;
@@ -146,7 +147,11 @@ fn own_provider(
         batch = batch.with_max_queue_size(DEFAULT_QUEUE);
     }
     let processor = BatchSpanProcessor::builder(exporter).with_batch_config(batch.build()).build();
-    Ok(SdkTracerProvider::builder().with_span_processor(processor).with_resource(resource.build()).build())
+    Ok(SdkTracerProvider::builder()
+        .with_id_generator(OtelIdGenerator::default())
+        .with_span_processor(processor)
+        .with_resource(resource.build())
+        .build())
 }
 
 /// `base` + `/v1/traces`, as `OTEL_EXPORTER_OTLP_ENDPOINT` is read; a URL already naming the

@@ -38,12 +38,13 @@ use crate::delivery::token_state::TokenCheck;
 use crate::delivery::transport::{Attempt, BulkReply, Transport};
 use crate::queue::op_queue::{DOZE_TICK, OpQueue};
 use crate::queue::operation::{Op, OpKind};
-use crate::record::ids::InstanceId;
+use crate::record::ids::{InstanceId, SpanId};
 use crate::report::close_report::CloseReport;
 use crate::report::error::Error;
 
 mod dispatch;
 mod flush_close;
+mod joined_runs;
 mod outcomes;
 mod retries;
 mod sampling;
@@ -207,6 +208,9 @@ pub(crate) struct Worker {
     /// Set by the replay task while its current record keeps failing.
     replay_stuck: Arc<std::sync::atomic::AtomicBool>,
     live: HashMap<InstanceId, Arc<InstanceState>>,
+    /// Span creates of runs of other processes waiting for the caller's delivery, with the
+    /// "not found" answers each got (`joined_runs.rs`).
+    waiting_for_caller: HashMap<SpanId, u32>,
     flushes: Vec<FlushWaiter>,
     /// Unsettled operations by flush epoch.
     ledger: FlushLedger,
@@ -257,6 +261,7 @@ impl Worker {
             replay: JoinSet::new(),
             replay_stuck: Arc::default(),
             live: HashMap::new(),
+            waiting_for_caller: HashMap::new(),
             flushes: Vec::new(),
             ledger: FlushLedger::default(),
             closing: None,

@@ -65,7 +65,9 @@ impl Worker {
             }
             Attempt::Permanent(error) => {
                 self.server_answered();
-                self.fail(op, epochs, error);
+                if let Some((op, epochs, error)) = self.wait_for_caller(op, epochs, resend, error) {
+                    self.fail(op, epochs, error);
+                }
             }
         }
     }
@@ -197,6 +199,7 @@ impl Worker {
             Counters::add(&self.shared.counters.confirmed_after_unknown, weight);
         }
         self.forget_fallback(&op);
+        self.forget_waits(&op);
         self.settle(epochs, weight);
         self.scheduler.complete(op.kind(), true);
     }
@@ -231,6 +234,7 @@ impl Worker {
         self.note_reason(error, weight);
         Counters::add(&self.shared.counters.failed, weight);
         self.forget_fallback(op);
+        self.forget_waits(op);
         self.settle(epochs, weight);
         self.scheduler.complete(op.kind(), false);
     }
@@ -267,6 +271,7 @@ impl Worker {
     pub(super) fn discard_sent(&mut self, op: Op, epochs: Epochs) {
         let kind = op.kind();
         self.forget_fallback(&op);
+        self.forget_waits(&op);
         self.discard(op, epochs);
         self.scheduler.complete(kind, false);
     }
