@@ -60,6 +60,10 @@
 //! * `tracing` both ways (feature `tracing-bridge`): `tracing_bridge::PrefactorLayer` records
 //!   `#[instrument]` spans inside runs, `tracing_bridge::PrefactorIds` puts Prefactor ids in
 //!   log lines.
+//! * Across processes (feature `propagation`): `propagation::inject` / `propagation::extract`
+//!   carry a run in HTTP headers (`traceparent` and `prefactor-context`) so a tool service's
+//!   spans join the calling agent's run; `propagation::RequestBuilderExt` (reqwest) and
+//!   `propagation::PropagationLayer` (axum/tower) do it for you.
 //!
 //! # Schemas of your own types
 //!
@@ -151,12 +155,15 @@ pub mod testing {
 
 /// The OpenTelemetry export (feature `otel`): see [`OtelExport`] and `docs/otel.md`.
 #[cfg(feature = "otel")]
-pub use prefactor_runtime::{ContentCapture, GenAiOperation, OtelExport, SemconvStability};
+pub use prefactor_runtime::{ContentCapture, GenAiOperation, OtelExport, OtelIdGenerator, SemconvStability};
 
 pub mod llm;
 
 #[cfg(feature = "tracing-bridge")]
 pub mod tracing_bridge;
+
+#[cfg(feature = "propagation")]
+pub mod propagation;
 
 #[doc(hidden)]
 #[path = "private.rs"]

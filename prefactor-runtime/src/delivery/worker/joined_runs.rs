@@ -10,6 +10,7 @@ use crate::delivery::flush_epochs::Epochs;
 use crate::delivery::retry::retry_delay;
 use crate::queue::operation::Op;
 use crate::report::error::Error;
+use crate::report::stats::Counters;
 
 use super::{Resend, Shipment, Worker};
 
@@ -42,6 +43,7 @@ impl Worker {
             return Some((op, epochs, error));
         }
         self.waiting_for_caller.insert(id, waits + 1);
+        Counters::add(&self.shared.counters.retried, 1);
         let delay = retry_delay(&self.shared.config, waits, None);
         tracing::debug!(span = %id, error = %error, ?delay, waits, "prefactor: the span's run or parent is not on the server yet (sent by another process?); waiting");
         let Resend { attempt, bulk, unseen } = resend;
