@@ -5,6 +5,8 @@
 //! The macro test installs the process-wide client; the others use clients of their own.
 
 mod common;
+#[path = "common/otlp_receiver.rs"]
+mod otlp_receiver;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,73 +17,18 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use opentelemetry::trace::{Span as _, Tracer as _};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanProcessor};
+use otlp_receiver::{Receiver, string_of};
 use prefactor::{
     AgentVersion, Client, Config, ContentCapture, CreateInstance, FinishSpan, FinishStatus, OtelExport, Payload,
     SchemaRegistry, SpanType,
 };
 use prefactor_server::{LocalServer, ServerConfig};
-use prost::Message;
 use serde_json::{Value, json};
-
-/// What the receiver kept: each span with its resource's `service.name`.
-type Received = Arc<Mutex<Vec<(String, Span)>>>;
-
-/// An OTLP/HTTP protobuf receiver: keeps every span with its resource's `service.name`.
-struct Receiver {
-    address: SocketAddr,
-    spans: Received,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let spans: Received = Arc::default();
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-        let address = listener.local_addr().unwrap();
-        let app = axum::Router::new().route("/v1/traces", axum::routing::post(receive)).with_state(spans.clone());
-        runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Receiver { address, spans, _runtime: runtime }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.address)
-    }
-
-    fn spans(&self) -> Vec<(String, Span)> {
-        self.spans.lock().unwrap().clone()
-    }
-}
-
-async fn receive(State(spans): State<Received>, body: Bytes) -> Vec<u8> {
-    let request = ExportTraceServiceRequest::decode(body).expect("a protobuf ExportTraceServiceRequest");
-    let mut kept = spans.lock().unwrap();
-    for resource_spans in request.resource_spans {
-        let service = resource_spans
-            .resource
-            .as_ref()
-            .and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
-            .and_then(|kv| string_of(kv.value.as_ref()))
-            .unwrap_or_default();
-        for scope in resource_spans.scope_spans {
-            kept.extend(scope.spans.into_iter().map(|span| (service.clone(), span)));
-        }
-    }
-    ExportTraceServiceResponse::default().encode_to_vec()
-}
-
-fn string_of(value: Option<&AnyValue>) -> Option<String> {
-    match value?.value.as_ref()? {
-        any_value::Value::StringValue(s) => Some(s.clone()),
-        _ => None,
-    }
-}
 
 fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
     attributes.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref()?.value.as_ref())

@@ -90,11 +90,11 @@ pub use config::delivery::Delivery;
 #[cfg(feature = "otel")]
 pub use config::otel::{ContentCapture, GenAiOperation, OtelExport, SemconvStability};
 pub use config::sampling::{HoldBudget, SampleOverflow};
-#[cfg(feature = "otel")]
-pub use delivery::otel::id_generator::OtelIdGenerator;
 pub use config::{
     Config, ConfigBuilder, MAX_BULK_ITEMS, MAX_LINGER, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES, RUNTIME, SDK_HEADER_ENTRY,
 };
+#[cfg(feature = "otel")]
+pub use delivery::otel::id_generator::OtelIdGenerator;
 pub use prefactor_protocol::{
     AgentSchemaVersion, AgentStatus, FinishStatus, InstancePurpose, Pfid, RuntimeEnvironment,
 };

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use http::HeaderMap;
-use prefactor_protocol::{
-    PREFACTOR_CONTEXT, PrefactorContext, TRACEPARENT, TRACESTATE, TraceParent, valid_tracestate,
-};
+use prefactor_protocol::{PREFACTOR_CONTEXT, PrefactorContext, TRACEPARENT, TRACESTATE, TraceParent, valid_tracestate};
 
 use super::remote_context::RemoteContext;
 

@@ -45,17 +45,17 @@
 
 mod extract;
 mod inject;
+mod remote_context;
 #[cfg(feature = "propagation-reqwest")]
 mod reqwest_ext;
-mod remote_context;
 #[cfg(feature = "propagation-tower")]
 mod tower_layer;
 
 pub use extract::{extract, extract_with};
 pub use inject::{inject, inject_with};
 pub use prefactor_protocol::{PREFACTOR_CONTEXT, TRACEPARENT, TRACESTATE};
+pub use remote_context::RemoteContext;
 #[cfg(feature = "propagation-reqwest")]
 pub use reqwest_ext::RequestBuilderExt;
-pub use remote_context::RemoteContext;
 #[cfg(feature = "propagation-tower")]
 pub use tower_layer::{PropagationFuture, PropagationLayer, PropagationService};

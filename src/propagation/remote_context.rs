@@ -49,15 +49,18 @@ impl RemoteContext {
         self.trace_state.as_deref()
     }
 
-    /// The context to run the tool's code in: spans opened in it are created by `client` in
-    /// the caller's run, under the caller's span. Enter it with
+    /// The context to run the tool's code in: spans opened in it through the explicit API
+    /// (`current_instance()`, [`Context::instance`]) are created by `client` in the caller's
+    /// run, under the caller's span; `#[span]` functions record through the installed client
+    /// only, so use [`installed_context`](RemoteContext::installed_context) for them. Enter it with
     /// [`Context::in_scope`]/[`Context::enter`] (synchronous code) or
     /// [`FutureExt::in_context`](crate::FutureExt::in_context) (a future: kept across
     /// `.await`). The tool service never starts or finishes the caller's run: leave
     /// [`current_instance`](crate::current_instance)'s `start`/`finish` to the caller.
     pub fn context(&self, client: &Client) -> Context {
         let instance = client.instance(self.instance_id());
-        Context::new(Some(client.clone()), Some(instance), self.parent_span_id()).with_trace_state(self.trace_state.clone())
+        Context::new(Some(client.clone()), Some(instance), self.parent_span_id())
+            .with_trace_state(self.trace_state.clone())
     }
 
     /// [`context`](RemoteContext::context) with the installed client (`init`), or the

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use pin_project_lite::pin_project;
-use prefactor_runtime::{Client, Context, FutureExt, Instrumented};
+use prefactor_runtime::{FutureExt, Instrumented};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -35,21 +35,17 @@ use super::extract::extract;
 /// axum::serve(listener, app).await
 /// # }
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct PropagationLayer {
-    client: Option<Client>,
+    _private: (),
 }
 
 impl PropagationLayer {
-    /// Spans go through the installed client (`prefactor::init`), looked up per request: a
-    /// request arriving before it is installed runs without a context.
+    /// The layer. Spans go through the installed client (`prefactor::init` in the tool
+    /// service, as in an agent), looked up per request: a request arriving before it is
+    /// installed runs outside any run.
     pub fn new() -> PropagationLayer {
-        PropagationLayer { client: None }
-    }
-
-    /// Spans go through `client` (a service with a client of its own, not installed).
-    pub fn with_client(client: Client) -> PropagationLayer {
-        PropagationLayer { client: Some(client) }
+        PropagationLayer { _private: () }
     }
 }
 
@@ -57,7 +53,7 @@ impl<S> Layer<S> for PropagationLayer {
     type Service = PropagationService<S>;
 
     fn layer(&self, inner: S) -> PropagationService<S> {
-        PropagationService { inner, client: self.client.clone() }
+        PropagationService { inner }
     }
 }
 
@@ -65,18 +61,6 @@ impl<S> Layer<S> for PropagationLayer {
 #[derive(Debug, Clone)]
 pub struct PropagationService<S> {
     inner: S,
-    client: Option<Client>,
-}
-
-impl<S> PropagationService<S> {
-    /// The caller's context in `request`, made with this service's client.
-    fn context_of<B>(&self, request: &http::Request<B>) -> Option<Context> {
-        let remote = extract(request.headers())?;
-        match &self.client {
-            Some(client) => Some(remote.context(client)),
-            None => remote.installed_context(),
-        }
-    }
 }
 
 impl<S, B> Service<http::Request<B>> for PropagationService<S>
@@ -92,7 +76,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        match self.context_of(&request) {
+        match extract(request.headers()).and_then(|remote| remote.installed_context()) {
             // `call` itself may open spans (work done before the future is returned).
             Some(context) => {
                 let inner = context.in_scope(|| self.inner.call(request));

@@ -4,6 +4,8 @@
 //! bounded number of times, instead of failing at once. (This process's own spans never meet
 //! it: the scheduler sends a span only after its run's registration and its parent's create.)
 
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 use crate::delivery::flush_epochs::Epochs;
@@ -14,10 +16,12 @@ use crate::report::stats::Counters;
 
 use super::{Resend, Shipment, Worker};
 
-/// "Not found" answers a span create may get before it fails: with the default backoff (1 s
-/// doubling, capped at 30 s) about two minutes for the caller's worker to deliver its run and
-/// span, which covers its own retries of a short outage.
-pub(super) const MAX_WAITS_FOR_CALLER: u32 = 8;
+/// How long after its first "not found" a span create keeps waiting for the caller's
+/// delivery before it fails: long enough for the caller's own retries of a short outage, short
+/// enough that a span of a run that never reaches the server (its caller crashed, or sends
+/// elsewhere) is reported soon. Measured in time, not attempts, so it does not shrink with
+/// short retry delays.
+pub(super) const MAX_WAIT_FOR_CALLER: Duration = Duration::from_secs(60);
 
 /// Span creates waiting at once; past it a "not found" fails at once (memory stays bounded
 /// even if the spool or a close takes waiting creates elsewhere without settling them here).
@@ -36,19 +40,21 @@ impl Worker {
     ) -> Option<(Op, Epochs, Error)> {
         let Op::CreateSpan(create) = &op else { return Some((op, epochs, error)) };
         let id = create.id;
-        let waits = self.waiting_for_caller.get(&id).copied().unwrap_or(0);
-        let room = waits > 0 || self.waiting_for_caller.len() < MAX_WAITING;
-        if !names_unknown_run_or_parent(&error) || waits >= MAX_WAITS_FOR_CALLER || !room {
+        let now = Instant::now();
+        let waited = self.waiting_for_caller.get(&id).copied();
+        let room = waited.is_some() || self.waiting_for_caller.len() < MAX_WAITING;
+        let (first, waits) = waited.unwrap_or((now, 0));
+        if !names_unknown_run_or_parent(&error) || now.duration_since(first) >= MAX_WAIT_FOR_CALLER || !room {
             self.waiting_for_caller.remove(&id);
             return Some((op, epochs, error));
         }
-        self.waiting_for_caller.insert(id, waits + 1);
+        self.waiting_for_caller.insert(id, (first, waits + 1));
         Counters::add(&self.shared.counters.retried, 1);
         let delay = retry_delay(&self.shared.config, waits, None);
         tracing::debug!(span = %id, error = %error, ?delay, waits, "prefactor: the span's run or parent is not on the server yet (sent by another process?); waiting");
         let Resend { attempt, bulk, unseen } = resend;
         let shipment = Shipment { items: vec![(op, epochs)], attempt: attempt.saturating_add(1), bulk, unseen };
-        self.retries.push(Instant::now() + delay, shipment, false);
+        self.retries.push(now + delay, shipment, false);
         None
     }
 
@@ -101,7 +107,7 @@ mod tests {
     const RESEND: Resend = Resend { attempt: 0, bulk: false, unseen: false };
 
     #[test]
-    fn an_unknown_parent_or_run_waits_a_bounded_number_of_times() {
+    fn an_unknown_parent_or_run_waits_until_its_time_is_up() {
         let (mut worker, _ops) = worker();
         let parent_unknown = refused(422, "details.parent_span_id: span x does not exist in agent instance y");
         let op = create();
@@ -111,15 +117,18 @@ mod tests {
         };
         assert!(worker.wait_for_caller(op, Epochs::at(0), RESEND, parent_unknown.clone()).is_none());
         assert_eq!(worker.retries.items().count(), 1, "waiting for its retry");
-        for waits in 1..MAX_WAITS_FOR_CALLER {
-            let shipment = worker.retries.drain().next().expect("waiting");
-            let (op, epochs) = shipment.items.into_iter().next().unwrap();
-            let error = if waits % 2 == 0 { parent_unknown.clone() } else { refused(404, "agent instance y not found") };
-            assert!(worker.wait_for_caller(op, epochs, RESEND, error).is_none(), "wait {waits}");
-        }
+        let (op, epochs) = worker.retries.drain().next().unwrap().items.into_iter().next().unwrap();
+        let instance_unknown = refused(404, "agent instance y not found");
+        assert!(worker.wait_for_caller(op, epochs, RESEND, instance_unknown).is_none(), "a 404 waits too");
+        assert_eq!(worker.waiting_for_caller.get(&id).map(|(_, waits)| *waits), Some(2));
+        assert_eq!(worker.shared.counters.retried.load(std::sync::atomic::Ordering::Relaxed), 2);
+
+        // Its first "not found" long ago: it fails now, and is forgotten.
+        let long_ago = Instant::now().checked_sub(MAX_WAIT_FOR_CALLER).expect("a clock past its first minute");
+        worker.waiting_for_caller.insert(id, (long_ago, 2));
         let (op, epochs) = worker.retries.drain().next().unwrap().items.into_iter().next().unwrap();
         assert!(worker.wait_for_caller(op, epochs, RESEND, parent_unknown).is_some(), "then it fails");
-        assert!(!worker.waiting_for_caller.contains_key(&id), "and is forgotten");
+        assert!(!worker.waiting_for_caller.contains_key(&id));
     }
 
     #[test]

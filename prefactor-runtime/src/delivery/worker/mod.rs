@@ -208,9 +208,9 @@ pub(crate) struct Worker {
     /// Set by the replay task while its current record keeps failing.
     replay_stuck: Arc<std::sync::atomic::AtomicBool>,
     live: HashMap<InstanceId, Arc<InstanceState>>,
-    /// Span creates of runs of other processes waiting for the caller's delivery, with the
-    /// "not found" answers each got (`joined_runs.rs`).
-    waiting_for_caller: HashMap<SpanId, u32>,
+    /// Span creates of runs of other processes waiting for the caller's delivery: when the
+    /// first "not found" came, and how many came (`joined_runs.rs`).
+    waiting_for_caller: HashMap<SpanId, (Instant, u32)>,
     flushes: Vec<FlushWaiter>,
     /// Unsettled operations by flush epoch.
     ledger: FlushLedger,
