@@ -19,7 +19,7 @@
 //! use prefactor::propagation::{extract, inject};
 //! use prefactor::testing::Capture;
 //!
-//! #[prefactor::span(schema = "agent:tool")]
+//! #[prefactor::span(schema = "propagation:call", skip_ret)]
 //! fn call_tool() -> http::HeaderMap {
 //!     let mut headers = http::HeaderMap::new();
 //!     inject(&mut headers); // what an HTTP client sends along
@@ -38,7 +38,7 @@
 //! // In the tool service: the run and the parent span it joins.
 //! let remote = extract(&headers).expect("a Prefactor context");
 //! assert_eq!(remote.instance_id(), sent.id);
-//! assert_eq!(remote.parent_span_id(), sent.span("agent:tool").map(|span| span.id));
+//! assert_eq!(remote.parent_span_id(), sent.span("propagation:call").map(|span| span.id));
 //! assert!(headers.contains_key("traceparent"));
 //! # Ok::<(), prefactor::Error>(())
 //! ```

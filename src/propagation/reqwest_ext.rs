@@ -9,7 +9,7 @@ use super::inject::inject;
 /// ```no_run
 /// use prefactor::propagation::RequestBuilderExt;
 ///
-/// #[prefactor::span(schema = "agent:tool")]
+/// #[prefactor::span(schema = "propagation:forecast", skip(http))]
 /// async fn forecast(http: &reqwest::Client, city: &str) -> Result<String, reqwest::Error> {
 ///     http.get(format!("http://127.0.0.1:8081/forecast/{city}"))
 ///         .with_prefactor_context() // the tool service's spans join this run, under this span

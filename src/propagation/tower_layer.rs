@@ -22,7 +22,7 @@ use super::extract::extract;
 /// use axum::{Router, routing::get};
 /// use prefactor::propagation::PropagationLayer;
 ///
-/// #[prefactor::span(schema = "tool:forecast")]
+/// #[prefactor::span(schema = "propagation:lookup")]
 /// async fn forecast(city: String) -> String {
 ///     format!("sunny in {city}")
 /// }
