@@ -9,13 +9,10 @@ mod common;
 mod otlp_receiver;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
 use opentelemetry::trace::{Span as _, Tracer as _};
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
