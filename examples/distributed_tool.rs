@@ -162,7 +162,7 @@ impl Drop for ToolService {
 struct Outcome {
     answer: String,
     run: recorded_run::RecordedRun,
-    location: String,
+    backend: backend::Backend,
 }
 
 fn run() -> Result<Outcome, Box<dyn std::error::Error + Send + Sync>> {
@@ -175,18 +175,18 @@ fn run() -> Result<Outcome, Box<dyn std::error::Error + Send + Sync>> {
     guard.client().flush_blocking(Duration::from_secs(20))?;
     tool.stop()?;
     drop(guard);
-    let run = recorded_run::RecordedRun::fetch(&backend.api_url, &backend.api_token, &run_id)?;
-    Ok(Outcome { answer, run, location: backend.location(&run_id) })
+    let run = backend.fetch_run(&run_id)?;
+    Ok(Outcome { answer, run, backend })
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if std::env::args().nth(1).as_deref() == Some(TOOL_SERVICE) {
         return serve_tool_process();
     }
-    let outcome = run()?;
-    println!("{}\n", outcome.answer);
-    println!("The run, with the tool service's spans under the agent's call:\n{}", outcome.run.render());
-    println!("{}", outcome.location);
+    let Outcome { answer, run, backend } = run()?;
+    println!("{answer}\n");
+    println!("The run, with the tool service's spans under the agent's call:");
+    backend.print_trace(&run);
     Ok(())
 }
 

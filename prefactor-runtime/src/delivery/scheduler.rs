@@ -322,6 +322,11 @@ impl Scheduler {
         }
     }
 
+    /// Whether the create of `span` failed here (permanently).
+    pub(crate) fn create_failed(&self, span: SpanId) -> bool {
+        self.failed_spans.contains(&span)
+    }
+
     /// Why `op` cannot succeed because something it depends on failed, if so.
     pub(crate) fn doomed(&self, op: &Op) -> Option<String> {
         let kind = op.kind();

@@ -39,12 +39,17 @@ impl Worker {
         error: Error,
     ) -> Option<(Op, Epochs, Error)> {
         let Op::CreateSpan(create) = &op else { return Some((op, epochs, error)) };
+        // What failed here (its run's registration, its parent's create, earlier in the same
+        // bulk request) will not arrive later: failed at once, under that cause.
+        let failed_here = self.scheduler.doomed(&op).is_some()
+            || create.parent.is_some_and(|parent| self.scheduler.create_failed(parent));
         let id = create.id;
         let now = Instant::now();
         let waited = self.waiting_for_caller.get(&id).copied();
         let room = waited.is_some() || self.waiting_for_caller.len() < MAX_WAITING;
         let (first, waits) = waited.unwrap_or((now, 0));
-        if !names_unknown_run_or_parent(&error) || now.duration_since(first) >= MAX_WAIT_FOR_CALLER || !room {
+        let waiting_helps = names_unknown_run_or_parent(&error) && !failed_here;
+        if !waiting_helps || now.duration_since(first) >= MAX_WAIT_FOR_CALLER || !room {
             self.waiting_for_caller.remove(&id);
             return Some((op, epochs, error));
         }
@@ -88,8 +93,12 @@ mod tests {
     use crate::record::timestamp::Timestamp;
 
     fn create() -> Op {
+        create_in(InstanceId::generate(0))
+    }
+
+    fn create_in(instance: InstanceId) -> Op {
         Op::CreateSpan(SpanCreate {
-            instance: InstanceId::generate(0),
+            instance,
             id: SpanId::generate(0),
             parent: Some(SpanId::generate(1)),
             schema: SchemaName::new("tool:lookup"),
@@ -129,6 +138,23 @@ mod tests {
         let (op, epochs) = worker.retries.drain().next().unwrap().items.into_iter().next().unwrap();
         assert!(worker.wait_for_caller(op, epochs, RESEND, parent_unknown).is_some(), "then it fails");
         assert!(!worker.waiting_for_caller.contains_key(&id));
+    }
+
+    #[test]
+    fn a_span_of_a_run_whose_registration_failed_here_does_not_wait() {
+        let (mut worker, _ops) = worker();
+        let op = create();
+        let instance = op.kind().instance().unwrap();
+        let request = Box::new(prefactor_protocol::RegisterInstanceRequest::default());
+        let register = Op::Register { instance, request, schema: None, held: false };
+        // The register and a span of its run were sent together; the register failed.
+        worker.scheduler.push(register, Epochs::at(0), Instant::now());
+        worker.scheduler.push(create_in(instance), Epochs::at(0), Instant::now());
+        let (register, _) = worker.scheduler.next_ready().expect("the register is ready");
+        worker.scheduler.complete(register.kind(), false);
+        let not_found = refused(404, "agent instance y not found");
+        assert!(worker.wait_for_caller(op, Epochs::at(0), RESEND, not_found).is_some());
+        assert!(worker.retries.is_empty());
     }
 
     #[test]
