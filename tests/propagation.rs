@@ -24,7 +24,7 @@ use opentelemetry_proto::tonic::trace::v1::Span as ProtoSpan;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanProcessor};
 use otlp_receiver::{Receiver, string_of};
 use prefactor::propagation::{PropagationLayer, RequestBuilderExt, inject};
-use prefactor::{Client, Config, Delivery, OtelExport, OtelIdGenerator, Payload, agent, span};
+use prefactor::{Client, Config, Delivery, InstanceId, OtelExport, OtelIdGenerator, Payload, SpanId, agent, span};
 use prefactor_server::{FaultRule, LocalServer, ServerConfig};
 use serde_json::{Value, json};
 
@@ -268,6 +268,24 @@ fn malformed_or_missing_headers_leave_the_request_outside_any_run() {
     assert_eq!(stats["unattached"], 2 * requests as u64, "each request's two spans ran outside any run");
 }
 
+/// A run of `caller` (explicit API) whose `agent:tool` span calls `tool` for `city`; once the
+/// answer is in, the span and run finish and `caller` is flushed. The run's id, the span's id
+/// and the tool's answer.
+fn explicit_run_calling(caller: &Client, tool: &ToolProcess, city: &str) -> (InstanceId, SpanId, Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let instance = caller.create_agent_instance(prefactor::CreateInstance::default()).unwrap();
+    instance.start();
+    let span = instance.span("agent:tool").payload(Payload::from(json!({ "url": tool.url }))).start();
+    let url = format!("{}/lookup/{city}", tool.url);
+    let request = span.context().in_scope(|| reqwest::Client::new().get(url).with_prefactor_context());
+    let answer: Value = runtime.block_on(async { request.send().await.unwrap().json().await.unwrap() });
+    let ids = (instance.id(), span.id());
+    span.complete();
+    instance.finish(prefactor::FinishStatus::Complete);
+    caller.flush_blocking(Duration::from_secs(20)).unwrap();
+    (ids.0, ids.1, answer)
+}
+
 /// The tool's spans reach the server before the caller's run does (its registration held up
 /// 1.5 s): they wait for it instead of failing, and land in the run under the caller's span.
 #[test]
@@ -275,26 +293,15 @@ fn a_tool_span_that_arrives_before_the_callers_run_waits_for_it() {
     let server = LocalServer::start(ServerConfig::default()).unwrap();
     server.add_fault(FaultRule::delay("/api/v1/agent_instance/register", 1_500).times(1));
     let tool = ToolProcess::start(&server, None);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let caller = caller_for(&server, |b| b.delivery(Delivery::PerRequest));
 
-    let instance = caller.create_agent_instance(prefactor::CreateInstance::default()).unwrap();
-    instance.start();
-    let span = instance.span("agent:tool").payload(Payload::from(json!({ "url": tool.url }))).start();
-    let request = span
-        .context()
-        .in_scope(|| reqwest::Client::new().get(format!("{}/lookup/Rome", tool.url)).with_prefactor_context());
-    let answer: Value = runtime.block_on(async { request.send().await.unwrap().json().await.unwrap() });
-    assert_eq!(answer["joined"], json!(instance.id().to_string()));
-    let caller_span = span.id();
-    span.complete();
-    instance.finish(prefactor::FinishStatus::Complete);
-    caller.flush_blocking(Duration::from_secs(20)).unwrap();
+    let (instance, caller_span, answer) = explicit_run_calling(&caller, &tool, "Rome");
+    assert_eq!(answer["joined"], json!(instance.to_string()));
 
     let stats = tool.finish();
     assert!(stats["retried"] >= 1, "the tool's first create found no run: {stats:?}");
     assert_eq!((stats["sent"], stats["failed"]), (4, 0), "{stats:?}");
-    let body = common::get_json_from(&server, &format!("/agent_spans?agent_instance_id={}", instance.id()));
+    let body = common::get_json_from(&server, &format!("/agent_spans?agent_instance_id={instance}"));
     let spans = body["summaries"].as_array().unwrap();
     assert_eq!(spans.len(), 3, "{spans:#?}");
     assert_eq!(span_named(spans, "tool:lookup")["parent_span_id"], json!(caller_span.to_string()));
@@ -351,7 +358,6 @@ fn the_tool_services_otel_spans_carry_the_callers_trace_and_parent() {
     let server = LocalServer::start(ServerConfig::default()).unwrap();
     let receiver = Receiver::start();
     let tool = ToolProcess::start(&server, Some(&receiver.url()));
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let ended = Ended::default();
     let provider = SdkTracerProvider::builder()
         .with_id_generator(OtelIdGenerator::default())
@@ -359,16 +365,7 @@ fn the_tool_services_otel_spans_carry_the_callers_trace_and_parent() {
         .build();
     let caller = caller_for(&server, |b| b.otel(OtelExport::with_provider(provider)));
 
-    let instance = caller.create_agent_instance(prefactor::CreateInstance::default()).unwrap();
-    instance.start();
-    let span = instance.span("agent:tool").payload(Payload::from(json!({ "url": tool.url }))).start();
-    let request = span
-        .context()
-        .in_scope(|| reqwest::Client::new().get(format!("{}/lookup/Lima", tool.url)).with_prefactor_context());
-    let answer: Value = runtime.block_on(async { request.send().await.unwrap().json().await.unwrap() });
-    span.complete();
-    instance.finish(prefactor::FinishStatus::Complete);
-    caller.flush_blocking(Duration::from_secs(20)).unwrap();
+    let (_, _, answer) = explicit_run_calling(&caller, &tool, "Lima");
     assert_eq!(caller.stats().failed, 0, "{:?}", caller.close_blocking());
     let stats = tool.finish();
     assert_eq!(stats["failed"], 0);
