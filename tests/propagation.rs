@@ -110,8 +110,8 @@ fn tool_service() {
     guard.client().flush_blocking(Duration::from_secs(20)).unwrap();
     let stats = guard.client().stats();
     println!(
-        "TOOL_STATS sent={} failed={} retried={} unattached={}",
-        stats.sent, stats.failed, stats.retried, stats.unattached
+        "TOOL_STATS sent={} failed={} retried={} unattached={} sampled_out_spans={}",
+        stats.sent, stats.failed, stats.retried, stats.unattached, stats.sampled_out_spans
     );
 }
 
@@ -229,7 +229,7 @@ fn a_tool_services_spans_join_the_callers_run_under_the_callers_span() {
     // The headers the tool would send on: the same run under its own span, the caller's
     // tracestate passed on unchanged, one trace id end to end.
     let onward = &answer["onward"];
-    assert_eq!(onward["prefactor-context"], json!(format!("00-{instance}-{}", lookup["id"].as_str().unwrap())));
+    assert_eq!(onward["prefactor-context"], json!(format!("00-{instance}-{}-01", lookup["id"].as_str().unwrap())));
     assert_eq!(onward["tracestate"], "acme=t61rcWkgMzE,other@vendor=1");
     let traceparent = answer["traceparent"].as_str().unwrap();
     assert_eq!(&onward["traceparent"].as_str().unwrap()[..36], &traceparent[..36]);
@@ -245,10 +245,12 @@ fn malformed_or_missing_headers_leave_the_request_outside_any_run() {
     let malformed = [
         vec![],
         vec![("prefactor-context", "garbage".to_owned())],
-        vec![("prefactor-context", format!("00-{}", run.to_uppercase()))],
-        vec![("prefactor-context", format!("ff-{run}"))],
+        vec![("prefactor-context", format!("00-{}-01", run.to_uppercase()))],
+        vec![("prefactor-context", format!("ff-{run}-01"))],
         vec![("prefactor-context", format!("00-{run}-"))],
-        vec![("prefactor-context", format!("00-{run}")), ("prefactor-context", format!("00-{run}"))],
+        vec![("prefactor-context", format!("00-{run}"))],
+        vec![("prefactor-context", format!("00-{run}-03"))],
+        vec![("prefactor-context", format!("00-{run}-01")), ("prefactor-context", format!("00-{run}-01"))],
         vec![("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned())],
     ];
     let requests = malformed.len();
@@ -305,6 +307,26 @@ fn a_tool_span_that_arrives_before_the_callers_run_waits_for_it() {
     let spans = body["summaries"].as_array().unwrap();
     assert_eq!(spans.len(), 3, "{spans:#?}");
     assert_eq!(span_named(spans, "tool:lookup")["parent_span_id"], json!(caller_span.to_string()));
+}
+
+/// A run the caller's sampling left out: the tool service's code still runs inside it, but
+/// sends nothing of it (its spans counted as sampled out), and the W3C header says unsampled.
+#[test]
+fn a_run_left_out_by_the_callers_sampling_is_left_out_by_the_tool_too() {
+    let server = LocalServer::start(ServerConfig::default()).unwrap();
+    let tool = ToolProcess::start(&server, None);
+    let caller = caller_for(&server, |b| b.sample_rate(0.0).keep_failed_runs(false));
+    let (instance, _, answer) = explicit_run_calling(&caller, &tool, "Kyiv");
+    assert_eq!(answer["joined"], json!(instance.to_string()), "the handler still runs in the run");
+    assert!(answer["traceparent"].as_str().unwrap().ends_with("-00"), "{answer}");
+    assert!(answer["onward"]["prefactor-context"].as_str().unwrap().ends_with("-00"), "passed on unsampled");
+
+    let stats = tool.finish();
+    assert_eq!((stats["sent"], stats["failed"], stats["retried"]), (0, 0, 0), "{stats:?}");
+    assert_eq!(stats["sampled_out_spans"], 2, "{stats:?}");
+    let url = format!("{}/api/v1/agent_instance/{instance}", server.base_url());
+    let status = reqwest::blocking::Client::new().get(url).bearer_auth(server.token()).send().unwrap().status();
+    assert_eq!(status, 404, "nothing of the run reached the server");
 }
 
 /// Collects the spans a provider ends (a process's OTel export, in memory).

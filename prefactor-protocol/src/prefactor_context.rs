@@ -11,31 +11,36 @@ use crate::traceparent::{SAMPLED, TraceHeaderError, TraceParent, read_version, s
 /// Name of the header carrying a [`PrefactorContext`].
 pub const PREFACTOR_CONTEXT: &str = "prefactor-context";
 
-/// Length of `00-{instance}`.
-const INSTANCE_ONLY_LEN: usize = 3 + PFID_LEN;
-/// Length of `00-{instance}-{span}`.
-const WITH_SPAN_LEN: usize = INSTANCE_ONLY_LEN + 1 + PFID_LEN;
+/// Length of `00-{instance}-{flags}`.
+const INSTANCE_ONLY_LEN: usize = 3 + PFID_LEN + 3;
+/// Length of `00-{instance}-{span}-{flags}`.
+#[cfg(test)]
+const WITH_SPAN_LEN: usize = 3 + PFID_LEN + 1 + PFID_LEN + 3;
+/// Where the field after the instance id starts.
+const AFTER_INSTANCE: usize = 3 + PFID_LEN + 1;
 /// Longest value read at all (a later version's extra fields included).
 const MAX_LEN: usize = 256;
 
 /// What the `prefactor-context` header carries: the agent instance (run) the call belongs
-/// to, and the caller's span, the parent of the callee's spans. Its text form is
-/// `00-{instance}-{span}` (`00-{instance}` when the caller has no span open), ids as 32
-/// lowercase base32 characters.
+/// to, the caller's span (the parent of the callee's spans), and whether the run is sent
+/// (sampling). Its text form is `00-{instance}-{span}-{flags}` (`00-{instance}-{flags}` when
+/// the caller has no span open): ids as 32 lowercase base32 characters, flags `01` when the run
+/// is sent and `00` when sampling left it out, as W3C's `sampled` flag.
 ///
 /// ```
 /// use prefactor_protocol::{Pfid, PrefactorContext};
 ///
 /// let instance = Pfid::from_parts(1_700_000_000_000, 7, [1; 10])?;
 /// let span = Pfid::from_parts(1_700_000_000_123, 7, [2; 10])?;
-/// let context = PrefactorContext { instance, span: Some(span) };
+/// let context = PrefactorContext { instance, span: Some(span), sampled: true };
 /// let header = context.to_string();
-/// assert_eq!(header, format!("00-{instance}-{span}"));
+/// assert_eq!(header, format!("00-{instance}-{span}-01"));
 /// assert_eq!(header.parse::<PrefactorContext>()?, context);
 /// // The W3C header for the same call: the trace and span ids an OTel export uses.
 /// let traceparent = context.traceparent();
 /// assert_eq!(traceparent.trace_id, prefactor_protocol::otel_trace_id(&instance));
 /// assert_eq!(traceparent.parent_id, prefactor_protocol::otel_span_id(&span));
+/// assert!(traceparent.sampled());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,6 +49,9 @@ pub struct PrefactorContext {
     pub instance: Pfid,
     /// The caller's current span, if any.
     pub span: Option<Pfid>,
+    /// Whether the run is sent: `false` when the caller's sampling left it out, so the callee
+    /// sends nothing of it either.
+    pub sampled: bool,
 }
 
 impl PrefactorContext {
@@ -61,28 +69,34 @@ impl PrefactorContext {
         }
     }
 
-    /// The W3C `traceparent` of the same call (sampled: Prefactor records every span).
+    /// The W3C `traceparent` of the same call, sampled as the run is.
     pub fn traceparent(&self) -> TraceParent {
-        TraceParent { trace_id: self.otel_trace_id(), parent_id: self.otel_parent_id(), flags: SAMPLED }
+        TraceParent { trace_id: self.otel_trace_id(), parent_id: self.otel_parent_id(), flags: self.flags() }
+    }
+
+    /// The flags byte: `SAMPLED` or nothing.
+    fn flags(&self) -> u8 {
+        if self.sampled { SAMPLED } else { 0 }
     }
 }
 
 impl fmt::Display for PrefactorContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "00-{}", self.instance.encode())?;
-        match &self.span {
-            Some(span) => write!(f, "-{}", span.encode()),
-            None => Ok(()),
+        if let Some(span) = &self.span {
+            write!(f, "-{}", span.encode())?;
         }
+        write!(f, "-{:02x}", self.flags())
     }
 }
 
 impl FromStr for PrefactorContext {
     type Err = TraceHeaderError;
 
-    /// Parses as strictly as `traceparent`: version `00` is exactly `00-{instance}` or
-    /// `00-{instance}-{span}`; a later version may add fields after a `-`, which are ignored;
-    /// ids are lowercase PFIDs.
+    /// Parses as strictly as `traceparent`: version `00` is exactly `00-{instance}-{flags}` or
+    /// `00-{instance}-{span}-{flags}` with flags `00` or `01`; a later version may add fields
+    /// after a `-`, which are ignored, and flag bits, of which only `sampled` is kept; ids are
+    /// lowercase PFIDs.
     fn from_str(value: &str) -> Result<PrefactorContext, TraceHeaderError> {
         let value = value.trim_matches([' ', '\t']).as_bytes();
         let length = value.len();
@@ -91,19 +105,44 @@ impl FromStr for PrefactorContext {
         }
         let version = read_version(&value[..2])?;
         separator(value, 2)?;
-        let instance = read_pfid(&value[3..INSTANCE_ONLY_LEN], "instance id")?;
-        if length == INSTANCE_ONLY_LEN {
-            return Ok(PrefactorContext { instance, span: None });
-        }
-        separator(value, INSTANCE_ONLY_LEN)?;
-        let span_digits = value.get(INSTANCE_ONLY_LEN + 1..WITH_SPAN_LEN).ok_or(TraceHeaderError::Length { length })?;
-        let span = read_pfid(span_digits, "span id")?;
-        let rest_is_ignored = version > 0 && value.get(WITH_SPAN_LEN) == Some(&b'-');
-        if length != WITH_SPAN_LEN && !rest_is_ignored {
+        let instance = read_pfid(&value[3..AFTER_INSTANCE - 1], "instance id")?;
+        separator(value, AFTER_INSTANCE - 1)?;
+        // The flags are two characters and then the end or a `-`; a span id is 32.
+        let has_span = !matches!(value.get(AFTER_INSTANCE + 2), None | Some(b'-'));
+        let (span, flags_at) = if has_span {
+            let digits =
+                value.get(AFTER_INSTANCE..AFTER_INSTANCE + PFID_LEN).ok_or(TraceHeaderError::Length { length })?;
+            separator(value, AFTER_INSTANCE + PFID_LEN)?;
+            (Some(read_pfid(digits, "span id")?), AFTER_INSTANCE + PFID_LEN + 1)
+        } else {
+            (None, AFTER_INSTANCE)
+        };
+        let flags_digits = value.get(flags_at..flags_at + 2).ok_or(TraceHeaderError::Length { length })?;
+        let flags = read_flags(flags_digits)?;
+        let end = flags_at + 2;
+        let rest_is_ignored = version > 0 && value.get(end) == Some(&b'-');
+        if length != end && !rest_is_ignored {
             return Err(TraceHeaderError::Length { length });
         }
-        Ok(PrefactorContext { instance, span: Some(span) })
+        if version == 0 && flags > SAMPLED {
+            return Err(TraceHeaderError::Field { field: "flags" });
+        }
+        Ok(PrefactorContext { instance, span, sampled: flags & SAMPLED != 0 })
     }
+}
+
+/// Two lowercase hex digits.
+fn read_flags(digits: &[u8]) -> Result<u8, TraceHeaderError> {
+    let digit = |byte: u8| match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        _ => None,
+    };
+    match digits {
+        [high, low] => digit(*high).zip(digit(*low)).map(|(h, l)| (h << 4) | l),
+        _ => None,
+    }
+    .ok_or(TraceHeaderError::Field { field: "flags" })
 }
 
 /// A PFID in its canonical (lowercase) text form.
@@ -181,19 +220,25 @@ mod tests {
 
     #[test]
     fn both_forms_round_trip() {
-        let with_span =
-            PrefactorContext { instance: pfid(1_700_000_000_000, 1), span: Some(pfid(1_700_000_000_001, 2)) };
+        let with_span = PrefactorContext {
+            instance: pfid(1_700_000_000_000, 1),
+            span: Some(pfid(1_700_000_000_001, 2)),
+            sampled: true,
+        };
         assert_eq!(with_span.to_string().len(), WITH_SPAN_LEN);
         assert_eq!(with_span.to_string().parse::<PrefactorContext>(), Ok(with_span));
-        let without = PrefactorContext { span: None, ..with_span };
+        let without = PrefactorContext { span: None, sampled: false, ..with_span };
         assert_eq!(without.to_string().len(), INSTANCE_ONLY_LEN);
+        assert!(without.to_string().ends_with("-00"));
         assert_eq!(format!(" {without}\t").parse::<PrefactorContext>(), Ok(without));
         assert_eq!(without.otel_parent_id(), otel_run_span_id(&without.instance));
+        assert!(!without.traceparent().sampled(), "an unsampled run is unsampled in W3C terms too");
     }
 
     #[test]
     fn malformed_values_are_refused() {
-        let good = PrefactorContext { instance: pfid(1_700_000_000_000, 1), span: Some(pfid(1, 2)) }.to_string();
+        let context = PrefactorContext { instance: pfid(1_700_000_000_000, 1), span: Some(pfid(1, 2)), sampled: true };
+        let good = context.to_string();
         let refused = |value: &str| value.parse::<PrefactorContext>().unwrap_err();
         assert_eq!(refused(""), TraceHeaderError::Length { length: 0 });
         assert_eq!(refused(&format!("{good}-x")), TraceHeaderError::Length { length: WITH_SPAN_LEN + 2 });
@@ -203,15 +248,26 @@ mod tests {
         assert_eq!(refused(&format!("{}i{}", &good[..40], &good[41..])), TraceHeaderError::Field { field: "span id" });
         assert_eq!(refused(&format!("00-8{}", &good[4..])), TraceHeaderError::Field { field: "instance id" });
         assert_eq!(refused(&good.replace('-', "+")), TraceHeaderError::Field { field: "separator" });
+        let without_flags = &good[..good.len() - 2];
+        assert_eq!(refused(&format!("{without_flags}02")), TraceHeaderError::Field { field: "flags" }, "00 or 01 only");
+        assert_eq!(refused(&format!("{without_flags}0A")), TraceHeaderError::Field { field: "flags" });
+        assert_eq!(
+            refused(&good[..good.len() - 3]),
+            TraceHeaderError::Field { field: "separator" },
+            "flags are required"
+        );
     }
 
     #[test]
-    fn a_later_version_may_add_fields() {
-        let good = PrefactorContext { instance: pfid(1, 1), span: Some(pfid(2, 2)) };
-        let later = format!("01{}-more-fields", &good.to_string()[2..]);
+    fn a_later_version_may_add_fields_and_flags() {
+        let good = PrefactorContext { instance: pfid(1, 1), span: Some(pfid(2, 2)), sampled: true };
+        let text = good.to_string();
+        let later = format!("01{}ff-more-fields", &text[2..text.len() - 2]);
         assert_eq!(later.parse::<PrefactorContext>(), Ok(good));
         let bad = format!("00{}-more-fields", &good.to_string()[2..]);
         assert!(bad.parse::<PrefactorContext>().is_err(), "version 00 has no extra fields");
+        let no_span = PrefactorContext { span: None, ..good };
+        assert_eq!(format!("01{}-x", &no_span.to_string()[2..]).parse::<PrefactorContext>(), Ok(no_span));
     }
 
     #[test]
@@ -220,7 +276,7 @@ mod tests {
         assert_ne!(otel_trace_id(&zero), [0; 16]);
         assert_ne!(otel_span_id(&zero), [0; 8]);
         assert_ne!(otel_run_span_id(&zero), [0; 8]);
-        let context = PrefactorContext { instance: zero, span: Some(zero) };
+        let context = PrefactorContext { instance: zero, span: Some(zero), sampled: true };
         let traceparent = context.traceparent().to_string();
         assert_eq!(traceparent.parse::<TraceParent>().map(|t| t.trace_id), Ok(otel_trace_id(&zero)));
     }

@@ -11,7 +11,11 @@ fn pfid() -> impl Strategy<Value = Pfid> {
 }
 
 fn context() -> impl Strategy<Value = PrefactorContext> {
-    (pfid(), proptest::option::of(pfid())).prop_map(|(instance, span)| PrefactorContext { instance, span })
+    (pfid(), proptest::option::of(pfid()), any::<bool>()).prop_map(|(instance, span, sampled)| PrefactorContext {
+        instance,
+        span,
+        sampled,
+    })
 }
 
 proptest! {
@@ -22,7 +26,7 @@ proptest! {
         // Its traceparent is valid and names the same trace.
         let traceparent: TraceParent = context.traceparent().to_string().parse().unwrap();
         prop_assert_eq!(traceparent.trace_id, otel_trace_id(&context.instance));
-        prop_assert!(traceparent.sampled());
+        prop_assert_eq!(traceparent.sampled(), context.sampled);
     }
 
     #[test]
@@ -35,7 +39,7 @@ proptest! {
     /// A value with one byte replaced either is refused or is canonical: it formats back to
     /// exactly what was parsed (so nothing lenient slips through, e.g. uppercase).
     #[test]
-    fn a_changed_byte_is_refused_or_canonical(context in context(), at in 0usize..68, byte in any::<u8>()) {
+    fn a_changed_byte_is_refused_or_canonical(context in context(), at in 0usize..71, byte in any::<u8>()) {
         let mut bytes = context.to_string().into_bytes();
         let at = at % bytes.len();
         bytes[at] = byte;

@@ -4,8 +4,8 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use prefactor_protocol::{PREFACTOR_CONTEXT, PrefactorContext, TRACEPARENT, TRACESTATE};
 use prefactor_runtime::Context;
 
-/// Writes the current run's context into `headers`: `prefactor-context` (the run and the
-/// current span), `traceparent` (the same call in W3C terms) and the `tracestate` a caller
+/// Writes the current run's context into `headers`: `prefactor-context` (the run, the
+/// current span and whether sampling sends the run), `traceparent` (the same call in W3C terms) and the `tracestate` a caller
 /// sent this run, if any. Returns whether it wrote anything: outside a run (no current
 /// instance) it writes nothing. A `traceparent` already in `headers` (the application's own
 /// OpenTelemetry propagation) is kept, and so is its `tracestate`.
@@ -40,8 +40,14 @@ pub fn inject(headers: &mut HeaderMap) -> bool {
 /// ```
 pub fn inject_with(mut set: impl FnMut(&'static str, String)) -> bool {
     let current = Context::with_current(|cx| {
-        let instance = cx.instance()?.id();
-        let prefactor = PrefactorContext { instance: instance.pfid(), span: cx.span_id().map(|span| span.pfid()) };
+        let instance = cx.instance()?;
+        let prefactor = PrefactorContext {
+            instance: instance.id().pfid(),
+            span: cx.span_id().map(|span| span.pfid()),
+            // A held run may still be kept, but only at its end: the callee cannot wait that
+            // long, so it sends nothing of it (as for a run sampling left out).
+            sampled: instance.sampling().is_sent(),
+        };
         Some((prefactor, cx.trace_state().map(str::to_owned)))
     });
     let Some((prefactor, trace_state)) = current else { return false };

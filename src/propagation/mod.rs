@@ -9,11 +9,11 @@
 //!   [`context`](RemoteContext::context) is entered around the handler; with
 //!   `propagation-tower`, `PropagationLayer` does it for an axum or tower service.
 //!
-//! Three headers travel: `prefactor-context` (`00-{instance}-{span}`: the run and the
-//! caller's span, as PFIDs), the W3C `traceparent` of the same call (its trace and span ids
-//! derived from those PFIDs, exactly the ids the OpenTelemetry export gives the run and
-//! span), and the caller's `tracestate`, passed on unchanged. A malformed header is ignored
-//! with a debug log, never a panic.
+//! Three headers travel: `prefactor-context` (`00-{instance}-{span}-{flags}`: the run and
+//! the caller's span, as PFIDs, and whether sampling sends the run), the W3C `traceparent` of
+//! the same call (its trace and span ids derived from those PFIDs, exactly the ids the
+//! OpenTelemetry export gives the run and span), and the caller's `tracestate`, passed on
+//! unchanged. A malformed header is ignored with a debug log, never a panic.
 //!
 //! ```
 //! use prefactor::propagation::{extract, inject};

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use prefactor_protocol::{PrefactorContext, TraceParent};
-use prefactor_runtime::{Client, Context, InstanceId, SpanId};
+use prefactor_runtime::{Client, Context, InstanceId, SampleDecision, SpanId};
 
 /// The context a caller sent (see [`extract`](super::extract)): the agent instance (run) to
 /// join, the caller's span to put new spans under, and the W3C trace context.
@@ -12,7 +12,7 @@ use prefactor_runtime::{Client, Context, InstanceId, SpanId};
 /// use prefactor::propagation::extract_with;
 ///
 /// let remote = extract_with(|name| match name {
-///     "prefactor-context" => Some("00-01jf6k8fm30000050000000000000001-01jf6k8fm30000050000000000000002"),
+///     "prefactor-context" => Some("00-01jf6k8fm30000050000000000000001-01jf6k8fm30000050000000000000002-01"),
 ///     _ => None,
 /// })
 /// .expect("a valid header");
@@ -38,8 +38,14 @@ impl RemoteContext {
         self.prefactor.span.map(SpanId::from_pfid)
     }
 
+    /// Whether the caller's run is sent: `false` when the caller's sampling left it out (or
+    /// holds it for a tail rule), and then the tool's spans in it are counted, not sent.
+    pub fn sampled(&self) -> bool {
+        self.prefactor.sampled
+    }
+
     /// The W3C trace context of the call: the run's OTel trace id, the caller's span's OTel
-    /// id, sampled.
+    /// id, sampled as the run is.
     pub fn traceparent(&self) -> TraceParent {
         self.prefactor.traceparent()
     }
@@ -58,7 +64,8 @@ impl RemoteContext {
     /// `.await`). The tool service never starts or finishes the caller's run: leave
     /// [`current_instance`](crate::current_instance)'s `start`/`finish` to the caller.
     pub fn context(&self, client: &Client) -> Context {
-        let instance = client.instance(self.instance_id());
+        let sampling = if self.sampled() { SampleDecision::Sampled } else { SampleDecision::Unsampled };
+        let instance = client.instance_with_sampling(self.instance_id(), sampling);
         Context::new(Some(client.clone()), Some(instance), self.parent_span_id())
             .with_trace_state(self.trace_state.clone())
     }

@@ -177,7 +177,25 @@ impl Client {
     /// this client did not create is always sent ([`SampleDecision::Sampled`]): sampling is
     /// decided by the process that creates a run.
     pub fn instance(&self, id: InstanceId) -> AgentInstanceHandle {
-        AgentInstanceHandle { client: self.clone(), state: self.instance_state(id, SampleDecision::Sampled) }
+        self.instance_with_sampling(id, SampleDecision::Sampled)
+    }
+
+    /// A handle for a run another process created, with the sampling decision that process
+    /// made (propagation carries it): spans opened here are sent with the rest of the run, or,
+    /// for a run sampling left out (`Unsampled`, also what a tool service gets for a caller's
+    /// `Held` run), counted and not sent. A handle this client already holds for `id` keeps its
+    /// decision.
+    ///
+    /// ```no_run
+    /// # fn join(client: &prefactor_runtime::Client, id: prefactor_runtime::InstanceId) {
+    /// use prefactor_runtime::SampleDecision;
+    ///
+    /// let run = client.instance_with_sampling(id, SampleDecision::Unsampled);
+    /// run.span("tool:lookup").start().complete(); // counted in stats().sampled_out_spans
+    /// # }
+    /// ```
+    pub fn instance_with_sampling(&self, id: InstanceId, sampling: SampleDecision) -> AgentInstanceHandle {
+        AgentInstanceHandle { client: self.clone(), state: self.instance_state(id, sampling) }
     }
 
     /// Manages instances by id.
