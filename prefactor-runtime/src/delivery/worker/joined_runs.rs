@@ -1,8 +1,9 @@
 //! Spans joining a run of another process (a tool service's spans, `docs/propagation.md`): the
 //! server may not know that run, or the caller's span, yet, since the caller's worker delivers
-//! them on its own schedule. A span create refused for that reason waits and goes again, a
-//! bounded number of times, instead of failing at once. (This process's own spans never meet
-//! it: the scheduler sends a span only after its run's registration and its parent's create.)
+//! them on its own schedule. A span create refused for that reason waits and goes again, for a
+//! bounded time (`MAX_WAIT_FOR_CALLER`), instead of failing at once. (This process's own spans
+//! never meet it: the scheduler sends a span only after its run's registration and its parent's
+//! create.)
 
 use std::time::Duration;
 
