@@ -123,8 +123,13 @@ impl SpanGuard {
         explicit_start: Option<Timestamp>,
         opening: Opening,
     ) -> SpanGuard {
-        // One clock read gives both the id's timestamp and `started_at`.
-        let started_at = explicit_start.unwrap_or_else(Timestamp::now);
+        // One clock read gives both the id's timestamp and `started_at`; a span that is never
+        // sent needs neither, and its id only has to be unique (the random bits of a PFID at
+        // the epoch), so it skips the clock.
+        let started_at = match opening {
+            Opening::SampledOut => explicit_start.unwrap_or(Timestamp::EPOCH),
+            _ => explicit_start.unwrap_or_else(Timestamp::now),
+        };
         let id = client.span_id_at(started_at);
         let schema = SchemaName::new(schema);
         let unstarted = match opening {

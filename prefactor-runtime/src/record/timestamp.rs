@@ -24,6 +24,9 @@ impl Timestamp {
         Timestamp(u64::try_from(since_epoch.as_micros()).unwrap_or(u64::MAX))
     }
 
+    /// The Unix epoch itself: the time of what is never sent (a span of an unsampled run).
+    pub(crate) const EPOCH: Timestamp = Timestamp(0);
+
     #[cfg(test)]
     pub(crate) const fn from_micros(micros: u64) -> Timestamp {
         Timestamp(micros)
