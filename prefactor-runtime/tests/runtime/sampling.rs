@@ -285,3 +285,74 @@ async fn flush_does_not_wait_for_an_open_held_run_and_close_decides_it() {
     assert_eq!((report.stats.sampled_out_runs, report.stats.kept_by_tail_rule), (1, 1));
     assert!(report.is_clean());
 }
+
+/// During an outage (the API down from the start, a spool on) the failed runs the tail rule
+/// keeps go to the spool and are delivered once the API is back; the runs sampled out never
+/// touch the disk, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_runs_go_through_the_spool_in_an_outage_and_sampled_out_ones_never_do() {
+    const TOKEN: &str = "sampling-outage";
+    /// Register, start, two span creates and finishes, finish.
+    const OPS_PER_RUN: u64 = 7;
+    let spool = tempfile::tempdir().expect("a temp dir");
+    let db = tempfile::tempdir().expect("a temp dir");
+    let (down, address) = crate::common::down_address();
+    let config = prefactor_runtime::Config::builder()
+        .api_url(format!("http://{address}"))
+        .api_token(TOKEN)
+        .initial_retry_delay(Duration::from_millis(20))
+        .max_retry_delay(Duration::from_millis(200))
+        .close_timeout(Duration::from_secs(20))
+        .spool_dir(spool.path())
+        .sample_rate(0.0);
+    let client = Client::new(config.build().expect("valid config")).expect("client");
+    client.initialize().await.expect("initialize returns with the API down");
+    let mut failed = BTreeMap::new();
+    for n in 0..10 {
+        let run = client.create_agent_instance(CreateInstance::default()).expect("the client works");
+        run.start();
+        let step = run.span("t:step").start();
+        run.span("t:child").parent(step.id()).start().complete();
+        let fail = n % 2 == 1;
+        if fail {
+            step.fail()
+        } else {
+            step.complete()
+        }
+        run.finish(if fail { FinishStatus::Failed } else { FinishStatus::Complete });
+        if fail {
+            failed.insert(run.id(), "failed");
+        }
+    }
+    // Bounded wait until the kept runs reached the spool (the token check keeps failing).
+    for _ in 0..1_000 {
+        if client.stats().spooled == 5 * OPS_PER_RUN {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let during = client.stats();
+    assert_eq!((during.spooled, during.sampled_out, during.sent), (5 * OPS_PER_RUN, 5 * OPS_PER_RUN, 0), "{during:?}");
+    assert_eq!((during.kept_by_tail_rule, during.sampled_out_runs), (5, 5));
+    drop(down);
+    let server = LocalServer::start(
+        ServerConfig { db: DbLocation::Path(db.path().join("api.db")), ..ServerConfig::default() }
+            .with_token(TOKEN)
+            .with_listen(address),
+    )
+    .expect("the server starts on the address that was down");
+    // The spool's replay catches up by itself (bounded wait), then the client closes.
+    for _ in 0..2_000 {
+        if client.stats().replayed > 0 && stored(db.path()).instances.len() == failed.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let report = client.close().await.expect("nothing lost once the API is back");
+    assert_eq!(report.left_in_spool, 0, "{report:?}");
+    drop(server);
+    let stored = stored(db.path());
+    let expected: BTreeMap<String, String> = failed.keys().map(|id| (id.to_string(), "failed".to_owned())).collect();
+    assert_eq!(stored.instances, expected, "exactly the failed runs, each whole");
+    assert!(stored.spans_by_instance.values().all(|spans| *spans == 2) && stored.orphans == 0);
+}
