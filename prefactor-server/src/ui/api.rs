@@ -131,6 +131,7 @@ pub async fn runs_page(
         let start = page_start(&query, offset)?;
         // A search always starts from its newest run unless continued from a key.
         let offset = if filter.search.is_some() && matches!(start, RunPageStart::Offset(_)) { 0 } else { offset };
+        let newer_page = matches!(start, RunPageStart::Newer(_));
         let agent_id = filter.agent_id.clone();
         let (page, agent) = state
             .db
@@ -140,10 +141,12 @@ pub async fn runs_page(
                 Ok((runs::runs(conn, &filter, &start, RUNS_PAGE_SIZE)?, agent))
             })
             .await?;
+        // A newer page that reached the newest run is answered as the first page.
+        let offset = if newer_page && page.newer.is_none() { 0 } else { offset };
         let shown = page.runs.len() as u64;
         // A lower bound is at least what the reader has paged through.
         let total = if page.total_is_lower_bound {
-            page.total.max(offset + shown + u64::from(page.older.is_some()))
+            page.total.max(offset.saturating_add(shown).saturating_add(u64::from(page.older.is_some())))
         } else {
             page.total
         };
