@@ -189,6 +189,11 @@ fn no_list_read_scans_the_span_or_instance_table() {
     assert!(statements.len() > 60, "every shape was run: {}", statements.len());
     assert!(statements.iter().any(|sql| sql.contains("CROSS JOIN")), "the walk was run too");
     assert!(statements.iter().any(|sql| sql.contains("FROM agent_span_buckets")), "and a seek to its offset");
+    let ran = |text: &str| statements.iter().any(|sql| sql.contains(text));
+    assert!(ran("SELECT EXISTS (SELECT 1 FROM (SELECT payload"), "the search's check of a run's spans");
+    assert!(ran("SELECT COUNT(*) FROM (SELECT 1 FROM agent_instances i"), "a time filter's capped count");
+    assert!(ran("(i.inserted_at, i.id) >") && ran("(i.inserted_at, i.id) <"), "runs pages by key both ways");
+    assert!(ran("FROM agent_instance_buckets WHERE agent_id = ''"), "a seek in every run's buckets");
     check_plans(&conn, &statements);
     conn.execute_batch("ANALYZE").unwrap();
     check_plans(&conn, &statements);
