@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::pfid::{PFID_LEN, Pfid};
-use crate::traceparent::{SAMPLED, TraceHeaderError, TraceParent, read_version, separator};
+use crate::traceparent::{SAMPLED, TraceHeaderError, TraceParent, read_version, separator, write_hex};
 
 /// Name of the header carrying a [`PrefactorContext`].
 pub const PREFACTOR_CONTEXT: &str = "prefactor-context";
@@ -81,12 +81,19 @@ impl PrefactorContext {
 }
 
 impl fmt::Display for PrefactorContext {
+    /// Written once from a stack buffer (this runs on every outgoing call).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "00-{}", self.instance.encode())?;
+        let mut text = [b'-'; 3 + PFID_LEN + 1 + PFID_LEN + 3];
+        text[..2].copy_from_slice(b"00");
+        text[3..3 + PFID_LEN].copy_from_slice(self.instance.encode().as_bytes());
+        let mut end = AFTER_INSTANCE;
         if let Some(span) = &self.span {
-            write!(f, "-{}", span.encode())?;
+            text[end..end + PFID_LEN].copy_from_slice(span.encode().as_bytes());
+            end += PFID_LEN + 1;
         }
-        write!(f, "-{:02x}", self.flags())
+        write_hex(&mut text[end..end + 2], &[self.flags()]);
+        // Only ASCII was written.
+        f.write_str(std::str::from_utf8(&text[..end + 2]).unwrap_or_default())
     }
 }
 
