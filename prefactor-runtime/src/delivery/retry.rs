@@ -77,6 +77,11 @@ impl<T> RetryQueue<T> {
         Some(entry.remove().item)
     }
 
+    /// The item due first, whatever its due time.
+    pub(crate) fn pop_first(&mut self) -> Option<T> {
+        self.waiting.pop_first().map(|(_, waiting)| waiting.item)
+    }
+
     /// When the first item is due.
     pub(crate) fn next_due(&self) -> Option<Instant> {
         self.waiting.first_key_value().map(|((due, _), _)| *due)

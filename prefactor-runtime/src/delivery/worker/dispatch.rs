@@ -48,6 +48,10 @@ impl Worker {
             self.spool_ready();
             return;
         }
+        if self.in_outage() {
+            self.probe(now);
+            return;
+        }
         while self.attempts.len() < limit {
             if let Some(shipment) = self.retries.pop_due(now) {
                 self.send_again(shipment);

@@ -159,7 +159,7 @@ impl Worker {
     pub(super) fn next_deadline(&mut self) -> Instant {
         let far = Instant::now() + Duration::from_secs(3600);
         let deadlines = self.flushes.iter().map(|w| w.deadline).chain(self.closing.as_ref().map(|c| c.deadline));
-        deadlines.chain(self.scheduler.next_linger_due()).chain(self.retries.next_due()).min().unwrap_or(far)
+        deadlines.chain(self.scheduler.next_linger_due()).chain(self.next_retry_due()).min().unwrap_or(far)
     }
 }
 

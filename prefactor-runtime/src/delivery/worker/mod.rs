@@ -187,6 +187,8 @@ pub(crate) struct Worker {
     retries: RetryQueue<Shipment>,
     /// Failed requests since the last answer that was not a failure.
     failures_in_a_row: u32,
+    /// During an outage: when the next probe may go (one request at a time, with backoff).
+    next_probe: Option<Instant>,
     /// How operations go out now: the configured delivery until a server without a bulk
     /// endpoint, or one rejecting bulk requests again and again, makes it per-request for good.
     delivery: Delivery,
@@ -252,6 +254,7 @@ impl Worker {
             in_flight: 0,
             retries: RetryQueue::default(),
             failures_in_a_row: 0,
+            next_probe: None,
             fallback: HashSet::new(),
             bulk_rejections: 0,
             unseen_restored: HashMap::new(),
@@ -389,7 +392,7 @@ impl Worker {
             self.discard(op, epochs);
             return;
         }
-        if self.failures_in_a_row >= FAILURES_MEANING_OUTAGE {
+        if self.in_outage() {
             // It will wait for the API: free the agent thread's memory now (`Op::rehome`).
             op.rehome();
         }

@@ -12,10 +12,54 @@ use crate::report::stats::Counters;
 use super::{FAILURES_MEANING_OUTAGE, RETRIES_BEFORE_SPOOLING, RETRIES_BEFORE_WARNING, Shipment, Worker};
 
 impl Worker {
+    /// Whether the API is taken to be down: several requests in a row failed. Then one request
+    /// at a time probes it (see [`Worker::probe`]).
+    pub(super) fn in_outage(&self) -> bool {
+        self.failures_in_a_row >= FAILURES_MEANING_OUTAGE
+    }
+
+    /// Sends during an outage: nothing while a request is in flight or before the probe's
+    /// backoff passed, then one shipment, the oldest waiting (else new operations).
+    ///
+    /// Each waiting shipment retrying on its own timer made the worker rebuild and send every
+    /// one of them, again and again, for the whole outage: the more it held, the more work per
+    /// second, on a core the agent's threads share. One probe keeps an outage's cost flat; its
+    /// answer wakes everything else.
+    pub(super) fn probe(&mut self, now: Instant) {
+        if !self.attempts.is_empty() || self.next_probe.is_some_and(|at| at > now) {
+            return;
+        }
+        // A shipment may settle without a request (discarded, restored, doomed): then the next.
+        while self.attempts.is_empty() {
+            if let Some(shipment) = self.retries.pop_first() {
+                self.send_again(shipment);
+            } else if !(if self.sends_bulk() { self.dispatch_batch() } else { self.dispatch_one() }) {
+                break;
+            }
+        }
+        if self.attempts.is_empty() {
+            // Nothing waits: the next operation probes at once.
+            self.next_probe = None;
+        }
+    }
+
+    /// When the worker must wake for the next retry: the probe's time during an outage (none
+    /// while the probe is in flight), else the first waiting shipment's.
+    pub(super) fn next_retry_due(&self) -> Option<Instant> {
+        if !self.in_outage() {
+            return self.retries.next_due();
+        }
+        if !self.attempts.is_empty() {
+            return None;
+        }
+        self.next_probe
+    }
+
     /// An answer arrived that is not a failure: after an outage (several failures in a row),
     /// what waits for a retry goes out now instead of after its backoff.
     pub(super) fn server_answered(&mut self) {
-        if self.failures_in_a_row >= FAILURES_MEANING_OUTAGE {
+        self.next_probe = None;
+        if self.in_outage() {
             tracing::info!(
                 failures = self.failures_in_a_row,
                 "prefactor: the API answers again; resending what waited"
@@ -31,7 +75,11 @@ impl Worker {
     /// waits beside it.
     pub(super) fn retry_later(&mut self, shipment: Shipment, retry_after: Option<Duration>, error: Error) {
         self.failures_in_a_row = self.failures_in_a_row.saturating_add(1);
-        let outage = self.failures_in_a_row >= FAILURES_MEANING_OUTAGE && shipment.attempt >= RETRIES_BEFORE_SPOOLING;
+        if self.in_outage() {
+            let probes_failed = self.failures_in_a_row - FAILURES_MEANING_OUTAGE;
+            self.next_probe = Some(Instant::now() + retry_delay(&self.shared.config, probes_failed, retry_after));
+        }
+        let outage = self.in_outage() && shipment.attempt >= RETRIES_BEFORE_SPOOLING;
         if self.spool.is_some() && (self.spool_pending() || outage) {
             tracing::debug!(error = %error, "prefactor: the API is unreachable; spooling what waits");
             self.spool_items(shipment.items);
@@ -90,6 +138,31 @@ mod tests {
         worker.server_answered();
         assert_eq!(worker.failures_in_a_row, 0);
         assert!(worker.retries.pop_due(Instant::now()).is_some(), "after the outage they go at once");
+    }
+
+    #[tokio::test]
+    async fn during_an_outage_one_request_at_a_time_probes_the_api() {
+        let (mut worker, _ops) = worker();
+        for _ in 0..5 {
+            worker.retry_later(shipment(), None, Error::Timeout);
+        }
+        assert!(worker.in_outage());
+        let probe_at = worker.next_retry_due().expect("a probe is due");
+        assert!(probe_at > Instant::now(), "after a backoff");
+        worker.dispatch();
+        assert!(worker.attempts.is_empty(), "nothing goes before the probe's time");
+
+        worker.next_probe = Some(Instant::now());
+        worker.dispatch();
+        assert_eq!(worker.attempts.len(), 1, "one probe");
+        assert_eq!(worker.retries.items().count(), 4, "the others wait for its answer");
+        assert_eq!(worker.next_retry_due(), None, "no retry timer while the probe is in flight");
+        worker.dispatch();
+        assert_eq!(worker.attempts.len(), 1, "still one");
+
+        worker.server_answered();
+        assert!(!worker.in_outage());
+        assert_eq!(worker.next_retry_due().map(|due| due <= Instant::now()), Some(true), "its answer wakes the rest");
     }
 
     #[test]
