@@ -17,7 +17,9 @@
 //! outage (no retry count), and the agent's calls must not notice.
 //!
 //! The table also gives the calling thread's minor page faults and involuntary context switches
-//! over the timed calls: a slow call is either one of those or contention with the worker.
+//! over the timed calls (a slow call is either one of those or contention with the worker), and
+//! the CPU time the client's worker thread used meanwhile (on a small machine the agent shares
+//! its cores with it).
 //!
 //! Run: `cargo bench --bench peers_degraded` (`PEERS_DEGRADED_ONLY=down_30s` for one scenario
 //! and its baseline).
@@ -98,6 +100,22 @@ fn thread_disturbances() -> (u64, u64) {
     (minflt, preempted)
 }
 
+/// CPU time the client's worker thread has used so far, in microseconds (Linux, from
+/// `/proc/self/task/*/schedstat`; zero elsewhere): what the SDK spends in the background,
+/// on cores the agent's threads share.
+fn worker_cpu_us() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim() == "prefactor-worke")
+        })
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|schedstat| schedstat.split_whitespace().next().and_then(|ns| ns.parse::<u64>().ok()))
+        .sum::<u64>()
+        / 1_000
+}
+
 /// Applies the scenario; returns the server while it should keep running.
 fn degrade(server: LocalServer, scenario: &str) -> Option<LocalServer> {
     match scenario {
@@ -131,7 +149,9 @@ fn run_scenario(scenario: &str) {
     paced_calls(WARM_UP_CALLS, rate);
     let before: Stats = client.stats();
     let (faults_before, preempted_before) = thread_disturbances();
+    let worker_before = worker_cpu_us();
     let latencies = paced_calls(calls, rate);
+    let worker_us = worker_cpu_us() - worker_before;
     let (faults_after, preempted_after) = thread_disturbances();
     let after: Stats = client.stats();
     drop(context);
@@ -139,7 +159,7 @@ fn run_scenario(scenario: &str) {
 
     println!(
         "{{\"scenario\":\"{scenario}\",\"calls\":{calls},\"p50_ns\":{},\"p90_ns\":{},\"p99_ns\":{},\
-         \"p999_ns\":{},\"max_ns\":{},\"mean_ns\":{:.1},\"enqueued\":{},\"dropped\":{},\"faults\":{},\"preempted\":{}}}",
+         \"p999_ns\":{},\"max_ns\":{},\"mean_ns\":{:.1},\"enqueued\":{},\"dropped\":{},\"faults\":{},\"preempted\":{},\"worker_us\":{}}}",
         latencies.percentile(50.0),
         latencies.percentile(90.0),
         latencies.percentile(99.0),
@@ -150,6 +170,7 @@ fn run_scenario(scenario: &str) {
         after.dropped - before.dropped,
         faults_after - faults_before,
         preempted_after - preempted_before,
+        worker_us,
     );
     // A slow or dead server would make the guard's bounded flush wait; the numbers are out.
     if scenario.starts_with("healthy") {
@@ -173,6 +194,7 @@ struct ScenarioResult {
     dropped: u64,
     faults: u64,
     preempted: u64,
+    worker_us: u64,
 }
 
 fn field(line: &str, key: &str) -> f64 {
@@ -207,19 +229,22 @@ fn run_child(&(scenario, baseline, calls, rate): &(&'static str, &'static str, u
         dropped: field(line, "dropped") as u64,
         faults: field(line, "faults") as u64,
         preempted: field(line, "preempted") as u64,
+        worker_us: field(line, "worker_us") as u64,
     }
 }
 
 fn print_table(results: &[ScenarioResult]) {
     println!("each call timed alone (ns); ratios vs the healthy scenario at the same pace");
     println!(
-        "| scenario | calls | per s | p50 | p99 | p99.9 | max | mean | p50 ratio | p99 ratio | ops enqueued | ops dropped | page faults | preempted |"
+        "| scenario | calls | per s | p50 | p99 | p99.9 | max | mean | p50 ratio | p99 ratio | ops enqueued | ops dropped | page faults | preempted | worker CPU ms |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
     for r in results {
         let healthy = results.iter().find(|h| h.name == r.baseline).expect("baseline measured");
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} | {:.1} |",
             r.name,
             r.calls,
             r.rate,
@@ -234,6 +259,7 @@ fn print_table(results: &[ScenarioResult]) {
             r.dropped,
             r.faults,
             r.preempted,
+            r.worker_us as f64 / 1000.0,
         );
     }
 }
