@@ -55,7 +55,8 @@
 //!   and the default scrubbing and size limit of [`ConfigBuilder::scrub_secrets`] and
 //!   [`ConfigBuilder::max_payload_bytes`].
 //! * LLM calls: [`llm`] has the request, response, usage and cost types of `agent:llm` spans,
-//!   and the price table costs are computed from.
+//!   and the price table costs are computed from; `llm::async_openai` (feature
+//!   `async-openai`) records async-openai's chat completions with them.
 //! * Outcomes: [`Error`], [`Stats`], [`CloseReport`].
 //! * `tracing` both ways (feature `tracing-bridge`): `tracing_bridge::PrefactorLayer` records
 //!   `#[instrument]` spans inside runs, `tracing_bridge::PrefactorIds` puts Prefactor ids in

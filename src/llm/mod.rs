@@ -51,6 +51,8 @@
 //! Extend the table with [`add_price`] for custom, fine-tuned and self-hosted models, or
 //! replace it with [`set_price_table`].
 
+#[cfg(feature = "async-openai")]
+pub mod async_openai;
 mod builtin_prices;
 mod finish_reason;
 mod message;

@@ -23,9 +23,19 @@ use crate::llm::response::Response;
 /// ```
 #[must_use]
 pub fn span_type(name: impl Into<String>) -> SpanType {
+    SpanType::new(name, params_schema()).result_schema(result_schema())
+}
+
+/// The payload schema: `{"inputs": Request}`.
+pub(crate) fn params_schema() -> serde_json::Value {
     let mut params = ParamsSchema::new();
     params.property("inputs", schema::<Request>);
-    SpanType::new(name, params.finish()).result_schema(result_result_schema(Some(schema::<Response>)))
+    params.finish()
+}
+
+/// The result schema: a [`Response`] or a failure's error.
+pub(crate) fn result_schema() -> serde_json::Value {
+    result_result_schema(Some(schema::<Response>))
 }
 
 fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {

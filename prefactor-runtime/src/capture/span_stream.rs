@@ -404,7 +404,24 @@ impl<P> Drop for FailOnPanic<'_, P> {
 /// A span of type `schema` in the current run, or a no-op guard outside any run (counted
 /// as unattached when a client is installed).
 fn current_span(schema: &str) -> SpanGuard {
-    let span = Context::with_current(|cx| cx.instance().map(|instance| instance.span(schema).start()));
+    start_in_current_run(schema, None)
+}
+
+/// A span of type `schema` with `payload`, started in the current run (a child of the
+/// current span), or a no-op guard outside any run (counted as unattached when a client is
+/// installed). For instrumentation that records spans of its own (the `prefactor` crate's LLM
+/// client adapters).
+#[doc(hidden)]
+pub fn start_in_current_run(schema: &str, payload: Option<Payload>) -> SpanGuard {
+    let span = Context::with_current(|cx| {
+        cx.instance().map(|instance| {
+            let builder = instance.span(schema);
+            match payload {
+                Some(payload) => builder.payload(payload).start(),
+                None => builder.start(),
+            }
+        })
+    });
     span.unwrap_or_else(|| {
         if let Some(client) = capturing_client().or_else(|| global_client().cloned()) {
             record_unattached_span(&client, schema);

@@ -1,0 +1,133 @@
+//! The `async-openai` adapter (feature `async-openai`): the real async-openai client talks to an
+//! OpenAI-compatible endpoint on 127.0.0.1 (JSON and server-sent events in the `OpenAI` wire
+//! format), and its calls are read back from the local server as `agent:llm:openai` spans:
+//! request, response, usage with cached tokens, cost, time to first token; a failed call, a
+//! stream dropped early.
+#![deny(clippy::pedantic)]
+
+mod common;
+#[path = "support/openai_responder.rs"]
+mod openai_responder;
+
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::types::chat::CreateChatCompletionRequest;
+use common::{current_instance_id, finished_spans_of, harness, rejected_requests};
+use futures_util::StreamExt as _;
+use openai_responder::{FIRST_TOKEN_DELAY, OpenAiResponder};
+use prefactor::InstanceId;
+use prefactor::llm::async_openai::{SPAN_TYPE, create, create_stream};
+use serde_json::{Value, json};
+
+fn request(body: &Value) -> CreateChatCompletionRequest {
+    serde_json::from_value(body.clone()).expect("a valid chat-completions request")
+}
+
+fn weather_request() -> CreateChatCompletionRequest {
+    request(&json!({
+        "model": "gpt-4o", "temperature": 0.2, "max_completion_tokens": 256,
+        "messages": [{"role": "system", "content": "You are a weather bot."}, {"role": "user", "content": "Weather in Paris?"}],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    }))
+}
+
+fn streamed_request(text: &str) -> CreateChatCompletionRequest {
+    request(&json!({
+        "model": "gpt-4o-mini", "stream": true, "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": text}]
+    }))
+}
+
+struct Seen {
+    run: InstanceId,
+    tool_call: Option<String>,
+    streamed_text: String,
+    failure: Option<String>,
+}
+
+#[prefactor::agent(name = "openai-adapter")]
+async fn run(client: &Client<OpenAIConfig>) -> Seen {
+    let chat = client.chat();
+    let answered = create(&chat, weather_request()).await.expect("the tool call");
+    let tool_call = serde_json::to_value(&answered.choices[0].message.tool_calls).ok().map(|calls| calls.to_string());
+
+    let mut streamed_text = String::new();
+    let mut chunks = create_stream(&chat, streamed_request("hello there")).await.expect("the stream opens");
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.expect("a chunk");
+        if let Some(text) = chunk.choices.first().and_then(|choice| choice.delta.content.clone()) {
+            streamed_text.push_str(&text);
+        }
+    }
+
+    // The agent stops reading after two chunks: the span is cancelled with what came.
+    let mut cut = create_stream(&chat, streamed_request("one two three four five")).await.expect("the stream opens");
+    let _ = cut.next().await;
+    let _ = cut.next().await;
+    drop(cut);
+
+    let failure =
+        create(&chat, request(&json!({"model": "missing-model", "messages": [{"role": "user", "content": "hi"}]})))
+            .await
+            .err()
+            .map(|error| error.to_string());
+    Seen { run: current_instance_id(), tool_call, streamed_text, failure }
+}
+
+fn close(actual: &Value, expected: f64) -> bool {
+    actual.as_f64().is_some_and(|actual| (actual - expected).abs() < 1e-12)
+}
+
+#[test]
+fn chat_completions_are_recorded_as_llm_spans() {
+    let _ = harness();
+    let responder = OpenAiResponder::start();
+    let client = Client::with_config(OpenAIConfig::new().with_api_base(responder.base_url()).with_api_key("sk-test"));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let seen = runtime.block_on(run(&client));
+
+    // The application got the client's answers unchanged.
+    assert!(seen.tool_call.as_deref().is_some_and(|calls| calls.contains("get_weather")), "{:?}", seen.tool_call);
+    assert_eq!(seen.streamed_text, "You said: hello there");
+    assert!(seen.failure.as_deref().is_some_and(|e| e.contains("does not exist")), "{:?}", seen.failure);
+
+    let spans = finished_spans_of(seen.run, 4);
+    assert!(spans.iter().all(|span| span["schema_name"] == SPAN_TYPE), "{spans:#?}");
+    let [tool, streamed, cut, failed] = [&spans[0], &spans[1], &spans[2], &spans[3]];
+
+    assert_eq!(tool["status"], "complete");
+    let inputs = &tool["payload"]["inputs"];
+    assert_eq!((inputs["model"].as_str(), inputs["provider"].as_str()), (Some("gpt-4o"), Some("openai")));
+    assert_eq!(inputs["max_tokens"], 256);
+    assert_eq!(inputs["messages"][1]["parts"][0]["content"], "Weather in Paris?");
+    assert_eq!(inputs["tools"][0]["name"], "get_weather");
+    let result = &tool["result_payload"];
+    assert_eq!(result["model"], "gpt-4o-2024-08-06");
+    assert_eq!(result["tool_calls"][0], json!({"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}));
+    assert_eq!(result["ai"]["finishReason"]["unified"], "tool-calls");
+    assert_eq!(result["usage"]["cache_read_input_tokens"], 1_000);
+    // gpt-4o: 200 fresh input tokens at $2.50/M, 1000 cached at $1.25/M, 12 output at $10/M.
+    assert!(close(&result["usage"]["cost"]["total"], (200.0 * 2.5 + 1000.0 * 1.25 + 12.0 * 10.0) / 1e6), "{result}");
+
+    assert_eq!(streamed["status"], "complete");
+    assert_eq!(streamed["payload"]["inputs"]["stream"], true);
+    let result = &streamed["result_payload"];
+    assert_eq!(result["content"], "You said: hello there");
+    assert_eq!(result["finish_reason"], "stop");
+    assert_eq!(result["usage"]["output_tokens"], 4, "a token per word");
+    assert_eq!(result["usage"]["cost"]["priced_as"], "gpt-4o-mini");
+    let ttft = result["time_to_first_token_ms"].as_f64().expect("a time to first token");
+    assert!(ttft >= FIRST_TOKEN_DELAY.as_secs_f64() * 1000.0, "{ttft}");
+    assert_eq!(result["stream"]["items"], 7, "role, four words, finish, usage");
+
+    assert_eq!(cut["status"], "cancelled");
+    assert_eq!(cut["result_payload"]["stream"]["items"], 2);
+    assert_eq!(cut["result_payload"]["content"], "You ");
+
+    assert_eq!(failed["status"], "failed");
+    let message = failed["result_payload"]["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("does not exist"), "{message}");
+    assert_eq!(failed["payload"]["inputs"]["model"], "missing-model");
+
+    assert_eq!(rejected_requests(), Vec::<String>::new(), "the declared schemas accept every span");
+}
