@@ -292,8 +292,8 @@ fn read_page(
 /// at an offset (at most [`MAX_UNKEYED_OFFSET`]) or next to a key the previous page gave, so
 /// any depth costs the same. Span counts come from the counters; the first failure's result is
 /// read only for runs that have one. The total comes from the counters, except with a time
-/// filter (counted up to [`COUNT_CAP`]) or a text search (what it found so far: see
-/// [`search_page`]).
+/// filter (counted up to [`COUNT_CAP`]) or a text search (what it found so far, within its
+/// span budget).
 pub fn runs(conn: &Connection, filter: &RunFilter, start: &RunPageStart, limit: u64) -> Result<RunPage, ApiError> {
     if let RunPageStart::Offset(offset) = start
         && *offset > MAX_UNKEYED_OFFSET

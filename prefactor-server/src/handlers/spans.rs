@@ -281,7 +281,7 @@ fn validate_result(
 /// with `include_summaries`, `include_risk_level`, `pagination[..]` and `sorting` /
 /// `sorting[field]`+`sorting[direction]`. Default order: `started_at` ascending, then id (a
 /// trace reads top to bottom), except for an agent with more spans than an agent's list sorts
-/// by time (see [`sized_order`]); the dashboard asks for `id` descending (newest first).
+/// by time (then id order, and `sorting` says so); the dashboard asks for `id` descending (newest first).
 pub async fn list(
     State(state): State<AppState>,
     query: Result<Query<QueryPairs>, axum::extract::rejection::QueryRejection>,
