@@ -356,3 +356,21 @@ async fn kept_runs_go_through_the_spool_in_an_outage_and_sampled_out_ones_never_
     assert_eq!(stored.instances, expected, "exactly the failed runs, each whole");
     assert!(stored.spans_by_instance.values().all(|spans| *spans == 2) && stored.orphans == 0);
 }
+
+/// Only the process that holds a run can keep it: a handle for another process's held run
+/// counts its spans as left out, instead of sending them at once for a run that may never be
+/// registered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_for_another_process_held_run_leaves_its_spans_out() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = server_with_file(dir.path());
+    let client = client_with(&server, Delivery::Bulk, |config| config).await;
+    let elsewhere = InstanceId::generate(0);
+    let run = client.instance_with_sampling(elsewhere, SampleDecision::Held);
+    assert_eq!(run.sampling(), SampleDecision::Unsampled);
+    run.span("agent:tool").start().complete();
+    let report = client.close().await.expect("nothing lost");
+    assert_eq!((report.stats.enqueued, report.stats.sampled_out_spans), (0, 1), "{report:?}");
+    drop(server);
+    assert!(stored(dir.path()).spans_by_instance.is_empty());
+}

@@ -182,9 +182,10 @@ impl Client {
 
     /// A handle for a run another process created, with the sampling decision that process
     /// made (propagation carries it): spans opened here are sent with the rest of the run, or,
-    /// for a run sampling left out (`Unsampled`, also what a tool service gets for a caller's
-    /// `Held` run), counted and not sent. A handle this client already holds for `id` keeps its
-    /// decision.
+    /// for a run sampling left out, counted and not sent. `Held` counts as left out: only the
+    /// process that holds a run can keep it (its worker holds what the run's registration
+    /// marked), so spans opened here for it would be sent at once, for a run that may never
+    /// come. A handle this client already holds for `id` keeps its decision.
     ///
     /// ```no_run
     /// # fn join(client: &prefactor_runtime::Client, id: prefactor_runtime::InstanceId) {
@@ -195,6 +196,10 @@ impl Client {
     /// # }
     /// ```
     pub fn instance_with_sampling(&self, id: InstanceId, sampling: SampleDecision) -> AgentInstanceHandle {
+        let sampling = match sampling {
+            SampleDecision::Held => SampleDecision::Unsampled,
+            decided => decided,
+        };
         AgentInstanceHandle { client: self.clone(), state: self.instance_state(id, sampling) }
     }
 
