@@ -1,8 +1,8 @@
 //! The `async-openai` adapter (feature `async-openai`): the real async-openai client talks to an
 //! OpenAI-compatible endpoint on 127.0.0.1 (JSON and server-sent events in the `OpenAI` wire
 //! format), and its calls are read back from the local server as `agent:llm:openai` spans:
-//! request, response, usage with cached tokens, cost, time to first token; a failed call, a
-//! stream dropped early.
+//! request, response, usage with cached tokens, cost, time to first token; a failed call, an
+//! abandoned one, a stream dropped early.
 #![deny(clippy::pedantic)]
 
 mod common;
@@ -71,6 +71,10 @@ async fn run(client: &Client<OpenAIConfig>) -> Seen {
             .await
             .err()
             .map(|error| error.to_string());
+    // The agent gives up waiting: the call's future is dropped, its span cancelled.
+    let slow = request(&json!({"model": "slow-model", "messages": [{"role": "user", "content": "hi"}]}));
+    let gave_up = tokio::time::timeout(std::time::Duration::from_millis(50), create(&chat, slow)).await.is_err();
+    assert!(gave_up, "the slow call outlived the timeout");
     Seen { run: current_instance_id(), tool_call, streamed_text, failure }
 }
 
@@ -91,9 +95,9 @@ fn chat_completions_are_recorded_as_llm_spans() {
     assert_eq!(seen.streamed_text, "You said: hello there");
     assert!(seen.failure.as_deref().is_some_and(|e| e.contains("does not exist")), "{:?}", seen.failure);
 
-    let spans = finished_spans_of(seen.run, 4);
+    let spans = finished_spans_of(seen.run, 5);
     assert!(spans.iter().all(|span| span["schema_name"] == SPAN_TYPE), "{spans:#?}");
-    let [tool, streamed, cut, failed] = [&spans[0], &spans[1], &spans[2], &spans[3]];
+    let [tool, streamed, cut, failed, abandoned] = [&spans[0], &spans[1], &spans[2], &spans[3], &spans[4]];
 
     assert_eq!(tool["status"], "complete");
     let inputs = &tool["payload"]["inputs"];
@@ -128,6 +132,9 @@ fn chat_completions_are_recorded_as_llm_spans() {
     let message = failed["result_payload"]["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("does not exist"), "{message}");
     assert_eq!(failed["payload"]["inputs"]["model"], "missing-model");
+
+    assert_eq!(abandoned["status"], "cancelled");
+    assert_eq!(abandoned["payload"]["inputs"]["model"], "slow-model");
 
     assert_eq!(rejected_requests(), Vec::<String>::new(), "the declared schemas accept every span");
 }

@@ -43,7 +43,7 @@ use serde_json::Value;
 use crate::llm::openai::{add_chunk_json, request_from_json, response_from_json};
 use crate::llm::response::Response;
 use crate::llm::span_type::{params_schema, result_schema};
-use crate::{FinishSpan, Payload, SpanGuard, SpanStream};
+use crate::{FinishSpan, FinishStatus, Payload, SpanGuard, SpanStream};
 
 /// The span type of calls made through this adapter.
 pub const SPAN_TYPE: &str = "agent:llm:openai";
@@ -134,7 +134,10 @@ fn open_span(request: &CreateChatCompletionRequest, streamed: bool) -> SpanGuard
     let mut recorded = request_from_json(&json_of(request));
     recorded.stream |= streamed;
     let payload = recorded.to_payload().map_err(|error| tracing::debug!(%error, "LLM request not recorded")).ok();
-    prefactor_runtime::start_in_current_run(SPAN_TYPE, payload)
+    let mut span = prefactor_runtime::start_in_current_run(SPAN_TYPE, payload);
+    // A call whose future is dropped before its answer did not complete.
+    span.set_drop_status(FinishStatus::Cancelled);
+    span
 }
 
 fn result_payload(response: &Response) -> Payload {

@@ -4,7 +4,8 @@
 //! * tools offered and no tool result yet: a `get_weather` call (`finish_reason: tool_calls`);
 //! * otherwise the text `You said: <last user text>`, streamed a word per event, the first
 //!   after `FIRST_TOKEN_DELAY`;
-//! * model `missing-model`: a 404 with `OpenAI`'s error body.
+//! * model `missing-model`: a 404 with `OpenAI`'s error body;
+//! * model `slow-model`: the answer after `SLOW_ANSWER`.
 //!
 //! Usage: 1200 prompt tokens of which 1000 cached, one completion token per word (and the
 //! last streamed event carries it only when `stream_options.include_usage` is asked).
@@ -24,6 +25,8 @@ use futures_util::stream;
 use serde_json::{Value, json};
 
 pub const FIRST_TOKEN_DELAY: Duration = Duration::from_millis(30);
+/// How long model `slow-model` takes to answer.
+pub const SLOW_ANSWER: Duration = Duration::from_secs(2);
 const PROMPT_TOKENS: u64 = 1_200;
 const CACHED_TOKENS: u64 = 1_000;
 
@@ -78,6 +81,10 @@ async fn chat_completions(Json(request): Json<Value>) -> Response {
     if model == "missing-model" {
         let error = json!({"error": {"message": "The model `missing-model` does not exist", "type": "invalid_request_error", "param": null, "code": "model_not_found"}});
         return (StatusCode::NOT_FOUND, Json(error)).into_response();
+    }
+    if model == "slow-model" {
+        // Longer than any test waits: the client gives up first.
+        tokio::time::sleep(SLOW_ANSWER).await;
     }
     let answer = Answer::to(&request);
     if request["stream"].as_bool() == Some(true) {
