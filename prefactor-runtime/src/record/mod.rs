@@ -10,6 +10,7 @@ pub(crate) mod sample_decision;
 pub(crate) mod schema_name;
 pub(crate) mod scrub;
 pub(crate) mod secret;
+pub(crate) mod secret_prefilter;
 pub(crate) mod sensitive;
 pub(crate) mod timestamp;
 pub(crate) mod truncate;

@@ -2,20 +2,21 @@
 //! under password-like keys, private keys, …) and replaces them by `"[REDACTED]"`. Run by the
 //! worker thread, never the agent's.
 //!
-//! Cost: a payload is first matched as JSON text against every pattern at once (one pass of a
-//! `RegexSet`, which finds the patterns' literal prefixes with SIMD); only when something may
-//! match is it parsed, walked and written again. Typical payloads hold no secret and pay only
-//! the pass (see `BENCHMARKS.md`).
+//! Cost: a payload's JSON text is first checked by `SecretPrefilter` (SIMD scans for what each
+//! rule must contain); only when something may match is it parsed, walked and written again.
+//! Typical payloads hold no secret and pay only the checks (see `BENCHMARKS.md`).
 
 use regex::{Regex, RegexSet};
 use serde_json::Value;
 
 use crate::record::secret::REDACTED;
+use crate::record::secret_prefilter::SecretPrefilter;
 
 /// Built-in value patterns: what a secret looks like wherever it appears in a string. A
 /// pattern with a group named `secret` replaces only that group (keeping `Bearer `, a URL's
-/// user and host), others the whole match.
-const SECRET_PATTERNS: &[&str] = &[
+/// user and host), others the whole match. These start with a case-sensitive literal (which
+/// `SecretPrefilter` finds with SIMD); the three case-insensitive ones follow.
+pub(crate) const PREFIXED_PATTERNS: &[&str] = &[
     // OpenAI (`sk-`, `sk-proj-`), Anthropic (`sk-ant-`), DeepSeek and most `sk-` keys.
     r"\bsk-[A-Za-z0-9_\-]{20,}",
     // Stripe secret and restricted keys.
@@ -35,40 +36,51 @@ const SECRET_PATTERNS: &[&str] = &[
     r"\bpf_[A-Za-z0-9_\-]{24,}",
     // JSON Web Tokens (Prefactor session tokens among them).
     r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
-    // `Authorization: Bearer …` / `Basic …`.
-    r"(?i)\b(?:bearer|basic)\s+(?P<secret>[A-Za-z0-9._~+/=\-]{16,})",
-    // Credentials in URLs: `scheme://user:password@host`.
-    r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s/:@]+:(?P<secret>[^\s/@]+)@",
-    // `password=…`, `api_key: …`, `token=…` in free text (logs, query strings, config dumps),
-    // to the next space or quote: a password may hold `&`, `,` or `;`, so what follows a
-    // secret in a query string is redacted with it rather than risking a partial leak.
-    r"(?i)(?:\b[a-z0-9_\-]*(?:password|passwd|secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token)|\btoken|\bpwd)\s*[=:]\s*(?P<secret>[^\s'\x22]{4,})",
     // PEM private keys, to their end line (or the end of the string).
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)",
 ];
+
+/// `Authorization: Bearer …` / `Basic …`.
+pub(crate) const AUTH_HEADER: &str = r"(?i)\b(?:bearer|basic)\s+(?P<secret>[A-Za-z0-9._~+/=\-]{16,})";
+
+/// Credentials in URLs: `scheme://user:password@host`.
+pub(crate) const URL_CREDENTIALS: &str = r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s/:@]+:(?P<secret>[^\s/@]+)@";
+
+/// `password=…`, `api_key: …`, `token=…` in free text (logs, query strings, config dumps), to
+/// the next space or quote: a password may hold `&`, `,` or `;`, so what follows a secret in a
+/// query string is redacted with it rather than risking a partial leak. Every name it reads
+/// ends with one of [`SECRET_KEY_SUFFIXES`].
+pub(crate) const KEY_VALUE: &str = r"(?i)(?:\b[a-z0-9_\-]*(?:password|passwd|secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token)|\btoken|\bpwd)\s*[=:]\s*(?P<secret>[^\s'\x22]{4,})";
+
+/// Every built-in value pattern.
+fn builtin_patterns() -> impl Iterator<Item = &'static str> {
+    PREFIXED_PATTERNS.iter().copied().chain([AUTH_HEADER, URL_CREDENTIALS, KEY_VALUE])
+}
 
 /// Keys whose values are secrets whatever they look like (matched on the whole key, case
 /// insensitive): `password`, `db_password`, `apiKey`, `client_secret`, `Authorization`, …
 /// Not `tokens`, `max_tokens` or `input_tokens`, which count LLM usage.
 const SECRET_KEYS: &str = r"(?i:[a-z0-9_\-]*(?:password|passwd|passphrase|secret|api[_\-]?key|access[_\-]?token|refresh[_\-]?token|auth[_\-]?token|id[_\-]?token|session[_\-]?token|bearer[_\-]?token|private[_\-]?key|client[_\-]?secret)|token|pwd|authorization|proxy[_\-]authorization|cookie|set[_\-]cookie|credentials?)";
 
+/// How every name [`SECRET_KEYS`] and [`KEY_VALUE`] match ends (ASCII case insensitive): what
+/// `SecretPrefilter` looks for before each `:` and `=` of a payload's text.
+pub(crate) const SECRET_KEY_SUFFIXES: [&str; 16] = [
+    "password", "passwd", "passphrase", "secret", "apikey", "api_key", "api-key", "token", "privatekey",
+    "private_key", "private-key", "pwd", "authorization", "cookie", "credential", "credentials",
+];
+
 /// Compiled scrubbing rules of one client: the built-in patterns (unless turned off) and the
 /// user's own.
 #[derive(Clone, Debug)]
 pub(crate) struct Scrubber {
-    /// The value patterns as they may appear in JSON text, for the first pass.
-    in_text: RegexSet,
+    /// Whether a payload's JSON text may hold anything to scrub, without parsing it.
+    prefilter: SecretPrefilter,
     /// Built-in and custom value patterns, matched per string.
     set: RegexSet,
     /// The same patterns one by one, to replace what matched.
     patterns: Vec<Regex>,
     /// Keys whose values are redacted (`None` when the built-in rules are off).
     keys: Option<Regex>,
-    /// `"key":` of such a key in JSON text, for the first pass.
-    keys_in_text: Option<Regex>,
-    /// Custom patterns may match across what JSON escapes (`\n`, `\"`): text with escapes is
-    /// always walked.
-    has_custom: bool,
 }
 
 impl Scrubber {
@@ -81,31 +93,20 @@ impl Scrubber {
         if !defaults && custom.is_empty() {
             return Ok(None);
         }
-        let builtin: &[&str] = if defaults { SECRET_PATTERNS } else { &[] };
-        let all: Vec<&str> = builtin.iter().copied().chain(custom.iter().map(String::as_str)).collect();
+        let mut all: Vec<&str> = if defaults { builtin_patterns().collect() } else { Vec::new() };
+        all.extend(custom.iter().map(String::as_str));
         let compile_error = |err: regex::Error| (all.join(" | "), err.to_string());
         let set = RegexSet::new(&all).map_err(compile_error)?;
-        let in_text = builtin.iter().map(|p| as_in_json_text(p)).chain(custom.iter().cloned());
-        let in_text = RegexSet::new(in_text).map_err(compile_error)?;
+        let prefilter = SecretPrefilter::new(defaults, custom).map_err(compile_error)?;
         let patterns = all.iter().map(|p| Regex::new(p)).collect::<Result<Vec<_>, _>>().map_err(compile_error)?;
-        let (keys, keys_in_text) = if defaults {
-            (
-                Some(Regex::new(&format!("^{SECRET_KEYS}$")).map_err(compile_error)?),
-                Some(Regex::new(&format!(r#""{SECRET_KEYS}"\s*:"#)).map_err(compile_error)?),
-            )
-        } else {
-            (None, None)
-        };
-        Ok(Some(Scrubber { in_text, set, patterns, keys, keys_in_text, has_custom: !custom.is_empty() }))
+        let keys = if defaults { Some(Regex::new(&format!("^{SECRET_KEYS}$")).map_err(compile_error)?) } else { None };
+        Ok(Some(Scrubber { prefilter, set, patterns, keys }))
     }
 
-    /// Whether the JSON text `json` may hold something to scrub (no false negatives: text
-    /// with `\u` escapes, or any escape when custom patterns are set, is always walked).
+    /// Whether the JSON text `json` may hold something to scrub (no false negatives: see
+    /// `SecretPrefilter`).
     pub(crate) fn may_match(&self, json: &str) -> bool {
-        if self.in_text.is_match(json) || self.keys_in_text.as_ref().is_some_and(|keys| keys.is_match(json)) {
-            return true;
-        }
-        if self.has_custom { json.contains('\\') } else { json.contains("\\u") }
+        self.prefilter.may_match(json)
     }
 
     /// Scrubs `value` in place; the number of values replaced.
@@ -154,13 +155,6 @@ impl Scrubber {
         }
         count
     }
-}
-
-/// A built-in pattern widened to match wherever it would match a string once the JSON text is
-/// decoded: JSON writes a newline as `\n`, so before `sk-…` there is no word boundary in the
-/// text, and whitespace between `Bearer` and its token may be an escape.
-fn as_in_json_text(pattern: &str) -> String {
-    pattern.replace(r"\b", "").replace(r"\s+", r"(?:\s|\\[nrtfb])+")
 }
 
 /// Values under a secret-looking key that are replaced: everything but `null`, booleans and
@@ -247,6 +241,54 @@ mod tests {
         assert!(scrubber.may_match(r#"{"a":"Bearer\tabcdefghijklmnopqrstuvwx"}"#));
         let mut escaped: Value = serde_json::from_str(r#"{"a":"\u0073k-proj-abcdefghijklmnopqrstuvwx"}"#).unwrap();
         assert_eq!(scrubber.scrub(&mut escaped), 1);
+    }
+
+    #[test]
+    fn the_first_pass_sees_every_secret_the_walk_finds() {
+        // Random strings of fragments (secrets, names, separators, escapes, whitespace, letters
+        // that fold to ASCII ones), as keys and values, in serde_json's text and in a writer's
+        // that escapes `/`: whenever the walk replaces something, the first pass said so.
+        const FRAGMENTS: &[&str] = &[
+            "sk-", "proj", "abcdefghij", "ABCDEFGHIJKLMNOP", "0123456789", "AKIA", "ASIA", "ghp_", "github_pat_",
+            "AIza", "xoxb-", "hf_", "pf_", "eyJ", ".", "Bearer", "basic", "BASIC", " ", "\n", "\t", "\u{a0}",
+            "\u{2003}", "password", "PassWord", "pa\u{17f}sword", "to\u{212a}en", "token", "tokens", "max_", "pwd",
+            "secret", "api_key", "apiKey", "Authorization", "cookie", "credentials", "=", ":", "\"", "\\", "/",
+            "@", "://", "user", "https", "-----BEGIN ", "RSA ", "PRIVATE KEY-----", "x", "_", "-", "\u{e9}", "'",
+        ];
+        let scrubber = defaults();
+        let with_custom = Scrubber::new(true, &[r"(?i)acme-\d{4}".to_owned()]).unwrap().unwrap();
+        let mut rng = fastrand::Rng::with_seed(17);
+        let mut text = |rng: &mut fastrand::Rng| {
+            let len = rng.usize(1..10);
+            (0..len).map(|_| FRAGMENTS[rng.usize(..FRAGMENTS.len())]).collect::<String>()
+        };
+        let mut walked = 0;
+        for _ in 0..20_000 {
+            let value = json!({ text(&mut rng): text(&mut rng), "k": [text(&mut rng)] });
+            for scrubber in [&scrubber, &with_custom] {
+                let mut copy = value.clone();
+                if scrubber.scrub(&mut copy) == 0 {
+                    continue;
+                }
+                walked += 1;
+                let json = value.to_string();
+                assert!(scrubber.may_match(&json), "missed: {json}");
+                let slashes = json.replace('/', "\\/");
+                assert!(scrubber.may_match(&slashes), "missed: {slashes}");
+            }
+        }
+        assert!(walked > 1_000, "the fragments make secrets often enough to test the pass: {walked}");
+    }
+
+    #[test]
+    fn escaped_whitespace_around_a_separator_and_escaped_slashes_are_seen() {
+        let scrubber = defaults();
+        // A newline before `=` is `\n` in the text; a `/` in a token may be written `\/`.
+        let mut value = json!({"log": "password\n= hunter22", "h": "Bearer abcdefgh/ijklmnopq"});
+        assert!(scrubber.may_match(&value.to_string()));
+        assert!(scrubber.may_match(r#"{"h":"Bearer abcdefgh\/ijklmnopq"}"#));
+        assert_eq!(scrubber.scrub(&mut value), 2);
+        assert_eq!(value, json!({"log": "password\n= [REDACTED]", "h": "Bearer [REDACTED]"}));
     }
 
     #[test]
