@@ -12,13 +12,10 @@
 //! case-insensitive rules match as ASCII ones) is always walked.
 
 use aho_corasick::AhoCorasick;
-use memchr::{memchr_iter, memchr2_iter, memmem};
+use memchr::{memchr_iter, memchr2_iter};
 use regex::{Regex, RegexSet};
 
 use crate::record::scrub::{AUTH_HEADER, PREFIXED_PATTERNS, SECRET_KEY_SUFFIXES, URL_CREDENTIALS};
-
-/// The longest of [`SECRET_KEY_SUFFIXES`]: how far back from a `:` or `=` a key is read.
-const LONGEST_SUFFIX: usize = 13;
 
 /// Compiled text checks of one client's scrubbing rules.
 #[derive(Clone, Debug)]
@@ -41,9 +38,6 @@ struct Builtin {
     auth_words: AhoCorasick,
     /// The authorization header rule, anchored where a word was found.
     auth_header: Regex,
-    /// `ſ` (U+017F) and `K` (U+212A): case-insensitive rules match them as `s` and `k`, which
-    /// the ASCII checks here would not see.
-    folded_letters: [memmem::Finder<'static>; 2],
 }
 
 impl SecretPrefilter {
@@ -76,7 +70,6 @@ impl Builtin {
                 .build(["bearer", "basic"])
                 .map_err(|err| regex::Error::Syntax(err.to_string()))?,
             auth_header: Regex::new(&format!("^(?:{})", as_in_json_text(AUTH_HEADER)))?,
-            folded_letters: [memmem::Finder::new("\u{17f}").into_owned(), memmem::Finder::new("\u{212a}").into_owned()],
         })
     }
 
@@ -85,7 +78,7 @@ impl Builtin {
             || self.url.is_match(json)
             || has_named_secret(json)
             || self.has_auth_header(json)
-            || self.folded_letters.iter().any(|finder| finder.find(json.as_bytes()).is_some())
+            || has_folded_letter(json)
     }
 
     /// A `Bearer …` or `Basic …` header value: each `bearer`/`basic` found is checked where it
@@ -109,15 +102,19 @@ fn name_ends_like_a_secret(json: &str, separator: usize) -> bool {
     if end > 0 && bytes[end - 1] == b'"' {
         end -= 1;
     }
-    let start = bytes[end.saturating_sub(LONGEST_SUFFIX)..end]
-        .iter()
-        .rposition(|&byte| !is_name_byte(byte))
-        .map_or(end.saturating_sub(LONGEST_SUFFIX), |at| end.saturating_sub(LONGEST_SUFFIX) + at + 1);
-    let name = &bytes[start..end];
-    SECRET_KEY_SUFFIXES.iter().any(|suffix| {
-        name.len() >= suffix.len() && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
-    })
+    let name = &bytes[..end];
+    // Most names end otherwise: three bytes rule them out before the suffixes are compared.
+    let Some(last) = name.last_chunk::<3>() else { return false };
+    let last = last.map(|byte| byte.to_ascii_lowercase());
+    SUFFIX_ENDINGS.contains(&last)
+        && SECRET_KEY_SUFFIXES.iter().any(|suffix| {
+            name.len() >= suffix.len() && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+        })
 }
+
+/// The last three bytes of each of [`SECRET_KEY_SUFFIXES`].
+const SUFFIX_ENDINGS: [[u8; 3]; 11] =
+    [*b"ord", *b"swd", *b"ase", *b"ret", *b"key", *b"ken", *b"pwd", *b"ion", *b"kie", *b"ial", *b"als"];
 
 /// Where the whitespace before `at` starts: Unicode whitespace (what `\s` matches) and the JSON
 /// escapes of whitespace (`\n`, `\r`, `\t`, `\f`), read backwards.
@@ -138,9 +135,11 @@ fn before_whitespace(json: &str, at: usize) -> usize {
     end
 }
 
-/// The bytes of a name the key rules read (`[a-z0-9_-]`, any ASCII case).
-fn is_name_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-'
+/// `ſ` (U+017F) or `K` (U+212A): case-insensitive rules match them as `s` and `k`, which the
+/// ASCII checks here would not see. Found by their first UTF-8 byte (one SIMD pass).
+fn has_folded_letter(json: &str) -> bool {
+    let bytes = json.as_bytes();
+    memchr2_iter(0xc5, 0xe2, bytes).any(|at| matches!(&bytes[at..], [0xc5, 0xbf, ..] | [0xe2, 0x84, 0xaa, ..]))
 }
 
 /// A `\u` escape (any character, a pattern's letters included, may be written so) or `\/`
@@ -175,11 +174,27 @@ mod tests {
             .filter(|c| ascii_letter.is_match(c.encode_utf8(&mut [0; 4])))
             .collect();
         assert_eq!(folding, ['\u{17f}', '\u{212a}']);
+        let checks = SecretPrefilter::new(true, &[]).unwrap();
+        assert!(checks.may_match("{\"a\":\"pa\u{17f}sword=1234\"}"));
+        assert!(checks.may_match("{\"a\":\"to\u{212a}en\"}"));
+        assert!(!checks.may_match("{\"a\":\"\u{e9}t\u{e9} \u{2014} \u{2003}\"}"));
+    }
+
+    #[test]
+    fn the_endings_are_those_of_the_suffixes() {
+        let mut endings: Vec<[u8; 3]> =
+            SECRET_KEY_SUFFIXES.iter().map(|suffix| *suffix.as_bytes().last_chunk::<3>().unwrap()).collect();
+        endings.sort();
+        endings.dedup();
+        let mut listed = SUFFIX_ENDINGS.to_vec();
+        listed.sort();
+        assert_eq!(endings, listed);
     }
 
     #[test]
     fn names_are_read_back_past_whitespace_escapes_and_quotes() {
-        for text in [r#"{"password":1}"#, "a token = x", r#""x":"API_KEY\n: y""#, "db_pwd\u{a0}=", r#""Set-Cookie" :"#] {
+        for text in [r#"{"password":1}"#, "a token = x", r#""x":"API_KEY\n: y""#, "db_pwd\u{a0}=", r#""Set-Cookie" :"#]
+        {
             let at = text.rfind([':', '=']).unwrap();
             assert!(name_ends_like_a_secret(text, at), "{text}");
         }
