@@ -5,8 +5,8 @@
 //! A typical LLM call payload (about 4 KB: model parameters, a system prompt and a six-turn
 //! chat, two tool definitions), with:
 //! * `scrub_off`: scrubbing turned off, no redaction, under the size limit (nothing to do);
-//! * `scrub_on`: the default scrubbing, nothing secret in the payload (one pass of the
-//!   patterns over the JSON text);
+//! * `scrub_on`: the default scrubbing, nothing secret in the payload (only the text checks
+//!   of `SecretPrefilter`: SIMD scans, no parse);
 //! * `scrub_on_secret`: the same with an API key in one message (parsed, walked, written again);
 //! * `redact_path`: `messages[*].content` redacted, default scrubbing on;
 //! * `truncate_1mib`: a 1 MiB document cut to the default 256 KiB limit.
