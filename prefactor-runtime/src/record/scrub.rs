@@ -321,7 +321,7 @@ mod tests {
         let scrubber = defaults();
         let with_custom = Scrubber::new(true, &[r"(?i)acme-\d{4}".to_owned()]).unwrap().unwrap();
         let mut rng = fastrand::Rng::with_seed(17);
-        let mut text = |rng: &mut fastrand::Rng| {
+        let text = |rng: &mut fastrand::Rng| {
             let len = rng.usize(1..10);
             (0..len).map(|_| FRAGMENTS[rng.usize(..FRAGMENTS.len())]).collect::<String>()
         };

@@ -88,10 +88,10 @@ impl Builtin {
     }
 }
 
-/// A key or a `key=value` / `key: value` whose name ends like a secret's (`scrub::KEY_VALUE` and the
-/// secret key rule): for every `:` and `=`, the name before it (past whitespace, JSON's
-/// whitespace escapes and a closing quote) is compared with the suffixes. A name of another
-/// shape (`my.password`) passes too: the walk decides.
+/// A key or a `key=value` / `key: value` whose name ends like a secret's (`scrub::KEY_VALUE`
+/// and the secret key rule): for every `:` and `=`, the name before it (past whitespace,
+/// JSON's whitespace escapes and a closing quote) is compared with the suffixes. A name of
+/// another shape (`my.password`) passes too: the walk decides.
 fn has_named_secret(json: &str) -> bool {
     memchr2_iter(b':', b'=', json.as_bytes()).any(|at| name_ends_like_a_secret(json, at))
 }
