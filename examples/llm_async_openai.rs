@@ -67,12 +67,7 @@ async fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
     let guard = prefactor::init(backend.config()?.build()?).await?;
     let (answer, run_id) = forecast(&client).await?;
     guard.close().await?;
-    let run = tokio::task::spawn_blocking({
-        let (url, token) = (backend.api_url.clone(), backend.api_token.clone());
-        move || recorded_run::RecordedRun::fetch(&url, &token, &run_id.to_string())
-    })
-    .await?
-    .map_err(|error| error.to_string())?;
+    let run = backend.fetch_run_async(&run_id).await?;
     Ok(Outcome { answer, run, backend })
 }
 
@@ -81,8 +76,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_env_filter("warn").with_writer(std::io::stderr).init();
     let Outcome { answer, run, backend } = run().await?;
     println!("answer: {answer}\n");
-    print!("{}", run.render());
-    println!("\n{}", backend.location(&run.instance.id));
+    backend.print_trace(&run);
     Ok(())
 }
 

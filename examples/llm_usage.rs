@@ -168,12 +168,7 @@ async fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
     guard.close().await?;
     let run_id =
         LAST_RUN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().ok_or("the agent did not run")?;
-    let run = tokio::task::spawn_blocking({
-        let (url, token) = (backend.api_url.clone(), backend.api_token.clone());
-        move || recorded_run::RecordedRun::fetch(&url, &token, &run_id.to_string())
-    })
-    .await?
-    .map_err(|error| error.to_string())?;
+    let run = backend.fetch_run_async(&run_id).await?;
     Ok(Outcome { answer, run, backend })
 }
 

@@ -113,8 +113,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sampled = ordinary.iter().filter(|(_, decision)| decision.is_sent()).count();
     println!("{} ordinary triage runs, {sampled} of them sampled and sent", ordinary.len());
     for (id, why, decision) in &kept {
-        let run = recorded_run::RecordedRun::fetch(&backend.api_url, &backend.api_token, &id.to_string())
-            .map_err(|error| error.to_string())?;
+        let run = backend.fetch_run(id).map_err(|error| error.to_string())?;
         println!("kept ({why}, {decision:?} at the head): run {id}, {} spans, {}", run.spans.len(), run.status());
     }
     println!("billing runs (their own rate: 1) sent: {}", billing.len());
@@ -129,7 +128,7 @@ mod tests {
     use super::*;
 
     fn fetch(backend: &backend::Backend, id: InstanceId) -> Option<recorded_run::RecordedRun> {
-        recorded_run::RecordedRun::fetch(&backend.api_url, &backend.api_token, &id.to_string()).ok()
+        backend.fetch_run(&id).ok()
     }
 
     #[test]
