@@ -11,6 +11,9 @@
 //!
 //! Run: `cargo bench --bench bridge_cost --features tracing-bridge`.
 
+#[path = "support/thread_cpu.rs"]
+mod thread_cpu;
+
 use std::cell::Cell;
 use std::hint::black_box;
 use std::time::Duration;
@@ -19,6 +22,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use prefactor::tracing_bridge::PrefactorLayer;
 use prefactor::{Config, CreateInstance};
 use prefactor_server::{DbLocation, LocalServer, ServerConfig};
+use thread_cpu::thread_cpu_time;
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
@@ -30,15 +34,6 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
 #[tracing::instrument]
 fn traced_lookup(user_id: u64, query: &str) -> usize {
     query.len() + (user_id & 7) as usize
-}
-
-/// CPU time of the calling thread (see the module comment).
-fn thread_cpu_time() -> Duration {
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `now` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID exists on Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-    Duration::new(now.tv_sec.unsigned_abs(), u32::try_from(now.tv_nsec).unwrap_or(0))
 }
 
 fn bridge(c: &mut Criterion) {

@@ -19,6 +19,9 @@
 //!
 //! Run: `cargo bench --bench otel_export --features otel`.
 
+#[path = "support/thread_cpu.rs"]
+mod thread_cpu;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::hint::black_box;
@@ -40,6 +43,7 @@ use prefactor::{
 use prefactor_server::{DbLocation, LocalServer, ServerConfig};
 use prost::Message;
 use serde::Serialize;
+use thread_cpu::thread_cpu_time;
 
 /// Spans per timed chunk (then an untimed flush of both deliveries).
 const CHUNK: u64 = 1_024;
@@ -210,15 +214,6 @@ fn sdk_variant(receiver: &Receiver) -> SdkVariant {
     let provider = SdkTracerProvider::builder().with_span_processor(processor).build();
     let tracer = provider.tracer("bench");
     SdkVariant { provider, tracer }
-}
-
-/// CPU time of the calling thread.
-fn thread_cpu_time() -> Duration {
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `now` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID exists on Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-    Duration::new(now.tv_sec.unsigned_abs(), u32::try_from(now.tv_nsec).unwrap_or(0))
 }
 
 /// CPU nanoseconds so far of this process's threads by role: Prefactor's worker, the batch

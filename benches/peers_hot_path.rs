@@ -21,18 +21,24 @@
 //!
 //! Run: `cargo bench --bench peers_hot_path`.
 
+#[path = "support/hot_path.rs"]
+mod hot_path;
+#[path = "support/thread_cpu.rs"]
+mod thread_cpu;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use hot_path::{
+    KeepFieldsLayer, poll_once, prefactor_lookup, prefactor_lookup_async, traced_lookup, traced_lookup_async,
+};
 use prefactor::{Config, CreateInstance, InitGuard};
 use prefactor_server::{DbLocation, LocalServer, ServerConfig};
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Level, Subscriber};
+use thread_cpu::thread_cpu_time;
+use tracing::Level;
 use tracing_subscriber::filter::Targets;
-use tracing_subscriber::layer::{Context as LayerContext, Layer, SubscriberExt};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::layer::{Layer, SubscriberExt};
 
 /// Calls per timed chunk of the client variant; two queue operations per span stay far below
 /// the default queue capacity, so no operation is dropped.
@@ -42,123 +48,6 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
 #[inline(never)]
 fn plain_lookup(user_id: u64, query: &str) -> usize {
     query.len() + (user_id & 7) as usize
-}
-
-#[inline(never)]
-#[prefactor::span(schema = "bench:lookup")]
-fn prefactor_lookup(user_id: u64, query: &str) -> usize {
-    query.len() + (user_id & 7) as usize
-}
-
-#[inline(never)]
-#[tracing::instrument(ret)]
-fn traced_lookup(user_id: u64, query: &str) -> usize {
-    query.len() + (user_id & 7) as usize
-}
-
-#[inline(never)]
-#[prefactor::span(schema = "bench:lookup_async")]
-async fn prefactor_lookup_async(user_id: u64, query: &str) -> usize {
-    query.len() + (user_id & 7) as usize
-}
-
-#[inline(never)]
-#[tracing::instrument(ret)]
-async fn traced_lookup_async(user_id: u64, query: &str) -> usize {
-    query.len() + (user_id & 7) as usize
-}
-
-/// Runs a future that never waits to completion: one poll, no executor.
-fn poll_once<F: std::future::Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    match future.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
-        std::task::Poll::Ready(output) => output,
-        std::task::Poll::Pending => panic!("the benchmarked body never waits"),
-    }
-}
-
-/// The fields a span recorded, kept until the span closes (the registry drops extensions then).
-#[derive(Default)]
-struct KeptFields(Vec<(&'static str, KeptValue)>);
-
-enum KeptValue {
-    U64(u64),
-    I64(i64),
-    Bool(bool),
-    Text(String),
-}
-
-impl Visit for KeptFields {
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.push((field.name(), KeptValue::U64(value)));
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.push((field.name(), KeptValue::I64(value)));
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.push((field.name(), KeptValue::Bool(value)));
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.push((field.name(), KeptValue::Text(value.to_owned())));
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.push((field.name(), KeptValue::Text(format!("{value:?}"))));
-    }
-}
-
-impl KeptFields {
-    /// Sum of the kept numbers and text lengths: lets the bench use the values it kept.
-    fn weight(&self) -> u64 {
-        self.0
-            .iter()
-            .map(|(_, value)| match value {
-                KeptValue::U64(v) => *v,
-                KeptValue::I64(v) => v.unsigned_abs(),
-                KeptValue::Bool(v) => u64::from(*v),
-                KeptValue::Text(v) => v.len() as u64,
-            })
-            .sum()
-    }
-}
-
-/// A layer that keeps every span's fields and the events recorded inside it (`ret`).
-struct KeepFieldsLayer;
-
-impl<S> Layer<S> for KeepFieldsLayer
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
-        let mut fields = KeptFields::default();
-        attrs.record(&mut fields);
-        if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(fields);
-        }
-    }
-
-    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: LayerContext<'_, S>) {
-        if let Some(span) = ctx.span(id)
-            && let Some(fields) = span.extensions_mut().get_mut::<KeptFields>()
-        {
-            values.record(fields);
-        }
-    }
-
-    fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
-        if let Some(span) = ctx.event_span(event)
-            && let Some(fields) = span.extensions_mut().get_mut::<KeptFields>()
-        {
-            event.record(fields);
-        }
-    }
-
-    fn on_close(&self, id: Id, ctx: LayerContext<'_, S>) {
-        if let Some(span) = ctx.span(&id)
-            && let Some(fields) = span.extensions().get::<KeptFields>()
-        {
-            black_box(fields.weight());
-        }
-    }
 }
 
 fn plain(c: &mut Criterion) {
@@ -199,16 +88,6 @@ fn tracing_instrument(c: &mut Criterion) {
             thread_cpu_time() - start
         })
     });
-}
-
-/// CPU time of the calling thread: the call cost itself, without the time the thread spends
-/// preempted by the worker and the server, which share this machine's 2 cores.
-fn thread_cpu_time() -> Duration {
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `now` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID exists on Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-    Duration::new(now.tv_sec.unsigned_abs(), u32::try_from(now.tv_nsec).unwrap_or(0))
 }
 
 fn prefactor_client(c: &mut Criterion) {

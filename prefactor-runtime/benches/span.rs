@@ -19,6 +19,10 @@
 //! busy 2-core machine the worker thread and the server compete with the measured thread,
 //! and `thread_cpu` is the cost the agent's own thread pays.
 
+// The workspace benches' thread CPU clock (one helper for every bench).
+#[path = "../../benches/support/thread_cpu.rs"]
+mod thread_cpu;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -94,13 +98,7 @@ fn now(clock: Clock) -> Duration {
             static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
             START.get_or_init(Instant::now).elapsed()
         }
-        Clock::ThreadCpu => {
-            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant.
-            let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-            assert_eq!(rc, 0, "CLOCK_THREAD_CPUTIME_ID is available on Linux");
-            Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-        }
+        Clock::ThreadCpu => thread_cpu::thread_cpu_time(),
     }
 }
 
