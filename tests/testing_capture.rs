@@ -139,6 +139,38 @@ async fn fetch_forever() {
     std::future::pending::<()>().await;
 }
 
+#[span(schema = "capture:resumed", skip(gate))]
+async fn resumed(gate: tokio::sync::oneshot::Receiver<()>) -> u8 {
+    let _ = gate.await;
+    complete("after the wait", 0.0);
+    7
+}
+
+/// A span future entered on each poll: started inside its run, then resumed on a thread with
+/// no context at all, it still is the current span there (its child nests under it) and
+/// finishes with its result.
+#[test]
+fn an_async_span_resumed_outside_its_run_is_still_the_parent_of_its_children() {
+    let capture = Capture::new().expect("a capture");
+    let run = capture.client().create_agent_instance(CreateInstance::default()).expect("registered");
+    run.start();
+    let (open, gate) = tokio::sync::oneshot::channel();
+    let mut call = Box::pin(resumed(gate));
+    let mut task = std::task::Context::from_waker(std::task::Waker::noop());
+    let first = run.context().in_scope(|| call.as_mut().poll(&mut task));
+    assert!(first.is_pending(), "the span waits for its gate");
+    open.send(()).expect("the span still waits");
+    let output = std::thread::spawn(move || futures_executor::block_on(call)).join().expect("resumed");
+    assert_eq!(output, 7);
+    run.finish(FinishStatus::Complete);
+
+    let recorded = capture.runs();
+    let resumed = recorded[0].span("capture:resumed").expect("the resumed span");
+    let child = recorded[0].span("capture:llm").expect("its child");
+    assert_eq!((resumed.status, resumed.result.as_ref()), (AgentStatus::Complete, Some(&json!({"output": 7}))));
+    assert_eq!(child.parent, Some(resumed.id));
+}
+
 #[test]
 fn the_explicit_api_is_recorded_with_qualities_and_times() {
     let capture = Capture::new().expect("a capture");

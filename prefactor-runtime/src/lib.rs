@@ -135,6 +135,8 @@ pub use capture::client::{record_sampled_out_span, record_unattached_span};
 #[doc(hidden)]
 pub use capture::instrument::{EnteredInPlace, enter_in_place};
 #[doc(hidden)]
+pub use capture::span_site::SpanSite;
+#[doc(hidden)]
 pub use capture::span_stream::start_in_current_run;
 #[doc(hidden)]
 pub use capture::testing::capturing_client;

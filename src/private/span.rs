@@ -1,10 +1,7 @@
 //! Starting, scoping and finishing the span of one annotated call.
 
 use super::warn_once::warn_no_client;
-use prefactor_runtime::{
-    AgentInstanceHandle, Client, Context, ContextGuard, Error, FinishSpan, Payload, SampleDecision, SpanGuard,
-    global_client,
-};
+use prefactor_runtime::{Client, ContextGuard, Error, FinishSpan, Payload, SpanGuard, SpanSite, global_client};
 
 /// The started span of an async call (`instrument_span` moves it into its boxed state).
 pub type Started = Option<SpanGuard>;
@@ -21,7 +18,7 @@ pub fn start_span(
     let Some(client) = global_client() else {
         return start_captured_span(schema, name, payload);
     };
-    open_recorded_span(client, schema, name, payload)
+    open_recorded_span(Some(client), client, schema, name, payload)
 }
 
 /// Without an installed client: the span of a test capture's run (`prefactor::testing`),
@@ -34,7 +31,7 @@ fn start_captured_span(
     payload: impl FnOnce() -> Result<Payload, Error>,
 ) -> Started {
     match prefactor_runtime::capturing_client() {
-        Some(client) => open_recorded_span(&client, schema, name, payload),
+        Some(client) => open_recorded_span(None, &client, schema, name, payload),
         None => {
             warn_no_client(name);
             None
@@ -42,30 +39,30 @@ fn start_captured_span(
     }
 }
 
+/// Opens the span of a call in the current context's instance (queued to its client; the
+/// `installed` one is held without a reference count), or counts it to `client` as unattached
+/// (outside any instance) or sampled out.
 fn open_recorded_span(
+    installed: Option<&'static Client>,
     client: &Client,
     schema: &'static str,
     name: &'static str,
     payload: impl FnOnce() -> Result<Payload, Error>,
 ) -> Option<SpanGuard> {
-    // The thread's context is read in place (cloning it would cost three reference counts up
-    // and down per call).
-    let sampling = Context::with_current(|context| context.instance().map(AgentInstanceHandle::sampling));
-    match sampling {
-        None => {
-            // Counted, warned once per span type and reported by `close()`, with the fix.
-            // Inside a test capture's `run`, the capture counts it (not the installed client).
-            let capture = prefactor_runtime::capturing_client();
-            prefactor_runtime::record_unattached_span(capture.as_ref().unwrap_or(client), schema);
-            return None;
-        }
-        // Nothing of an unsampled run is sent: neither its arguments nor its return value are
-        // serialized, no guard is made (the nested spans find the run in the context as before).
-        Some(SampleDecision::Unsampled) => {
-            prefactor_runtime::record_sampled_out_span(client);
-            return None;
-        }
-        Some(_) => {}
+    // One read of the thread's context, in place (cloning it would cost three reference
+    // counts up and down per call).
+    let Some(site) = SpanSite::current(installed) else {
+        // Counted, warned once per span type and reported by `close()`, with the fix.
+        // Inside a test capture's `run`, the capture counts it (not the installed client).
+        let capture = prefactor_runtime::capturing_client();
+        prefactor_runtime::record_unattached_span(capture.as_ref().unwrap_or(client), schema);
+        return None;
+    };
+    // Nothing of an unsampled run is sent: neither its arguments nor its return value are
+    // serialized, no guard is made (the nested spans find the run in the context as before).
+    if site.is_unsampled() {
+        prefactor_runtime::record_sampled_out_span(client);
+        return None;
     }
     // Serialized outside the context borrow: user `Serialize` code runs here.
     let payload = payload().unwrap_or_else(|error| {
@@ -73,7 +70,7 @@ fn open_recorded_span(
         Payload::empty()
     });
     // Sent at once as an `active` create (parent: the current context's span, if any).
-    Context::with_current(|context| context.instance().map(|instance| instance.span(schema).payload(payload).start()))
+    Some(site.open(schema, payload))
 }
 
 /// A span made current on this thread for a synchronous body (the context is restored before
@@ -93,7 +90,7 @@ pub fn enter_span(
     payload: impl FnOnce() -> Result<Payload, Error>,
 ) -> Option<EnteredSpan> {
     let span = match global_client() {
-        Some(client) => open_recorded_span(client, schema, name, payload),
+        Some(client) => open_recorded_span(Some(client), client, schema, name, payload),
         None => start_captured_span(schema, name, payload),
     };
     span.map(|span| EnteredSpan { entered: span.enter(), span })

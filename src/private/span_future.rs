@@ -2,7 +2,7 @@
 
 use super::span::Started;
 use pin_project_lite::pin_project;
-use prefactor_runtime::{Context, FinishStatus, SpanGuard, enter_in_place};
+use prefactor_runtime::{Context, ContextGuard, EnteredInPlace, FinishStatus, SpanGuard, enter_in_place};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
@@ -10,10 +10,32 @@ use std::task::{Context as TaskContext, Poll};
 /// Everything a recorded call adds to its body, kept out of line: without a client the
 /// future is the body plus one null pointer, small enough to be moved with a few register
 /// copies instead of a `memcpy` call (an executor moves every future it is given).
+///
+/// Usually no `Context` is kept: each poll enters the span with [`SpanGuard::enter`], which,
+/// inside its instance's context (the caller's, as usual), only swaps the current span id; a
+/// whole context (two handles cloned, three reference counts up and down) is built only for a
+/// poll made elsewhere.
 struct Recorded<Fin> {
     span: SpanGuard,
-    cx: Context,
+    /// The span's whole context, kept only when the caller's context carries a `tracestate`
+    /// (a run joined from another process), which a context built later could not know.
+    cx: Option<Context>,
     finish: Fin,
+}
+
+/// The span's scope during one poll (or the body's drop): left when dropped.
+struct Entered<'a> {
+    _span: Option<ContextGuard>,
+    _whole: Option<EnteredInPlace<'a>>,
+}
+
+impl<Fin> Recorded<Fin> {
+    fn enter(&mut self) -> Entered<'_> {
+        match &mut self.cx {
+            Some(cx) => Entered { _span: None, _whole: Some(enter_in_place(cx)) },
+            None => Entered { _span: Some(self.span.enter()), _whole: None },
+        }
+    }
 }
 
 /// Wraps an async body: polled inside the span's context, finished from its output, failed
@@ -33,7 +55,7 @@ where
 #[inline(never)]
 fn record<Fin>(mut span: SpanGuard, finish: Fin) -> Box<Recorded<Fin>> {
     span.set_drop_status(FinishStatus::Cancelled);
-    let cx = span.context();
+    let cx = Context::with_current(|current| current.trace_state().is_some()).then(|| span.context());
     Box::new(Recorded { span, cx, finish })
 }
 
@@ -51,7 +73,7 @@ pin_project! {
             let mut this = this.project();
             // The body is dropped inside the span's context (spans ending in its destructors
             // still find their parent), then the span ends as `cancelled` if it is still open.
-            let _entered = this.recorded.as_deref_mut().map(|recorded| enter_in_place(&mut recorded.cx));
+            let _entered = this.recorded.as_deref_mut().map(Recorded::enter);
             this.body.set(None);
         }
     }
@@ -74,7 +96,7 @@ where
         }
         let poll = {
             let watch = FailOnPanic(this.recorded);
-            let _entered = watch.0.as_deref_mut().map(|recorded| enter_in_place(&mut recorded.cx));
+            let _entered = watch.0.as_deref_mut().map(Recorded::enter);
             body.poll(cx)
         };
         if let Poll::Ready(output) = &poll

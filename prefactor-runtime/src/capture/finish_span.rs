@@ -37,27 +37,32 @@ impl Default for FinishSpan {
 
 impl FinishSpan {
     /// Ends the span with `status`.
+    #[inline]
     pub fn new(status: FinishStatus) -> Self {
         FinishSpan { status, result: None, ended_at: None }
     }
 
     /// Ends the span as `complete` (the default).
+    #[inline]
     pub fn complete() -> Self {
         FinishSpan::new(FinishStatus::Complete)
     }
 
     /// Ends the span as `failed`.
+    #[inline]
     pub fn failed() -> Self {
         FinishSpan::new(FinishStatus::Failed)
     }
 
     /// Ends the span as `cancelled`.
+    #[inline]
     pub fn cancelled() -> Self {
         FinishSpan::new(FinishStatus::Cancelled)
     }
 
     /// The result payload (merged into one set earlier with
     /// [`SpanGuard::set_result`](crate::SpanGuard::set_result); its keys win).
+    #[inline]
     pub fn result(mut self, result: Payload) -> Self {
         self.result = Some(result);
         self

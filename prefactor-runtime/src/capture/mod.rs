@@ -9,6 +9,7 @@ pub(crate) mod instance;
 pub(crate) mod instrument;
 pub(crate) mod span_builder;
 pub(crate) mod span_guard;
+pub(crate) mod span_site;
 pub(crate) mod span_stream;
 pub(crate) mod testing;
 pub mod thread;

@@ -17,7 +17,7 @@ use crate::record::schema_name::SchemaName;
 use crate::record::timestamp::Timestamp;
 
 /// How a guard keeps its client alive until it ends.
-enum Holder {
+pub(crate) enum Holder {
     /// The installed process-wide client, which lives as long as the process (`global.rs`):
     /// spans of `#[prefactor::span]` touch no reference count.
     Global(&'static Client),
@@ -27,7 +27,7 @@ enum Holder {
 
 impl Holder {
     #[inline]
-    fn new(client: &Client) -> Holder {
+    pub(crate) fn new(client: &Client) -> Holder {
         match global_client() {
             Some(global) if global.same_as(client) => Holder::Global(global),
             _ => Holder::Owned(client.clone()),
@@ -41,6 +41,13 @@ impl Holder {
             Holder::Owned(client) => client,
         }
     }
+}
+
+/// Where a span attaches: the client it is queued to, its instance and its parent.
+pub(crate) struct Site {
+    pub(crate) client: Holder,
+    pub(crate) instance: InstanceId,
+    pub(crate) parent: Option<SpanId>,
 }
 
 /// A span create that has not been queued yet (deferred guards only).
@@ -123,6 +130,20 @@ impl SpanGuard {
         explicit_start: Option<Timestamp>,
         opening: Opening,
     ) -> SpanGuard {
+        let site = Site { client: Holder::new(client), instance, parent };
+        Self::open_at(site, SchemaName::new(schema), payload, explicit_start, opening)
+    }
+
+    /// Opens a span where `site` says, as `opening` says (started now unless `explicit_start`).
+    #[inline]
+    pub(crate) fn open_at(
+        site: Site,
+        schema: SchemaName,
+        payload: Option<Payload>,
+        explicit_start: Option<Timestamp>,
+        opening: Opening,
+    ) -> SpanGuard {
+        let Site { client, instance, parent } = site;
         // One clock read gives both the id's timestamp and `started_at`; a span that is never
         // sent needs neither, and its id only has to be unique (the random bits of a PFID at
         // the epoch), so it skips the clock.
@@ -130,11 +151,10 @@ impl SpanGuard {
             Opening::SampledOut => explicit_start.unwrap_or(Timestamp::EPOCH),
             _ => explicit_start.unwrap_or_else(Timestamp::now),
         };
-        let id = client.span_id_at(started_at);
-        let schema = SchemaName::new(schema);
+        let id = client.get().span_id_at(started_at);
         let unstarted = match opening {
             Opening::Start => {
-                client.enqueue(Op::CreateSpan(SpanCreate {
+                client.get().enqueue(Op::CreateSpan(SpanCreate {
                     instance,
                     id,
                     parent,
@@ -148,12 +168,12 @@ impl SpanGuard {
             }
             Opening::Defer => Some(Box::new(Unstarted { schema, payload, started_at: explicit_start })),
             Opening::SampledOut => {
-                client.count_sampled_out_span();
+                client.get().count_sampled_out_span();
                 None
             }
         };
         let live = Live {
-            client: Holder::new(client),
+            client,
             instance,
             parent,
             unstarted: Mutex::new(unstarted),
@@ -255,6 +275,7 @@ impl SpanGuard {
     /// let span = SpanGuard::noop();
     /// span.finish(FinishSpan::failed().result(Payload::from(serde_json::json!({"error": "timeout"}))));
     /// ```
+    #[inline]
     pub fn finish(self, end: FinishSpan) {
         let ended_at = end.ended_at.map(Timestamp::from_system_time);
         self.end(end.status, end.result, ended_at);
@@ -300,24 +321,37 @@ impl SpanGuard {
     }
 
     fn end(mut self, status: FinishStatus, result: Option<Payload>, ended_at: Option<Timestamp>) {
-        if let Some(result) = result {
-            self.set_result(result);
-        }
         if let Some(live) = &mut self.live {
-            Self::finish_live(self.id, live, status, ended_at);
+            Self::finish_live(self.id, live, status, result, ended_at);
         }
         // Ended: the drop that follows only releases the client.
         self.live = None;
     }
 
-    /// Queues the end of the span. Works on the guard in place (moving the whole `Live` out
-    /// first costs a copy of it on every span); the caller then drops it.
-    fn finish_live(id: SpanId, live: &mut Live, status: FinishStatus, ended_at: Option<Timestamp>) {
+    /// Queues the end of the span, with `result` merged into the one set before (its keys
+    /// win). Works on the guard in place (moving the whole `Live` out first costs a copy of it
+    /// on every span); the caller then drops it.
+    fn finish_live(
+        id: SpanId,
+        live: &mut Live,
+        status: FinishStatus,
+        result: Option<Payload>,
+        ended_at: Option<Timestamp>,
+    ) {
         if live.sampled_out {
             return;
         }
         let at = ended_at.unwrap_or_else(Timestamp::now);
-        let end = SpanEnd { status, result: live.result.take(), at };
+        // The result given at the end goes straight into the operation (`#[span]`'s return
+        // value): it is stored in the guard only to be merged with one set before.
+        let result = match (live.result.take(), result) {
+            (Some(mut set), Some(given)) => {
+                set.merge(&given);
+                Some(set)
+            }
+            (set, given) => given.or(set),
+        };
+        let end = SpanEnd { status, result, at };
         let unstarted = match live.deferred {
             true => live.unstarted.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner()).take(),
             false => None,
@@ -344,7 +378,7 @@ impl Drop for SpanGuard {
     fn drop(&mut self) {
         if let Some(live) = &mut self.live {
             let status = if std::thread::panicking() { FinishStatus::Failed } else { live.drop_status };
-            Self::finish_live(self.id, live, status, None);
+            Self::finish_live(self.id, live, status, None, None);
         }
     }
 }

@@ -32,6 +32,12 @@ pub(crate) enum SchemaName {
 }
 
 impl SchemaName {
+    /// A name that lives as long as the program (a `#[span]`'s literal): nothing to intern,
+    /// so nothing to compare.
+    pub(crate) const fn from_static(name: &'static str) -> SchemaName {
+        SchemaName::Interned(name)
+    }
+
     pub(crate) fn new(name: &str) -> SchemaName {
         if let Some(hit) = recent(name) {
             return SchemaName::Interned(hit);

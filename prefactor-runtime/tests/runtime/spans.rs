@@ -88,10 +88,11 @@ async fn set_result_merges_into_the_final_result() {
     let id = span.id();
     span.set_result(Payload::from(json!({"a": 1, "b": 1})));
     span.set_result(Payload::from(json!({"b": 2})));
-    span.finish(FinishSpan::complete().result(Payload::from(json!({"c": 3}))));
+    // The result given at the end is merged last: its keys win.
+    span.finish(FinishSpan::complete().result(Payload::from(json!({"b": 3, "c": 3}))));
     flush(&client).await;
     let spans = spans_of(&server, instance.id()).await;
-    assert_eq!(span_by_id(&spans, &id.to_string())["result_payload"], json!({"a": 1, "b": 2, "c": 3}));
+    assert_eq!(span_by_id(&spans, &id.to_string())["result_payload"], json!({"a": 1, "b": 3, "c": 3}));
 }
 
 #[tokio::test]
