@@ -11,6 +11,8 @@
 //!
 //! Run: `cargo bench --bench bridge_cost --features tracing-bridge`.
 
+#[path = "support/agent_run.rs"]
+mod agent_run;
 #[path = "support/thread_cpu.rs"]
 mod thread_cpu;
 
@@ -18,10 +20,9 @@ use std::cell::Cell;
 use std::hint::black_box;
 use std::time::Duration;
 
+use agent_run::AgentRun;
 use criterion::{Criterion, criterion_group, criterion_main};
 use prefactor::tracing_bridge::PrefactorLayer;
-use prefactor::{Config, CreateInstance};
-use prefactor_server::{DbLocation, LocalServer, ServerConfig};
 use thread_cpu::thread_cpu_time;
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
@@ -37,14 +38,9 @@ fn traced_lookup(user_id: u64, query: &str) -> usize {
 }
 
 fn bridge(c: &mut Criterion) {
-    let server = LocalServer::start(ServerConfig::default().with_db(DbLocation::Temp).with_record_capacity(0))
-        .expect("local server starts");
-    let config = Config::builder().api_url(server.base_url()).api_token(server.token()).build().expect("valid config");
-    let guard = prefactor::init_blocking(config).expect("client initializes");
-    let client = guard.client();
-    let instance = client.create_agent_instance(CreateInstance::default()).expect("instance created");
-    instance.start();
-    let _context = instance.context().enter();
+    let run = AgentRun::start();
+    let client = run.client();
+    let _context = run.instance.context().enter();
 
     // Only this bench's callsites are enabled in both variants: the runtime's and the server's
     // own tracing calls stay off, so the variants differ by the bridge alone.
@@ -95,8 +91,7 @@ fn bridge(c: &mut Criterion) {
     assert_eq!(stats.failed, 0, "every span must be accepted by the server: {stats:?}");
     eprintln!("instrument/bridged delivery: {stats:?}");
     drop(_context);
-    drop(guard);
-    server.shutdown();
+    run.end();
 }
 
 criterion_group!(benches, bridge);

@@ -23,6 +23,8 @@
 //! Run natively (`cargo bench --bench hot_path_calls`), it prints each variant's thread CPU per
 //! measured call: one sample, so `peers_hot_path` is the figure to quote.
 
+#[path = "support/agent_run.rs"]
+mod agent_run;
 #[path = "support/hot_path.rs"]
 mod hot_path;
 #[path = "support/thread_cpu.rs"]
@@ -31,11 +33,11 @@ mod thread_cpu;
 use std::hint::black_box;
 use std::time::Duration;
 
+use agent_run::AgentRun;
 use hot_path::{
     KeepFieldsLayer, poll_once, prefactor_lookup, prefactor_lookup_async, traced_lookup, traced_lookup_async,
 };
-use prefactor::{Client, Config, CreateInstance};
-use prefactor_server::{DbLocation, LocalServer, ServerConfig};
+use prefactor::Client;
 use thread_cpu::thread_cpu_time;
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
@@ -125,14 +127,9 @@ fn main() {
     let subscriber = tracing_subscriber::registry().with(KeepFieldsLayer.with_filter(filter));
     tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
 
-    let server = LocalServer::start(ServerConfig::default().with_db(DbLocation::Temp).with_record_capacity(0))
-        .expect("local server starts");
-    let config = Config::builder().api_url(server.base_url()).api_token(server.token()).build().expect("valid config");
-    let guard = prefactor::init_blocking(config).expect("client initializes");
-    let client = guard.client();
-    let instance = client.create_agent_instance(CreateInstance::default()).expect("instance created");
-    instance.start();
-    let context = instance.context().enter();
+    let run = AgentRun::start();
+    let client = run.client();
+    let context = run.instance.context().enter();
 
     for variant in variants {
         let flushed = matches!(variant, Variant::PrefactorSync | Variant::PrefactorAsync).then_some(client);
@@ -146,6 +143,5 @@ fn main() {
     assert_eq!(stats.dropped, 0, "no call may hit a full queue: {stats:?}");
     assert_eq!(stats.failed, 0, "every span must be accepted by the server: {stats:?}");
     drop(context);
-    drop(guard);
-    server.shutdown();
+    run.end();
 }

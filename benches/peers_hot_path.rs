@@ -21,6 +21,8 @@
 //!
 //! Run: `cargo bench --bench peers_hot_path`.
 
+#[path = "support/agent_run.rs"]
+mod agent_run;
 #[path = "support/hot_path.rs"]
 mod hot_path;
 #[path = "support/thread_cpu.rs"]
@@ -29,12 +31,11 @@ mod thread_cpu;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use agent_run::AgentRun;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hot_path::{
     KeepFieldsLayer, poll_once, prefactor_lookup, prefactor_lookup_async, traced_lookup, traced_lookup_async,
 };
-use prefactor::{Config, CreateInstance, InitGuard};
-use prefactor_server::{DbLocation, LocalServer, ServerConfig};
 use thread_cpu::thread_cpu_time;
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
@@ -91,14 +92,9 @@ fn tracing_instrument(c: &mut Criterion) {
 }
 
 fn prefactor_client(c: &mut Criterion) {
-    let server = LocalServer::start(ServerConfig::default().with_db(DbLocation::Temp).with_record_capacity(0))
-        .expect("local server starts");
-    let config = Config::builder().api_url(server.base_url()).api_token(server.token()).build().expect("valid config");
-    let guard: InitGuard = prefactor::init_blocking(config).expect("client initializes");
-    let client = guard.client();
-    let instance = client.create_agent_instance(CreateInstance::default()).expect("instance created");
-    instance.start();
-    let _context = instance.context().enter();
+    let run = AgentRun::start();
+    let client = run.client();
+    let _context = run.instance.context().enter();
 
     // Untimed warm-up: the first calls pay one-time costs (lazy statics, the worker's first
     // connection); left in, criterion would plan a handful of iterations from them.
@@ -152,8 +148,7 @@ fn prefactor_client(c: &mut Criterion) {
     assert_eq!(stats.failed, 0, "every span must be accepted by the server: {stats:?}");
     eprintln!("prefactor_span/client delivery: {stats:?}");
     drop(_context);
-    drop(guard);
-    server.shutdown();
+    run.end();
 }
 
 criterion_group!(benches, plain, prefactor_no_client, tracing_instrument, prefactor_client);
