@@ -127,9 +127,9 @@ fn main() {
     let subscriber = tracing_subscriber::registry().with(KeepFieldsLayer.with_filter(filter));
     tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
 
-    let run = AgentRun::start();
-    let client = run.client();
-    let context = run.instance.context().enter();
+    let agent = AgentRun::start();
+    let client = agent.client();
+    let context = agent.instance.context().enter();
 
     for variant in variants {
         let flushed = matches!(variant, Variant::PrefactorSync | Variant::PrefactorAsync).then_some(client);
@@ -143,5 +143,5 @@ fn main() {
     assert_eq!(stats.dropped, 0, "no call may hit a full queue: {stats:?}");
     assert_eq!(stats.failed, 0, "every span must be accepted by the server: {stats:?}");
     drop(context);
-    run.end();
+    agent.end();
 }
