@@ -22,8 +22,10 @@ pub struct ApiError {
     pub code: String,
     /// Human-readable explanation.
     pub message: String,
-    /// Field path -> list of messages, for 400/422 answers.
-    pub errors: Option<Map<String, Value>>,
+    /// Field path -> list of messages, for 400/422 answers. Boxed: with serde_json's
+    /// `preserve_order` (which a dependency such as genai may turn on) a map is several times
+    /// larger, and every `Result<_, ApiError>` would carry it.
+    pub errors: Option<Box<Map<String, Value>>>,
 }
 
 impl ApiError {
@@ -73,7 +75,12 @@ impl ApiError {
                 list.push(Value::String(message));
             }
         }
-        ApiError { status: 422, code: "validation_error".to_string(), message: summary.into(), errors: Some(errors) }
+        ApiError {
+            status: 422,
+            code: "validation_error".to_string(),
+            message: summary.into(),
+            errors: Some(Box::new(errors)),
+        }
     }
 
     /// 500 `internal_error`; the detail is logged, not sent, because it may contain internals.
@@ -86,7 +93,7 @@ impl ApiError {
     pub fn to_json(&self) -> Value {
         let mut body = json!({"status": "error", "code": self.code, "message": self.message});
         if let Some(errors) = &self.errors {
-            body["errors"] = Value::Object(errors.clone());
+            body["errors"] = Value::Object((**errors).clone());
         }
         body
     }
