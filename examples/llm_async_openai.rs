@@ -14,6 +14,9 @@
 
 #[path = "support/backend.rs"]
 mod backend;
+#[cfg(test)]
+#[path = "support/llm_calls.rs"]
+mod llm_calls;
 #[path = "../tests/support/openai_responder.rs"]
 mod openai_responder;
 #[path = "support/recorded_run.rs"]
@@ -82,20 +85,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 #[cfg(test)]
 mod tests {
-    use super::recorded_run::result_field;
-    use serde_json::json;
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn both_calls_are_recorded_with_usage_cost_and_ttft() {
         let outcome = super::run().await.expect("the example runs");
-        let run = &outcome.run;
-        assert_eq!(run.status(), "complete", "{}", run.render());
-        let calls = run.named(prefactor::llm::async_openai::SPAN_TYPE);
-        assert_eq!(calls.len(), 2, "{}", run.render());
-        assert_eq!(result_field(calls[0], "finish_reason"), Some(&json!("tool_calls")));
-        assert_eq!(result_field(calls[0], "usage").map(|u| &u["cost"]["priced_as"]), Some(&json!("gpt-4o")));
-        assert_eq!(result_field(calls[1], "content"), Some(&json!("You said: sunny and 21 degrees")));
-        assert!(result_field(calls[1], "time_to_first_token_ms").and_then(serde_json::Value::as_f64).is_some());
-        assert!(outcome.answer.starts_with("1 tool call(s)"), "{}", outcome.answer);
+        let span_type = prefactor::llm::async_openai::SPAN_TYPE;
+        super::llm_calls::assert_weather_calls(&outcome.run, span_type, &outcome.answer);
     }
 }

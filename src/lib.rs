@@ -56,7 +56,8 @@
 //!   [`ConfigBuilder::max_payload_bytes`].
 //! * LLM calls: [`llm`] has the request, response, usage and cost types of `agent:llm` spans,
 //!   and the price table costs are computed from; `llm::async_openai` (feature
-//!   `async-openai`) records async-openai's chat completions with them.
+//!   `async-openai`) records async-openai's chat completions with them, `llm::genai` (feature
+//!   `genai`) genai's chats with any of its providers.
 //! * Outcomes: [`Error`], [`Stats`], [`CloseReport`].
 //! * `tracing` both ways (feature `tracing-bridge`): `tracing_bridge::PrefactorLayer` records
 //!   `#[instrument]` spans inside runs, `tracing_bridge::PrefactorIds` puts Prefactor ids in

@@ -41,9 +41,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::llm::openai::{add_chunk_json, request_from_json, response_from_json};
+use crate::llm::recorded_call::{completed, note_first_token, open};
 use crate::llm::response::Response;
 use crate::llm::span_type::{params_schema, result_schema};
-use crate::{FinishSpan, FinishStatus, Payload, SpanGuard, SpanStream};
+use crate::{FinishSpan, SpanGuard, SpanStream};
 
 /// The span type of calls made through this adapter.
 pub const SPAN_TYPE: &str = "agent:llm:openai";
@@ -78,7 +79,7 @@ pub async fn create<C: Config>(
     match chat.create(request).await {
         Ok(response) => {
             let recorded = response_from_json(&json_of(&response));
-            span.finish(FinishSpan::complete().result(result_payload(&recorded)));
+            span.finish(completed(&recorded));
             Ok(response)
         }
         Err(error) => {
@@ -124,35 +125,18 @@ fn add_chunk(response: &mut Response, chunk: &CreateChatCompletionStreamResponse
     let before = (response.content.len(), response.tool_calls.len());
     add_chunk_json(response, &json_of(chunk));
     let produced = (response.content.len(), response.tool_calls.len()) != before;
-    if produced && response.time_to_first_token_ms.is_none() {
-        response.time_to_first_token_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-    }
+    note_first_token(response, produced, started);
 }
 
 /// The span, started in the current run with the request as `{"inputs": ..}`.
 fn open_span(request: &CreateChatCompletionRequest, streamed: bool) -> SpanGuard {
     let mut recorded = request_from_json(&json_of(request));
     recorded.stream |= streamed;
-    let payload = recorded.to_payload().map_err(|error| tracing::debug!(%error, "LLM request not recorded")).ok();
-    let mut span = prefactor_runtime::start_in_current_run(SPAN_TYPE, payload);
-    // A call whose future is dropped before its answer did not complete.
-    span.set_drop_status(FinishStatus::Cancelled);
-    span
-}
-
-fn result_payload(response: &Response) -> Payload {
-    response.to_payload().unwrap_or_else(|error| {
-        tracing::debug!(%error, "LLM response not recorded");
-        Payload::empty()
-    })
+    open(SPAN_TYPE, &recorded)
 }
 
 fn failed(error: &OpenAIError) -> FinishSpan {
-    let end = FinishSpan::failed();
-    match prefactor_runtime::error_payload(&error.to_string(), "async_openai::error::OpenAIError") {
-        Some(payload) => end.result(payload),
-        None => end,
-    }
+    crate::llm::recorded_call::failed(&error.to_string(), "async_openai::error::OpenAIError")
 }
 
 /// The JSON async-openai sends or received (its types are plain serde types).

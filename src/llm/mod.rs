@@ -56,10 +56,14 @@
 pub mod async_openai;
 mod builtin_prices;
 mod finish_reason;
+#[cfg(feature = "genai")]
+pub mod genai;
 mod message;
 mod model_name;
 pub mod openai;
 mod price_table;
+#[cfg(any(feature = "async-openai", feature = "genai"))]
+mod recorded_call;
 mod request;
 mod response;
 mod span_type;
