@@ -189,6 +189,8 @@ pub(crate) struct Worker {
     failures_in_a_row: u32,
     /// During an outage: when the next probe may go (one request at a time, with backoff).
     next_probe: Option<Instant>,
+    /// Probes failed in this outage (their backoff grows with it).
+    probes_failed: u32,
     /// How operations go out now: the configured delivery until a server without a bulk
     /// endpoint, or one rejecting bulk requests again and again, makes it per-request for good.
     delivery: Delivery,
@@ -255,6 +257,7 @@ impl Worker {
             retries: RetryQueue::default(),
             failures_in_a_row: 0,
             next_probe: None,
+            probes_failed: 0,
             fallback: HashSet::new(),
             bulk_rejections: 0,
             unseen_restored: HashMap::new(),

@@ -59,6 +59,7 @@ impl Worker {
     /// what waits for a retry goes out now instead of after its backoff.
     pub(super) fn server_answered(&mut self) {
         self.next_probe = None;
+        self.probes_failed = 0;
         if self.in_outage() {
             tracing::info!(
                 failures = self.failures_in_a_row,
@@ -76,8 +77,13 @@ impl Worker {
     pub(super) fn retry_later(&mut self, shipment: Shipment, retry_after: Option<Duration>, error: Error) {
         self.failures_in_a_row = self.failures_in_a_row.saturating_add(1);
         if self.in_outage() {
-            let probes_failed = self.failures_in_a_row - FAILURES_MEANING_OUTAGE;
-            self.next_probe = Some(Instant::now() + retry_delay(&self.shared.config, probes_failed, retry_after));
+            self.next_probe = Some(Instant::now() + retry_delay(&self.shared.config, self.probes_failed, retry_after));
+            // The requests in flight when the API went away fail together: the backoff grows
+            // once per probe (the last request in flight), not once per request, so a short
+            // blip is not followed by a long wait.
+            if self.attempts.is_empty() {
+                self.probes_failed = self.probes_failed.saturating_add(1);
+            }
         }
         let outage = self.in_outage() && shipment.attempt >= RETRIES_BEFORE_SPOOLING;
         if self.spool.is_some() && (self.spool_pending() || outage) {
@@ -163,6 +169,23 @@ mod tests {
         worker.server_answered();
         assert!(!worker.in_outage());
         assert_eq!(worker.next_retry_due().map(|due| due <= Instant::now()), Some(true), "its answer wakes the rest");
+    }
+
+    /// Requests in flight when the API goes away fail together: the first probe still goes
+    /// after the first backoff (at most `initial_retry_delay`), not after one grown per request.
+    #[tokio::test]
+    async fn requests_failing_together_grow_the_probe_backoff_once() {
+        let (mut worker, _ops) = worker();
+        worker.attempts.spawn(std::future::pending());
+        for _ in 0..10 {
+            worker.retry_later(shipment(), None, Error::Timeout);
+        }
+        assert!(worker.in_outage());
+        let initial = worker.shared.config.initial_retry_delay();
+        let probe_at = worker.next_probe.expect("a probe is planned");
+        assert!(probe_at <= Instant::now() + initial, "{:?}", probe_at - Instant::now());
+        assert_eq!(worker.probes_failed, 0, "no probe has failed yet");
+        worker.attempts.abort_all();
     }
 
     #[test]
