@@ -13,23 +13,21 @@
 
 #[path = "support/agent_run.rs"]
 mod agent_run;
+#[path = "support/chunked_timing.rs"]
+mod chunked_timing;
 #[path = "support/thread_cpu.rs"]
 mod thread_cpu;
 
-use std::cell::Cell;
 use std::hint::black_box;
 use std::time::Duration;
 
 use agent_run::AgentRun;
+use chunked_timing::{CHUNK, ChunkedTiming, Clock, FLUSH_TIMEOUT};
 use criterion::{Criterion, criterion_group, criterion_main};
 use prefactor::tracing_bridge::PrefactorLayer;
-use thread_cpu::thread_cpu_time;
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
-
-const CHUNK: u64 = 4_096;
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[inline(never)]
 #[tracing::instrument]
@@ -50,7 +48,7 @@ fn bridge(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("instrument");
     group.sample_size(20).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
-    let since_flush = Cell::new(0u64);
+    let chunks = ChunkedTiming::default();
     let mut measure = |name: &str, dispatch: tracing::Dispatch| {
         let _default = tracing::dispatcher::set_default(&dispatch);
         // Untimed warm-up: first calls pay one-time costs (callsite registration, lazy statics).
@@ -60,23 +58,11 @@ fn bridge(c: &mut Criterion) {
         client.flush_blocking(FLUSH_TIMEOUT).expect("warm-up delivered");
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                let mut timed = Duration::ZERO;
-                let mut done = 0;
-                while done < iters {
-                    if since_flush.get() >= CHUNK {
-                        client.flush_blocking(FLUSH_TIMEOUT).expect("chunk delivered");
-                        since_flush.set(0);
-                    }
-                    let batch = (CHUNK - since_flush.get()).min(iters - done);
-                    let cpu = thread_cpu_time();
+                chunks.time(client, iters, Clock::ThreadCpu, |batch| {
                     for i in 0..batch {
                         black_box(traced_lookup(black_box(i), black_box("weather in Paris")));
                     }
-                    timed += thread_cpu_time() - cpu;
-                    since_flush.set(since_flush.get() + batch);
-                    done += batch;
-                }
-                timed
+                })
             })
         });
     };

@@ -23,15 +23,18 @@
 
 #[path = "support/agent_run.rs"]
 mod agent_run;
+#[path = "support/chunked_timing.rs"]
+mod chunked_timing;
 #[path = "support/hot_path.rs"]
 mod hot_path;
 #[path = "support/thread_cpu.rs"]
 mod thread_cpu;
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agent_run::AgentRun;
+use chunked_timing::{CHUNK, ChunkedTiming, Clock, FLUSH_TIMEOUT};
 use criterion::{Criterion, criterion_group, criterion_main};
 use hot_path::{
     KeepFieldsLayer, poll_once, prefactor_lookup, prefactor_lookup_async, traced_lookup, traced_lookup_async,
@@ -40,11 +43,6 @@ use thread_cpu::thread_cpu_time;
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::{Layer, SubscriberExt};
-
-/// Calls per timed chunk of the client variant; two queue operations per span stay far below
-/// the default queue capacity, so no operation is dropped.
-const CHUNK: u64 = 4_096;
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[inline(never)]
 fn plain_lookup(user_id: u64, query: &str) -> usize {
@@ -106,23 +104,15 @@ fn prefactor_client(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("prefactor_span");
     group.sample_size(20).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
-    // Flushed only every CHUNK calls (not before each sample), so the measured calls see the
-    // steady state of a stream of spans, as in an agent, and the queue never fills up.
-    let since_flush = std::cell::Cell::new(0u64);
-    for (name, use_thread_cpu, is_async) in
-        [("client", false, false), ("client_thread_cpu", true, false), ("client_async_thread_cpu", true, true)]
-    {
+    let chunks = ChunkedTiming::default();
+    for (name, clock, is_async) in [
+        ("client", Clock::Wall, false),
+        ("client_thread_cpu", Clock::ThreadCpu, false),
+        ("client_async_thread_cpu", Clock::ThreadCpu, true),
+    ] {
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                let mut timed = Duration::ZERO;
-                let mut done = 0;
-                while done < iters {
-                    if since_flush.get() >= CHUNK {
-                        client.flush_blocking(FLUSH_TIMEOUT).expect("chunk delivered");
-                        since_flush.set(0);
-                    }
-                    let batch = (CHUNK - since_flush.get()).min(iters - done);
-                    let (wall, cpu) = (Instant::now(), thread_cpu_time());
+                chunks.time(client, iters, clock, |batch| {
                     if is_async {
                         for i in 0..batch {
                             let call = prefactor_lookup_async(black_box(i), black_box("weather in Paris"));
@@ -133,11 +123,7 @@ fn prefactor_client(c: &mut Criterion) {
                             black_box(prefactor_lookup(black_box(i), black_box("weather in Paris")));
                         }
                     }
-                    timed += if use_thread_cpu { thread_cpu_time() - cpu } else { wall.elapsed() };
-                    since_flush.set(since_flush.get() + batch);
-                    done += batch;
-                }
-                timed
+                })
             })
         });
     }
