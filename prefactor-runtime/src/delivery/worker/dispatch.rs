@@ -52,8 +52,19 @@ impl Worker {
             self.probe(now);
             return;
         }
+        self.send_up_to(limit, Some(now));
+    }
+
+    /// Sends while fewer than `limit` requests are in flight: waiting shipments first (those
+    /// due at `due`; with `None`, any, oldest due first), then new operations. A shipment may
+    /// settle without a request (discarded, restored, doomed): then the next one goes.
+    pub(super) fn send_up_to(&mut self, limit: usize, due: Option<Instant>) {
         while self.attempts.len() < limit {
-            if let Some(shipment) = self.retries.pop_due(now) {
+            let waiting = match due {
+                Some(now) => self.retries.pop_due(now),
+                None => self.retries.pop_first(),
+            };
+            if let Some(shipment) = waiting {
                 self.send_again(shipment);
                 continue;
             }

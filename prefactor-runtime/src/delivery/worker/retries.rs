@@ -29,14 +29,7 @@ impl Worker {
         if !self.attempts.is_empty() || self.next_probe.is_some_and(|at| at > now) {
             return;
         }
-        // A shipment may settle without a request (discarded, restored, doomed): then the next.
-        while self.attempts.is_empty() {
-            if let Some(shipment) = self.retries.pop_first() {
-                self.send_again(shipment);
-            } else if !(if self.sends_bulk() { self.dispatch_batch() } else { self.dispatch_one() }) {
-                break;
-            }
-        }
+        self.send_up_to(1, None);
         if self.attempts.is_empty() {
             // Nothing waits: the next operation probes at once.
             self.next_probe = None;
